@@ -1,0 +1,45 @@
+# Frontdesk: `make run` and `make test` are the whole set-up on a fresh machine.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-stamp
+
+.PHONY: install run test test-fast check lint typecheck bench faults clean
+
+$(STAMP): pyproject.toml constraints.txt
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -c constraints.txt -e '.[dev]'
+	@touch $(STAMP)
+
+install: $(STAMP)
+
+## Start nats-server (JetStream), the sandbox and every service; Ctrl-C stops them all.
+run: install
+	$(PY) -m services.devstack
+
+## The whole test suite against real nats-server, SMTP and HTTP.
+test: install
+	$(PY) -m pytest -q
+
+check: lint typecheck
+
+lint: install
+	$(VENV)/bin/ruff check services tests bench
+	$(VENV)/bin/ruff format --check services tests bench
+	$(VENV)/bin/hadolint deploy/Dockerfile
+	$(VENV)/bin/check-jsonschema --builtin-schema vendor.compose-spec deploy/compose*.yaml
+
+typecheck: install
+	$(VENV)/bin/mypy --strict services tests bench
+
+## Throughput and latency as ratios against bare baselines measured in the same run.
+bench: install
+	$(PY) -m bench
+
+## Kill things mid-stream and count every message.
+faults: install
+	$(PY) -m pytest -q -m slow tests/faults -p no:cacheprovider
+
+clean:
+	rm -rf .data .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""Frontdesk: email and phone intake gateway for service businesses."""

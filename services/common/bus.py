@@ -1,0 +1,387 @@
+"""The NATS JetStream bus: connect forever, publish with de-duplication, consume durably, KV and objects."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+import msgspec
+import nats
+from nats.aio.client import Client as NATS
+from nats.aio.msg import Msg
+from nats.js import JetStreamContext
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, PubAck
+from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
+from nats.js.kv import KeyValue
+
+from services.common import topology
+from services.common.config import BusConfig
+from services.contracts import subjects as s
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+_encoder = msgspec.json.Encoder()
+
+
+class PublishFailed(Exception):
+    """JetStream did not acknowledge a publish in time: the caller must not report success."""
+
+
+class Transient(Exception):
+    """A handler failure worth retrying later (nak with delay)."""
+
+
+class Poison(Exception):
+    """A message that will never be handled: dead-letter it now."""
+
+
+class Bus:
+    def __init__(self, nc: NATS, cfg: BusConfig) -> None:
+        self.nc = nc
+        self.js: JetStreamContext = nc.jetstream(timeout=cfg.publish_timeout)
+        self.cfg = cfg
+        self._kv: dict[str, KeyValue] = {}
+
+    @classmethod
+    async def connect(cls, cfg: BusConfig, name: str, *, stop: asyncio.Event | None = None) -> Bus:
+        """Connect, retrying the first connection until it works (or `stop` is set)."""
+        options: dict[str, Any] = {
+            "servers": list(cfg.url),
+            "name": name,
+            "allow_reconnect": True,
+            "max_reconnect_attempts": -1,  # reconnect forever: intake must come back by itself
+            "reconnect_time_wait": 0.5,
+            "connect_timeout": 2,
+            "ping_interval": 5,
+            "max_outstanding_pings": 3,
+            "error_cb": _log_error,
+            "disconnected_cb": _log_disconnected,
+            "reconnected_cb": _log_reconnected,
+        }
+        if cfg.user:
+            options["user"] = cfg.user
+            options["password"] = cfg.password.reveal()
+        if cfg.token:
+            options["token"] = cfg.token.reveal()
+        if cfg.creds:
+            options["user_credentials"] = cfg.creds
+        delay = 0.2
+        while True:
+            try:
+                nc = await nats.connect(**options)
+                return cls(nc, cfg)
+            except Exception as exc:
+                if stop is not None and stop.is_set():
+                    raise
+                log.warning("nats not reachable yet, retrying", extra={"error": repr(exc)})
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+
+    async def ensure_topology(self) -> None:
+        await topology.ensure(self.js, self.cfg.replicas)
+
+    @property
+    def connected(self) -> bool:
+        return bool(self.nc.is_connected)
+
+    async def close(self) -> None:
+        with contextlib.suppress(Exception):
+            await self.nc.drain()
+        if not self.nc.is_closed:
+            await self.nc.close()
+        # On Python 3.11, asyncio.wait_for can swallow a cancellation that races with the
+        # connect it wraps; nats-py's reconnect loop then keeps running after close() and
+        # blocks loop shutdown. Cancel it until it really ends (bounded).
+        task: asyncio.Task[None] | None = getattr(self.nc, "_reconnection_task", None)
+        for _ in range(50):
+            if task is None or task.done():
+                break
+            task.cancel()
+            await asyncio.wait([task], timeout=0.1)
+
+    # -- publishing ---------------------------------------------------------------------------
+
+    async def publish(
+        self,
+        subject: str,
+        message: msgspec.Struct,
+        *,
+        msg_id: str,
+        timeout: float | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> PubAck:
+        """Publish and wait for the PubAck. A duplicate Msg-Id is acknowledged, not stored twice."""
+        return await self.publish_bytes(
+            subject, _encoder.encode(message), msg_id=msg_id, timeout=timeout, headers=headers
+        )
+
+    async def publish_bytes(
+        self,
+        subject: str,
+        payload: bytes,
+        *,
+        msg_id: str,
+        timeout: float | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> PubAck:
+        hdrs = {"Nats-Msg-Id": msg_id, **(headers or {})}
+        wait = self.cfg.publish_timeout if timeout is None else timeout
+        try:
+            return await asyncio.wait_for(self.js.publish(subject, payload, timeout=wait, headers=hdrs), wait)
+        except Exception as exc:
+            raise PublishFailed(f"{subject}: {exc!r}") from exc
+
+    # -- objects ------------------------------------------------------------------------------
+
+    async def put_object(self, data: bytes, *, prefix: str, timeout: float | None = None) -> str:
+        """Store a payload under a content-addressed name (so a resend stores nothing new)."""
+        name = f"{prefix}/{hashlib.sha256(data).hexdigest()}"
+        wait = self.cfg.publish_timeout if timeout is None else timeout
+        try:
+            store = await asyncio.wait_for(self.js.object_store(s.OBJ_RAW), wait)
+            with contextlib.suppress(Exception):
+                info = await asyncio.wait_for(store.get_info(name), wait)
+                if info.size == len(data) and not info.deleted:
+                    return name
+            await asyncio.wait_for(store.put(name, data), max(wait, len(data) / 2_000_000))
+        except Exception as exc:
+            raise PublishFailed(f"object {name}: {exc!r}") from exc
+        return name
+
+    async def get_object(self, name: str) -> bytes:
+        store = await self.js.object_store(s.OBJ_RAW)
+        result = await store.get(name)
+        return result.data or b""
+
+    # -- key-value ----------------------------------------------------------------------------
+
+    async def kv(self, bucket: str) -> KeyValue:
+        if bucket not in self._kv:
+            self._kv[bucket] = await self.js.key_value(bucket)
+        return self._kv[bucket]
+
+    async def kv_get(self, bucket: str, key: str) -> tuple[bytes | None, int]:
+        """(value, revision); (None, 0) when absent or deleted."""
+        kv = await self.kv(bucket)
+        try:
+            entry = await kv.get(key)
+        except KeyNotFoundError:
+            return None, 0
+        return entry.value, entry.revision or 0
+
+    async def kv_update(
+        self,
+        bucket: str,
+        key: str,
+        mutate: Callable[[bytes | None], bytes | None],
+        *,
+        attempts: int = 50,
+    ) -> bytes | None:
+        """Compare-and-set loop: apply `mutate` to the current value until no one raced us.
+
+        `mutate` returns the new value, or None to leave the key as it is.
+        Returns the value that is stored afterwards.
+        """
+        kv = await self.kv(bucket)
+        for _ in range(attempts):
+            current, revision = await self.kv_get(bucket, key)
+            new = mutate(current)
+            if new is None:
+                return current
+            try:
+                if revision == 0:
+                    await kv.create(key, new)
+                else:
+                    await kv.update(key, new, last=revision)
+                return new
+            except KeyWrongLastSequenceError:
+                await asyncio.sleep(0)
+                continue
+            except Exception as exc:
+                # nats-py reports "create on existing key" as an APIError with code 10071.
+                if getattr(exc, "err_code", None) == 10071:
+                    continue
+                raise
+        raise Transient(f"kv {bucket}/{key}: too much contention")
+
+    async def next_number(self, name: str, *, start: int) -> int:
+        """Allocate the next integer of a named counter atomically across replicas."""
+
+        def bump(current: bytes | None) -> bytes:
+            value = int(current) if current else start - 1
+            return str(value + 1).encode()
+
+        stored = await self.kv_update(s.KV_SEQUENCES, name, bump)
+        assert stored is not None
+        return int(stored)
+
+    # -- consuming ----------------------------------------------------------------------------
+
+    async def pending(self, stream: str, durable: str) -> int:
+        info = await self.js.consumer_info(stream, durable)
+        return int(info.num_pending or 0) + int(info.num_ack_pending or 0)
+
+
+@dataclass(frozen=True)
+class ConsumerSpec:
+    stream: str
+    durable: str
+    filter_subject: str
+    max_deliver: int = 5
+    ack_wait: float = 30.0
+    batch: int = 32
+    backoff: tuple[float, ...] = (0.5, 2.0, 10.0, 30.0)
+
+
+@dataclass(frozen=True)
+class Delivery:
+    subject: str
+    num_delivered: int
+    stream_seq: int
+    headers: dict[str, str]
+
+
+class Consumer(Generic[T]):
+    """A durable pull consumer with explicit acks.
+
+    Success -> ack. `Poison` or undecodable payload -> dead-letter subject, then term.
+    Anything else -> nak with backoff; on the last allowed delivery -> dead-letter, then term.
+    Handlers must be idempotent: a crash between handling and ack redelivers the message.
+    """
+
+    def __init__(
+        self,
+        bus: Bus,
+        spec: ConsumerSpec,
+        decode: Callable[[bytes], T],
+        handle: Callable[[T, Delivery], Awaitable[None]],
+    ) -> None:
+        self.bus = bus
+        self.spec = spec
+        self.decode = decode
+        self.handle = handle
+        self.handled = 0
+        self.dead_lettered = 0
+
+    async def _subscribe(self) -> JetStreamContext.PullSubscription:
+        spec = self.spec
+        config = ConsumerConfig(
+            durable_name=spec.durable,
+            ack_policy=AckPolicy.EXPLICIT,
+            deliver_policy=DeliverPolicy.ALL,
+            max_deliver=spec.max_deliver,
+            ack_wait=spec.ack_wait,
+            filter_subject=spec.filter_subject,
+            max_ack_pending=max(spec.batch * 4, 256),
+        )
+        return await self.bus.js.pull_subscribe(
+            spec.filter_subject, durable=spec.durable, stream=spec.stream, config=config
+        )
+
+    async def run(self, stop: asyncio.Event) -> None:
+        sub: JetStreamContext.PullSubscription | None = None
+        delay = 0.2
+        while not stop.is_set():
+            try:
+                if sub is None:
+                    sub = await self._subscribe()
+                    delay = 0.2
+                try:
+                    msgs = await sub.fetch(self.spec.batch, timeout=0.5)
+                except TimeoutError:
+                    continue
+                for msg in msgs:
+                    await self._process(msg)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                # Disconnected, consumer lost with a server restart, ... : back off and resubscribe.
+                log.warning(
+                    "consumer loop error", extra={"durable": self.spec.durable, "error": repr(exc)}
+                )
+                if sub is not None:
+                    with contextlib.suppress(Exception):
+                        await sub.unsubscribe()
+                sub = None
+                await _sleep_or_stop(stop, delay)
+                delay = min(delay * 2, 5.0)
+        if sub is not None:
+            with contextlib.suppress(Exception):
+                await sub.unsubscribe()
+
+    async def _process(self, msg: Msg) -> None:
+        meta = msg.metadata
+        delivery = Delivery(
+            subject=msg.subject,
+            num_delivered=int(meta.num_delivered or 1),
+            stream_seq=int(meta.sequence.stream if meta.sequence else 0),
+            headers=dict(msg.headers or {}),
+        )
+        try:
+            value = self.decode(msg.data)
+        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+            await self._dead_letter(msg, delivery, f"undecodable: {exc}")
+            return
+        try:
+            await self.handle(value, delivery)
+        except Poison as exc:
+            await self._dead_letter(msg, delivery, f"poison: {exc}")
+            return
+        except Exception as exc:
+            if delivery.num_delivered >= self.spec.max_deliver:
+                await self._dead_letter(msg, delivery, f"gave up after {delivery.num_delivered}: {exc!r}")
+                return
+            backoff = self.spec.backoff[min(delivery.num_delivered, len(self.spec.backoff)) - 1]
+            log.warning(
+                "handler failed, will retry",
+                extra={"durable": self.spec.durable, "error": repr(exc), "count": delivery.num_delivered},
+            )
+            with contextlib.suppress(Exception):
+                await msg.nak(delay=backoff)
+            return
+        await msg.ack()
+        self.handled += 1
+
+    async def _dead_letter(self, msg: Msg, delivery: Delivery, reason: str) -> None:
+        log.error(
+            "dead-lettering message",
+            extra={"durable": self.spec.durable, "subject": delivery.subject, "error": reason},
+        )
+        headers = {
+            "Fd-Original-Subject": delivery.subject,
+            "Fd-Durable": self.spec.durable,
+            "Fd-Error": reason[:500].replace("\r", " ").replace("\n", " "),
+            "Fd-Deliveries": str(delivery.num_delivered),
+        }
+        # If the DLQ publish fails we must not term: raising leaves the message for redelivery.
+        await self.bus.publish_bytes(
+            s.dlq_subject(self.spec.stream),
+            msg.data,
+            msg_id=f"dlq:{self.spec.durable}:{delivery.stream_seq}",
+            headers=headers,
+        )
+        await msg.term()
+        self.dead_lettered += 1
+
+
+async def _sleep_or_stop(stop: asyncio.Event, seconds: float) -> None:
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stop.wait(), seconds)
+
+
+async def _log_error(exc: Exception) -> None:
+    log.warning("nats error", extra={"error": repr(exc)})
+
+
+async def _log_disconnected() -> None:
+    log.warning("nats disconnected")
+
+
+async def _log_reconnected() -> None:
+    log.info("nats reconnected")

@@ -1,0 +1,121 @@
+"""Typed configuration from the environment: one frozen Struct per service, loaded once at start."""
+
+from __future__ import annotations
+
+import os
+import types
+import typing
+from collections.abc import Mapping
+from typing import Any, TypeVar, get_args, get_origin, get_type_hints
+
+import msgspec
+
+T = TypeVar("T", bound=msgspec.Struct)
+
+
+class Secret:
+    """A value that must never appear in logs or reprs."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __bool__(self) -> bool:
+        return bool(self._value)
+
+    def __repr__(self) -> str:
+        return "Secret('***')" if self._value else "Secret('')"
+
+    __str__ = __repr__
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+
+class ConfigError(ValueError):
+    pass
+
+
+class BusConfig(msgspec.Struct, frozen=True, kw_only=True):
+    """How to reach NATS. Env: FRONTDESK_NATS_URL (comma-separated), _USER, _PASSWORD, _TOKEN, _CREDS."""
+
+    url: tuple[str, ...] = ("nats://127.0.0.1:4222",)
+    user: str = ""
+    password: Secret = Secret("")
+    token: Secret = Secret("")
+    creds: str = ""  # path to a .creds file
+    replicas: int = 1  # stream/bucket replicas (3 in a cluster)
+    publish_timeout: float = 5.0
+
+
+def _dec_hook(type_: type, value: Any) -> Any:
+    if type_ is Secret:
+        if isinstance(value, Secret):
+            return value
+        return Secret(str(value))
+    raise NotImplementedError(type_)
+
+
+def _is_sequence(annotation: Any) -> bool:
+    origin = get_origin(annotation)
+    if origin in (tuple, list, frozenset, set):
+        return True
+    if origin in (typing.Union, types.UnionType):
+        return any(_is_sequence(arg) for arg in get_args(annotation))
+    return False
+
+
+def _is_struct(annotation: Any) -> bool:
+    return isinstance(annotation, type) and issubclass(annotation, msgspec.Struct)
+
+
+def _collect(cls: type[msgspec.Struct], prefix: str, env: Mapping[str, str]) -> dict[str, Any]:
+    hints = get_type_hints(cls)
+    values: dict[str, Any] = {}
+    for name in cls.__struct_fields__:
+        annotation = hints[name]
+        key = f"{prefix}{name.upper()}"
+        if _is_struct(annotation):
+            nested = _collect(annotation, f"{key}_", env)
+            if nested:
+                values[name] = nested
+            continue
+        if key not in env:
+            continue
+        raw = env[key]
+        if _is_sequence(annotation):
+            values[name] = [part.strip() for part in raw.split(",") if part.strip()]
+        else:
+            values[name] = raw
+    return values
+
+
+def load(cls: type[T], prefix: str, env: Mapping[str, str] | None = None, **overrides: Any) -> T:
+    """Build `cls` from env vars named PREFIX + FIELD (nested Structs: PREFIX + FIELD + _ + SUB).
+
+    Errors name the environment variable, e.g. "FRONTDESK_SMTP_PORT: Expected `int`, got `str`".
+    """
+    source = os.environ if env is None else env
+    values = _collect(cls, prefix, source)
+    values.update(overrides)
+    try:
+        return msgspec.convert(values, cls, strict=False, dec_hook=_dec_hook)
+    except msgspec.ValidationError as exc:
+        message = str(exc)
+        marker = "at `$."
+        if marker in message:
+            path = message.split(marker, 1)[1].rstrip("`")
+            var = prefix + path.replace(".", "_").upper()
+            raise ConfigError(f"{var}: {message.split(' - at ')[0]}") from None
+        raise ConfigError(message) from None
+
+
+def load_bus(env: Mapping[str, str] | None = None) -> BusConfig:
+    return load(BusConfig, "FRONTDESK_NATS_", env)

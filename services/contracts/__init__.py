@@ -1,0 +1,40 @@
+"""Wire contracts: everything that crosses a NATS subject, plus subject and stream names.
+
+This package imports only the standard library and msgspec, so every service can depend on it.
+"""
+
+from services.contracts.commands import (
+    AcknowledgeClient,
+    Command,
+    DispatchTicket,
+    RelayClientMessage,
+    SendEmail,
+    SendSms,
+)
+from services.contracts.events import (
+    OptOutChanged,
+    RequestAmended,
+    TechReplied,
+    TimelineEntry,
+)
+from services.contracts.requests import Attachment, Sender, ServiceRequest, ThreadKeys
+from services.contracts.tickets import Decision, Ticket
+
+__all__ = [
+    "AcknowledgeClient",
+    "Attachment",
+    "Command",
+    "Decision",
+    "DispatchTicket",
+    "OptOutChanged",
+    "RelayClientMessage",
+    "RequestAmended",
+    "Sender",
+    "SendEmail",
+    "SendSms",
+    "ServiceRequest",
+    "TechReplied",
+    "Ticket",
+    "ThreadKeys",
+    "TimelineEntry",
+]

@@ -1,0 +1,77 @@
+"""Events: past-tense facts published by intakes and services."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+import msgspec
+
+ReplyVerb = Literal["accept", "eta", "delay", "done", "unknown"]
+
+
+class RequestAmended(msgspec.Struct, frozen=True, kw_only=True, tag=True):
+    """More content for a request already published (a voicemail recording, its transcription)."""
+
+    id: str  # de-duplication id of this amendment (e.g. RecordingSid + kind)
+    request_id: str
+    received_at: datetime
+    recording_url: str | None = None
+    recording_seconds: int | None = None
+    transcription: str | None = None
+
+
+class TechReplied(msgspec.Struct, frozen=True, kw_only=True, tag=True):
+    id: str  # MessageSid
+    phone: str  # E.164 of the tech
+    received_at: datetime
+    verb: ReplyVerb
+    ticket_number: str | None = None
+    minutes: int | None = None
+    reason: str = ""
+    text: str = ""
+
+
+class OptOutChanged(msgspec.Struct, frozen=True, kw_only=True, tag=True):
+    id: str  # MessageSid
+    phone: str
+    opted_out: bool
+    received_at: datetime
+    keyword: str = ""
+
+
+TimelineKind = Literal[
+    "request_received",
+    "request_amended",
+    "ack_sent",
+    "routed",
+    "queued",
+    "released",
+    "threaded",
+    "tech_notified",
+    "tech_accepted",
+    "eta_given",
+    "delay_update_sent",
+    "escalated",
+    "breached",
+    "resolved",
+    "message_failed",
+    "bounce_recorded",
+    "auto_reply_recorded",
+    "opt_out_changed",
+    "note",
+]
+
+
+class TimelineEntry(msgspec.Struct, frozen=True, kw_only=True, tag=True):
+    """One touch on a client's timeline; the stream subject is per client."""
+
+    id: str  # de-duplication id
+    at: datetime
+    client_id: str
+    kind: TimelineKind
+    text: str
+    service: str
+    ticket_number: str | None = None
+    request_id: str | None = None
+    actor: str | None = None  # tech id, contact, "system"

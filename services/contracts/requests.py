@@ -1,0 +1,62 @@
+"""The normalized ServiceRequest every intake publishes, whatever the channel."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+import msgspec
+
+Channel = Literal["email", "voice", "sms"]
+Priority = Literal["normal", "emergency"]
+# What kind of message this is. Only "request" may open a ticket; the others are recorded
+# on the timeline of a ticket they thread to (a bounce, an out-of-office) and never auto-answered.
+Nature = Literal["request", "auto_reply", "out_of_office", "bounce"]
+
+
+class Sender(msgspec.Struct, frozen=True, kw_only=True):
+    email: str | None = None
+    phone: str | None = None  # E.164
+    name: str | None = None
+
+
+class Attachment(msgspec.Struct, frozen=True, kw_only=True):
+    filename: str
+    content_type: str
+    size: int
+    object_name: str  # key in the raw object store
+    content_id: str | None = None
+    inline: bool = False
+
+
+class ThreadKeys(msgspec.Struct, frozen=True, kw_only=True):
+    """Everything that can tie a message to an existing ticket; the router decides."""
+
+    message_id: str | None = None
+    in_reply_to: tuple[str, ...] = ()
+    references: tuple[str, ...] = ()
+    # Ticket number found in the subject or an SMS/IVR prompt, e.g. "SR-1042".
+    ticket_token: str | None = None
+    # True only when the token carried a valid HMAC signature we issued.
+    token_signed: bool = False
+    # True when a reference is one of our own signed Message-IDs.
+    references_ours: bool = False
+
+
+class ServiceRequest(msgspec.Struct, frozen=True, kw_only=True, tag=True):
+    id: str  # stable de-duplication id (also the Nats-Msg-Id)
+    channel: Channel
+    received_at: datetime  # UTC
+    sender: Sender
+    recipient: str = ""  # support address or number that was contacted
+    subject: str = ""
+    body: str = ""  # what the client wrote now: quotes and signatures removed
+    full_text: str = ""  # the whole readable text
+    attachments: tuple[Attachment, ...] = ()
+    thread: ThreadKeys = ThreadKeys()
+    priority_hint: Priority = "normal"
+    hints: tuple[str, ...] = ()  # why: "keyword:outage", "ivr:1", ...
+    billable_accepted: bool = False  # caller accepted the tier's billable after-hours offer
+    nature: Nature = "request"
+    raw_ref: str | None = None  # object-store name of the raw original
+    language: str | None = None

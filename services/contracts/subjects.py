@@ -1,0 +1,72 @@
+"""Subject, stream, bucket and object-store names: the one place the NATS topology is named."""
+
+from __future__ import annotations
+
+import re
+
+PREFIX = "fd"
+
+# Streams and the subjects they capture.
+STREAM_REQUESTS = "FD_REQUESTS"
+REQUESTS_ALL = f"{PREFIX}.requests.>"
+REQUEST_AMENDED = f"{PREFIX}.requests.amended"
+
+STREAM_REPLIES = "FD_REPLIES"
+REPLIES_ALL = f"{PREFIX}.replies.>"
+TECH_REPLIED = f"{PREFIX}.replies.tech"
+OPT_OUT_CHANGED = f"{PREFIX}.replies.optout"
+
+STREAM_NOTIFY = "FD_NOTIFY"
+NOTIFY_ALL = f"{PREFIX}.notify.>"
+
+STREAM_OUTBOX = "FD_OUTBOX"
+OUTBOX_ALL = f"{PREFIX}.outbox.>"
+OUTBOX_SMS = f"{PREFIX}.outbox.sms"
+OUTBOX_EMAIL = f"{PREFIX}.outbox.email"
+
+STREAM_TIMELINE = "FD_TIMELINE"
+TIMELINE_ALL = f"{PREFIX}.timeline.>"
+
+STREAM_DLQ = "FD_DLQ"
+DLQ_ALL = f"{PREFIX}.dlq.>"
+
+# Key-value buckets.
+KV_TICKETS = "fd_tickets"  # ticket number -> Ticket (CAS-updated by router and notifier)
+KV_SEQUENCES = "fd_sequences"  # named counters (ticket numbers), CAS-incremented
+KV_ROUTER = "fd_router"  # round-robin positions, request-id -> ticket idempotency records
+KV_THREADS = "fd_threads"  # message-id / call-sid hash -> ticket number
+KV_TIMERS = "fd_timers"  # durable timers, key "<owner>.<timer id>"
+KV_OUTBOUND = "fd_outbound"  # idempotency key -> delivery record of an outbound SMS/email
+KV_CONTACTS = "fd_contacts"  # per-phone/email state: opt-out, help-reply counters, rate windows
+
+# Object store for raw emails, attachments and other large payloads.
+OBJ_RAW = "fd_raw"
+
+_TOKEN_SAFE = re.compile(r"[^A-Za-z0-9_-]")
+
+
+def subject_token(value: str) -> str:
+    """Make a value safe as one subject token (no dots, spaces or wildcards)."""
+    cleaned = _TOKEN_SAFE.sub("_", value)
+    return cleaned or "_"
+
+
+def request_subject(channel: str) -> str:
+    return f"{PREFIX}.requests.{subject_token(channel)}"
+
+
+def notify_subject(command: str) -> str:
+    return f"{PREFIX}.notify.{subject_token(command)}"
+
+
+def timeline_subject(client_id: str) -> str:
+    return f"{PREFIX}.timeline.{subject_token(client_id)}"
+
+
+def dlq_subject(stream: str) -> str:
+    return f"{PREFIX}.dlq.{subject_token(stream)}"
+
+
+def kv_key(value: str) -> str:
+    """KV keys allow [-/_=.a-zA-Z0-9]; map anything else (e.g. '@', '+', '<') to a safe form."""
+    return re.sub(r"[^-/_=.a-zA-Z0-9]", lambda m: f"={ord(m.group()):x}=", value).strip(".") or "_"
