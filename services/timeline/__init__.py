@@ -1,1 +1,1 @@
-"""timeline."""
+"""The client timeline: every touch recorded per client, read back in order."""

@@ -1,0 +1,161 @@
+"""Start nats-server, the topology, the sandbox and every service in order; Ctrl-C stops them all.
+
+Order matters: NATS first (JetStream ready), then streams and buckets, then the sandbox (the notifier
+sends to it and it drives intake_voice), then the services. A child that dies takes the stack down,
+so a broken service is never silently missing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from services.common.bus import Bus
+from services.common.config import BusConfig
+from services.common.natsserver import NatsServer
+
+ROOT = Path(__file__).resolve().parents[2]
+
+DEV_DEFAULTS = {
+    "FRONTDESK_POLICY": str(ROOT / "deploy" / "policy.example.yaml"),
+    "FRONTDESK_THREAD_SECRET": "dev-only-thread-secret",
+    "FRONTDESK_TWILIO_ACCOUNT_SID": "AC00000000000000000000000000000000",
+    "FRONTDESK_TWILIO_AUTH_TOKEN": "sandbox-auth-token",
+    "FRONTDESK_TWILIO_FROM": "+13125550100",
+    "FRONTDESK_TWILIO_API_BASE": "http://127.0.0.1:8025",
+    "FRONTDESK_SMTP_HOST": "127.0.0.1",
+    "FRONTDESK_SMTP_PORT": "2525",
+    "FRONTDESK_VOICE_HOST": "127.0.0.1",
+    "FRONTDESK_VOICE_PORT": "8080",
+    "FRONTDESK_VOICE_PUBLIC_URL": "http://127.0.0.1:8080",
+    "FRONTDESK_SANDBOX_PORT": "8025",
+    "FRONTDESK_SANDBOX_SMTP_PORT": "2526",
+    "FRONTDESK_SANDBOX_WEBHOOK_BASE": "http://127.0.0.1:8080",
+    "FRONTDESK_NOTIFIER_RELAY_HOST": "127.0.0.1",
+    "FRONTDESK_NOTIFIER_RELAY_PORT": "2526",
+}
+
+
+@dataclass(frozen=True)
+class Child:
+    name: str
+    listens: tuple[tuple[str, str], ...]  # (what, env var holding the port)
+
+    def command(self) -> list[str]:
+        return [sys.executable, "-m", f"services.{self.name}"]
+
+    def present(self) -> bool:
+        return (ROOT / "services" / self.name / "__main__.py").exists()
+
+
+CHILDREN = (
+    Child("sandbox", (("sandbox http", "FRONTDESK_SANDBOX_PORT"), ("sandbox smtp", "FRONTDESK_SANDBOX_SMTP_PORT"))),
+    Child("router", ()),
+    Child("notifier", ()),
+    Child("intake_email", (("smtp intake", "FRONTDESK_SMTP_PORT"),)),
+    Child("intake_voice", (("twilio webhooks", "FRONTDESK_VOICE_PORT"),)),
+)
+
+
+def port_open(port: int) -> bool:
+    with socket.socket() as sock:
+        sock.settimeout(0.2)
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+def wait_port(port: int, proc: subprocess.Popen[bytes], timeout: float = 30.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            return False
+        if port_open(port):
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def stop_all(procs: list[tuple[str, subprocess.Popen[bytes]]], nats: NatsServer) -> None:
+    # Reverse order: intakes stop taking work before the router and notifier go.
+    for _, proc in reversed(procs):
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGTERM)
+    deadline = time.monotonic() + 10
+    for name, proc in reversed(procs):
+        try:
+            proc.wait(max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            print(f"  {name} did not stop in time; killing it", flush=True)
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    nats.stop()
+
+
+def main() -> int:
+    env = {**DEV_DEFAULTS, **os.environ}
+    data = Path(env.get("FRONTDESK_DATA_DIR", str(ROOT / ".data")))
+    nats_port = int(env.get("FRONTDESK_NATS_PORT", "4222"))
+    env.setdefault("FRONTDESK_NATS_URL", f"nats://127.0.0.1:{nats_port}")
+    env["FRONTDESK_VOICE_SPOOL_DIR"] = env.get("FRONTDESK_VOICE_SPOOL_DIR", str(data / "voice-spool"))
+    nats = NatsServer(
+        store_dir=data / "nats",
+        port=nats_port,
+        monitor_port=int(env.get("FRONTDESK_NATS_MONITOR_PORT", "8222")),
+        log_file=data / "nats.log",
+    )
+    data.mkdir(parents=True, exist_ok=True)
+    print(f"starting nats-server (JetStream, store {nats.store_dir}) ...", flush=True)
+    nats.start()
+    asyncio.run(_ensure_topology(env["FRONTDESK_NATS_URL"]))
+    procs: list[tuple[str, subprocess.Popen[bytes]]] = []
+    stopping = False
+
+    def request_stop(signum: int, _frame: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGINT, request_stop)
+    signal.signal(signal.SIGTERM, request_stop)
+    lines = [f"  nats            {env['FRONTDESK_NATS_URL']}  (monitor http://127.0.0.1:{nats.monitor_port})"]
+    try:
+        for child in CHILDREN:
+            if not child.present():
+                lines.append(f"  {child.name:<15} (not built yet)")
+                continue
+            proc = subprocess.Popen(child.command(), env=env, cwd=ROOT, start_new_session=True)
+            procs.append((child.name, proc))
+            for what, var in child.listens:
+                port = int(env[var])
+                if not wait_port(port, proc):
+                    print(f"{child.name} did not come up on port {port}", file=sys.stderr)
+                    return 1
+                scheme = "http://" if "http" in what or "webhooks" in what else "smtp://"
+                lines.append(f"  {what:<15} {scheme}127.0.0.1:{port}")
+            if not child.listens:
+                lines.append(f"  {child.name:<15} running (pid {proc.pid})")
+        print("Frontdesk is up:\n" + "\n".join(lines) + "\nCtrl-C stops everything.", flush=True)
+        while not stopping:
+            for name, proc in procs:
+                if proc.poll() is not None:
+                    print(f"{name} exited with {proc.returncode}; stopping the stack", file=sys.stderr)
+                    return 1
+            time.sleep(0.2)
+        return 0
+    finally:
+        print("stopping ...", flush=True)
+        stop_all(procs, nats)
+        print("stopped.", flush=True)
+
+
+async def _ensure_topology(url: str) -> None:
+    bus = await Bus.connect(BusConfig(url=tuple(url.split(","))), "devstack")
+    try:
+        await bus.ensure_topology()
+    finally:
+        await bus.close()
