@@ -161,43 +161,104 @@ _FROM_KEY = re.compile(
     r"^\s*\*?(?:From|Von|De|Van|Da|Od|Från|Fra|От|Від|发件人|寄件者)\s*\*?\s*[:：]", re.IGNORECASE
 )
 _SIGNOFF = re.compile(
-    r"^\s*(?:Sent from (?:my |Mail for |Yahoo|Outlook|Samsung)|Get Outlook for|Envoyé de mon|"
-    r"Von meinem .* gesendet|Enviado desde mi|Verstuurd vanaf mijn|Inviato da)",
+    r"^\s*(?:Sent (?:from|via|with) \S|Get Outlook for|Envoy[ée] (?:de|depuis) mon|"
+    r"Von meinem .* gesendet|Diese Nachricht wurde von meinem|Enviado desde mi|Enviado do meu|"
+    r"Verstuurd vanaf mijn|Inviato da|Skickat från min|Sendt fra min|Wysłane z mojego|"
+    r"Отправлено с моего|From my (?:iphone|ipad|android|mobile))",
     re.IGNORECASE,
 )
+# A line of only punctuation ("-----", "___", "***", "ᐧ") marks the start of a signature or quote.
+_RULE = re.compile(r"^\s*(?:[-_=*#~+]{2,}|ᐧ)\s*$")
+# The attribution line of a quote in many languages and clients, ending in "wrote:" or similar.
+_ATTRIBUTION_END = re.compile(
+    r"(?:wrote|writes|écrit|schrieb|escribió|scritto|schreef|escreveu|skrev|napisał|napsal|написал|"
+    r"написав|написала|kirjoitti|yazdı|寫道|写道)\s*:?\s*(?:-{2,})?\s*$",
+    re.IGNORECASE,
+)
+_DATED_LINE = re.compile(r"^\s*\d{1,4}[-./]\d{1,2}[-./]\d{1,4}\b")
+
+
+_ATTRIBUTION_START = re.compile(
+    r"^\s*(?:-{2,}\s*)?(?:On|Le|Am|El|Il|Op|Em|På|W dniu|Den|Dne|"
+    r"\d{1,4}[-./]\d{1,2}[-./]\d{1,4}|\d{1,2}\s+\S+\s+\d{4})\b",
+    re.IGNORECASE,
+)
+_VERB = re.compile(
+    r"\b(?:wrote|writes|écrit|schrieb|escribió|scritto|schreef|geschreven|escreveu|skrev|napisał|napsal|"
+    r"написал|написав|написала|kirjoitti|yazdı)\b|寫道|写道",
+    re.IGNORECASE,
+)
+_YEAR_AND_TIME = re.compile(r"\b(?:19|20)\d{2}\b.*\b\d{1,2}:\d{2}\b")
+_FORWARD = re.compile(r"^\s*(?:-{2,}\s*Forwarded message|Begin forwarded message)", re.IGNORECASE)
+
+
+def _is_quote(line: str) -> bool:
+    return line.lstrip().startswith((">", "|"))
+
+
+def _cuts_here(lines: list[str], i: int) -> bool:
+    line = lines[i]
+    stripped = line.strip()
+    if not stripped:
+        return False
+    if _DELIMITER.match(line.replace("*", "")) or _SIGNOFF.match(line) or _RULE.match(line):
+        return True
+    following = next((w for w in lines[i + 1 :] if w.strip()), "")
+    if _ATTRIBUTION_END.search(stripped):
+        return True
+    for k in range(1, 4):
+        window = lines[i : i + k]
+        if not all(w.strip() for w in window) or not re.search(r'@|<|"|\d:\d\d', window[0]):
+            break
+        joined = " ".join(w.strip() for w in window)
+        if re.search(r":\s*$", joined) and _VERB.search(joined) and re.search(r"@|\d:\d\d", joined):
+            return True
+    if _ATTRIBUTION_START.match(line):
+        # The attribution may wrap over up to four lines ("Am 03.02.2016 schrieb X <\nx@y>:").
+        for k in range(1, 5):
+            joined = " ".join(w.strip() for w in lines[i : i + k])
+            if joined.endswith((":", "----")) and (_VERB.search(joined) or _YEAR_AND_TIME.search(joined)):
+                return True
+        if _YEAR_AND_TIME.search(stripped) or (
+            _DATED_LINE.match(line) and (not following or _is_quote(following))
+        ):
+            return True
+    if _FROM_KEY.match(line):
+        window = [w for w in lines[i + 1 : i + 6] if w.strip()]
+        if sum(1 for w in window if _HEADER_KEY.match(w)) >= 2:
+            return True
+    # A trailing quoted block ends the message; quotes followed by new text are an inline reply.
+    return _is_quote(line) and not any(w.strip() and not _is_quote(w) for w in lines[i:])
 
 
 def trim_reply(text: str) -> str:
     """What the sender wrote now: drop quoted replies, forwarded headers, signatures, mobile sign-offs."""
     lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
     cut = len(lines)
+    fenced = False
     for i, line in enumerate(lines):
-        stripped = line.strip()
-        if _DELIMITER.match(line) or _SIGNOFF.match(line) or line.rstrip() in ("--", "-- "):
+        if line.strip().startswith("```"):
+            fenced = not fenced  # code blocks are content, whatever their characters look like
+            continue
+        if not fenced and _cuts_here(lines, i):
             cut = i
             break
-        if _QUOTE_HEADER_LINE.match(line):
-            cut = i
-            break
-        # A quote header wrapped over up to three lines ("On Mon, ... <a@b>\nwrote:").
-        if re.match(r"^\s*(?:On|Le|Am|El|Il|Op|Em|W dniu)\s", line, re.IGNORECASE) and i + 1 < len(lines):
-            joined = " ".join(part.strip() for part in lines[i : i + 3])
-            if _QUOTE_HEADER.match(joined):
-                cut = i
-                break
-        if _FROM_KEY.match(line):
-            window = [w for w in lines[i + 1 : i + 6] if w.strip()]
-            if sum(1 for w in window if _HEADER_KEY.match(w)) >= 2:
-                cut = i
-                break
-        if stripped.startswith(">"):
-            # A quoted block: cut here unless the author writes again below (inline reply).
-            rest = [w for w in lines[i:] if w.strip() and not w.strip().startswith(">")]
-            if not rest:
-                cut = i
-                break
-    kept = [line for line in lines[:cut] if not line.strip().startswith(">")]
-    return "\n".join(kept).strip()
+    trimmed = "\n".join(lines[:cut]).strip()
+    if not trimmed and cut < len(lines) and not _FORWARD.match(lines[cut]):
+        # A reply written below the quote: skip the attribution and the quoted block.
+        rest = lines[cut + 1 :]
+        while rest and (not rest[0].strip() or _is_quote(rest[0])):
+            rest = rest[1:]
+        if rest:
+            return trim_reply("\n".join(rest))
+    if not trimmed and cut < len(lines) and _FORWARD.match(lines[cut]):
+        # A bare forward: what matters is the forwarded message below its header block.
+        rest = lines[cut + 1 :]
+        while rest and rest[0].strip():
+            rest = rest[1:]
+        return trim_reply("\n".join(rest))
+    # A message that is only a quote keeps it: dropping everything would lose what was sent.
+    return trimmed if trimmed else text.strip()
 
 
 # -- message-level parsing -------------------------------------------------------------------

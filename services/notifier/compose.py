@@ -62,7 +62,9 @@ def tech_relay(ticket: Ticket, summary: str) -> str:
 def tech_help(open_numbers: list[str]) -> str:
     if len(open_numbers) > 1:
         which = ", ".join(open_numbers[:5])
-        return sanitize.sms(f"Which ticket? Open: {which}. Start with the number, e.g. {open_numbers[0]} A. {REPLY_HELP}")
+        return sanitize.sms(
+            f"Which ticket? Open: {which}. Start with the number, e.g. {open_numbers[0]} A. {REPLY_HELP}"
+        )
     if not open_numbers:
         return sanitize.sms("You have no open tickets with us. Contact the desk if this is wrong.")
     return sanitize.sms(f"Sorry, not understood for {open_numbers[0]}. {REPLY_HELP}")
@@ -124,7 +126,8 @@ def ops_alert(ticket: Ticket, what: str, *, zone: ZoneInfo) -> str:
     decision = ticket.decision
     flag = " EMERGENCY" if decision.priority == "emergency" else ""
     return sanitize.sms(
-        f"OPS {ticket.number}{flag} {decision.client_name} ({decision.tier}): {sanitize.one_line(what, 160)}\n"
+        f"OPS {ticket.number}{flag} {decision.client_name} ({decision.tier}): "
+        f"{sanitize.one_line(what, 160)}\n"
         f"Assignee: {ticket.assignee or 'none'}; due {local_time(due_of(ticket), zone)}\n"
         f"Contact: {sanitize.one_line(_callback(ticket), 80)}"
     )

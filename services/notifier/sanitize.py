@@ -42,6 +42,11 @@ _REPLACEMENTS = {
     "\u00a9": "(c)",
     "\u00ae": "(R)",
     "`": "'",
+    "\u0141": "L",
+    "\u0142": "l",
+    "\u0110": "D",
+    "\u0111": "d",
+    "\u0131": "i",
     "\u00b4": "'",
 }
 
@@ -107,7 +112,7 @@ def septets(text: str) -> int:
 
 
 def sms(text: str, limit: int = SMS_MAX) -> str:
-    """The body we actually send: GSM-7, no control characters, no blank-line runs, at most `limit` septets."""
+    """The body we actually send: GSM-7, no control characters, at most `limit` septets."""
     lines = [" ".join(line.split()) for line in to_gsm(text).split("\n")]
     cleaned = "\n".join(line for line in lines if line)
     if septets(cleaned) <= limit:

@@ -1,0 +1,232 @@
+"""The SMTP intake: accept support mail, store it raw, publish one ServiceRequest, only then say 250."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import ssl
+import time
+from typing import Any
+
+from aiosmtpd.smtp import SMTP, Envelope, Session
+
+from services.common.bus import Bus
+from services.common.clock import Clock, SystemClock
+from services.common.http import HttpServer, health_app
+from services.contracts import subjects as s
+from services.contracts.requests import Attachment, Sender, ServiceRequest, ThreadKeys
+from services.intake_email.admission import RateWindow, is_support_recipient
+from services.intake_email.config import SmtpConfig
+from services.intake_email.parse import ParsedEmail, parse
+
+log = logging.getLogger(__name__)
+
+TEMPFAIL = "451 4.3.0 Temporarily unable to accept, try again"
+# aiosmtpd's own wording for size errors, rewritten to the enhanced status codes clients expect.
+_REWRITES = {
+    "552 Error: Too much mail data": "552 5.3.4 Message too big",
+    "552 Error: message size exceeds fixed maximum message size": "552 5.3.4 Message too big",
+}
+
+
+class Intake:
+    """The aiosmtpd handler: admission checks per command, store-and-publish on DATA."""
+
+    def __init__(self, cfg: SmtpConfig, bus: Bus, clock: Clock) -> None:
+        self.cfg = cfg
+        self.bus = bus
+        self.clock = clock
+        self.rate = RateWindow(cfg.rate_per_minute)
+        self.sessions = 0
+        self.accepted = 0
+        self.tempfailed = 0
+
+    async def handle_MAIL(
+        self, server: SMTP, session: Session, envelope: Envelope, address: str, mail_options: list[str]
+    ) -> str:
+        peer = session.peer
+        client = str(peer[0]) if isinstance(peer, tuple) else str(peer)
+        if not self.rate.allow(client, time.monotonic()):
+            return "450 4.7.1 Too many messages, slow down"
+        envelope.mail_from = address
+        envelope.mail_options.extend(mail_options)
+        return "250 2.1.0 OK"
+
+    async def handle_RCPT(
+        self, server: SMTP, session: Session, envelope: Envelope, address: str, rcpt_options: list[str]
+    ) -> str:
+        if not is_support_recipient(address, self.cfg.support_addresses, self.cfg.support_domains):
+            return "550 5.7.1 Relaying denied"
+        if len(envelope.rcpt_tos) >= self.cfg.max_recipients:
+            return "452 4.5.3 Too many recipients"
+        envelope.rcpt_tos.append(address)
+        return "250 2.1.5 OK"
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        raw = envelope.original_content or envelope.content
+        if not isinstance(raw, bytes):
+            raw = str(raw or "").encode("utf-8", "surrogateescape")
+        try:
+            request_id = await asyncio.wait_for(self.accept(raw, envelope), self.cfg.publish_timeout)
+        except Exception as exc:
+            # Nothing was acknowledged: the client keeps the mail and retries, so nothing is lost.
+            self.tempfailed += 1
+            log.warning("tempfail", extra={"error": repr(exc)})
+            return TEMPFAIL
+        self.accepted += 1
+        return f"250 2.0.0 OK {request_id}"
+
+    async def accept(self, raw: bytes, envelope: Envelope) -> str:
+        """Store the raw bytes and attachments, then publish; returns the request id once acked."""
+        timeout = self.cfg.publish_timeout
+        raw_ref = await self.bus.put_object(raw, prefix="raw", timeout=timeout)
+        parsed = parse(
+            raw,
+            secret=self.cfg.thread_secret.reveal().encode(),
+            emergency_keywords=self.cfg.emergency_keywords,
+        )
+        attachments = []
+        for item in parsed.attachments:
+            name = await self.bus.put_object(item.data, prefix="att", timeout=timeout)
+            attachments.append(
+                Attachment(
+                    filename=item.filename,
+                    content_type=item.content_type,
+                    size=len(item.data),
+                    object_name=name,
+                    content_id=item.content_id,
+                    inline=item.inline,
+                )
+            )
+        request = self.build(parsed, envelope, raw_ref, tuple(attachments))
+        # Nats-Msg-Id = request id: a resend of the same message is acknowledged but stored once.
+        await self.bus.publish(s.request_subject("email"), request, msg_id=request.id, timeout=timeout)
+        return request.id
+
+    def build(
+        self, parsed: ParsedEmail, envelope: Envelope, raw_ref: str, attachments: tuple[Attachment, ...]
+    ) -> ServiceRequest:
+        sender_email = parsed.sender_email
+        if sender_email is None and envelope.mail_from and "@" in envelope.mail_from:
+            sender_email = envelope.mail_from.strip("<>").lower()
+        hints = parsed.hints + (("token:forged",) if parsed.token_forged else ())
+        return ServiceRequest(
+            id=parsed.request_id,
+            channel="email",
+            received_at=self.clock.now(),
+            sender=Sender(email=sender_email, name=parsed.sender_name),
+            recipient=envelope.rcpt_tos[0] if envelope.rcpt_tos else "",
+            subject=parsed.subject,
+            body=parsed.body,
+            full_text=parsed.full_text,
+            attachments=attachments,
+            thread=ThreadKeys(
+                message_id=parsed.message_id,
+                in_reply_to=parsed.in_reply_to,
+                references=parsed.references,
+                ticket_token=parsed.ticket_token,
+                token_signed=parsed.token_signed,
+                references_ours=parsed.references_ours,
+            ),
+            priority_hint=parsed.priority_hint,
+            hints=hints,
+            nature=parsed.nature,
+            raw_ref=raw_ref,
+        )
+
+
+class _Session(SMTP):
+    """One SMTP connection, counted against max_sessions."""
+
+    def __init__(self, intake: Intake, **kwargs: Any) -> None:
+        super().__init__(intake, **kwargs)
+        self.intake = intake
+        self._counted = False
+
+    def connection_made(self, transport: Any) -> None:
+        first = not self._counted and getattr(self, "_original_transport", None) is None
+        super().connection_made(transport)
+        if not first:
+            return
+        if self.intake.sessions >= self.intake.cfg.max_sessions:
+            # Refuse before the greeting is sent; the client retries later.
+            if self._handler_coroutine is not None:
+                self._handler_coroutine.cancel()
+            transport.write(b"421 4.7.0 Too many connections, try again later\r\n")
+            transport.close()
+            return
+        self._counted = True
+        self.intake.sessions += 1
+
+    def connection_lost(self, error: Exception | None) -> None:
+        if self._counted:
+            self._counted = False
+            self.intake.sessions -= 1
+        super().connection_lost(error)
+
+    async def push(self, status: Any) -> None:
+        if isinstance(status, str):
+            status = _REWRITES.get(status, status)
+        await super().push(status)
+
+
+def _tls_context(cfg: SmtpConfig) -> ssl.SSLContext | None:
+    if not (cfg.tls_cert and cfg.tls_key):
+        return None
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cfg.tls_cert, cfg.tls_key)
+    return context
+
+
+async def main(
+    cfg: SmtpConfig,
+    *,
+    stop: asyncio.Event,
+    clock: Clock | None = None,
+    listening: asyncio.Event | None = None,
+) -> None:
+    """Serve SMTP until `stop`; `listening` is set once the SMTP socket accepts connections."""
+    bus = await Bus.connect(cfg.bus, "intake_email", stop=stop)
+    http: HttpServer | None = None
+    server: asyncio.Server | None = None
+    try:
+        await bus.ensure_topology()
+        intake = Intake(cfg, bus, clock or SystemClock())
+        http = HttpServer(
+            health_app(
+                lambda: bus.connected,
+                lambda: {
+                    "sessions": intake.sessions,
+                    "accepted": intake.accepted,
+                    "tempfailed": intake.tempfailed,
+                },
+            ),
+            cfg.host,
+            cfg.http_port,
+        )
+        await http.start()
+        tls = _tls_context(cfg)
+        loop = asyncio.get_running_loop()
+        server = await loop.create_server(
+            lambda: _Session(
+                intake,
+                data_size_limit=cfg.max_size,
+                hostname=cfg.hostname,
+                tls_context=tls,
+                enable_SMTPUTF8=True,
+                loop=loop,
+            ),
+            cfg.host,
+            cfg.port,
+        )
+        log.info("smtp listening", extra={"host": cfg.host, "port": cfg.port})
+        if listening is not None:
+            listening.set()
+        await stop.wait()
+    finally:
+        if server is not None:
+            server.close()
+            await server.wait_closed()
+        if http is not None:
+            await http.stop()
+        await bus.close()

@@ -1,0 +1,67 @@
+"""Publish with a short deadline, spool to disk when NATS does not ack, republish spooled files later."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+import msgspec
+
+from services.common.bus import Bus, PublishFailed
+from services.intake_voice.spool import Spool
+
+log = logging.getLogger(__name__)
+_encoder = msgspec.json.Encoder()
+
+
+class Outbox:
+    def __init__(self, spool: Spool, timeout: float, bus: Bus | None = None) -> None:
+        self.spool = spool
+        self.timeout = timeout
+        self.bus = bus  # None until the first connection succeeds: webhooks spool meanwhile
+        self.spooled = 0
+        self.republished = 0
+
+    async def send(self, subject: str, message: msgspec.Struct, *, msg_id: str) -> bool:
+        """True when JetStream acknowledged; False when the event was spooled for later."""
+        payload = _encoder.encode(message)
+        if self.bus is not None:
+            try:
+                await self.bus.publish_bytes(subject, payload, msg_id=msg_id, timeout=self.timeout)
+                return True
+            except PublishFailed as exc:
+                log.warning("publish failed, spooling", extra={"subject": subject, "error": repr(exc)})
+        # Blocking file write on purpose: it is small, and it must be on disk before we answer Twilio.
+        self.spool.put(subject, msg_id, payload)
+        self.spooled += 1
+        return False
+
+    def holds(self, msg_id: str) -> bool:
+        return self.spool.path(msg_id).exists()
+
+    async def flush(self) -> int:
+        """Republish spooled events in arrival order; each file is deleted only after its PubAck."""
+        if self.bus is None or not self.bus.connected:
+            return 0
+        sent = 0
+        for path, entry in self.spool.pending():
+            try:
+                await self.bus.publish_bytes(
+                    entry.subject, bytes(entry.payload), msg_id=entry.msg_id, timeout=self.timeout
+                )
+            except PublishFailed:
+                break  # still down: keep the rest, in order, for the next round
+            self.spool.remove(path)
+            sent += 1
+        self.republished += sent
+        return sent
+
+    async def run(self, stop: asyncio.Event, interval: float) -> None:
+        while not stop.is_set():
+            try:
+                await self.flush()
+            except Exception as exc:
+                log.warning("spool flush failed", extra={"error": repr(exc)})
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), interval)

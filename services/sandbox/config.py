@@ -1,0 +1,27 @@
+"""Sandbox settings (env prefix FRONTDESK_SANDBOX_)."""
+
+from __future__ import annotations
+
+import msgspec
+
+from services.common.config import Secret, load
+
+
+class SandboxConfig(msgspec.Struct, frozen=True, kw_only=True):
+    host: str = "127.0.0.1"
+    port: int = 8025
+    smtp_port: int = 2526
+    webhook_base: str = "http://127.0.0.1:8080"  # where intake_voice listens
+    public_base: str = ""  # URL signed in X-Twilio-Signature; empty = webhook_base
+    account_sid: str = "AC00000000000000000000000000000000"
+    auth_token: Secret = Secret("sandbox-auth-token")
+    phone_number: str = "+13125550100"  # the support number callers dial
+    max_call_steps: int = 20
+
+    @property
+    def signed_base(self) -> str:
+        return (self.public_base or self.webhook_base).rstrip("/")
+
+
+def load_config() -> SandboxConfig:
+    return load(SandboxConfig, "FRONTDESK_SANDBOX_")

@@ -1,0 +1,126 @@
+"""Twilio-shaped resources and errors: SIDs, message/call JSON, the error catalogue (pure, no I/O)."""
+
+from __future__ import annotations
+
+import secrets
+from datetime import datetime
+from email.utils import format_datetime
+from typing import Any
+
+API_VERSION = "2010-04-01"
+
+# The subset of Twilio REST errors the sandbox can inject, with Twilio's wording.
+ERRORS: dict[int, str] = {
+    20003: "Authenticate",
+    20404: "The requested resource {path} was not found",
+    21211: "The 'To' number {to} is not a valid phone number.",
+    21604: "A 'To' phone number is required.",
+    21602: "Message body is required.",
+    21606: "The 'From' phone number provided is not a valid message-capable Twilio phone number.",
+    21610: "Attempt to send to unsubscribed recipient",
+    21614: "'To' number {to} is not a valid mobile number",
+    30003: "Unreachable destination handset",
+}
+# 30003 is a carrier delivery failure: Twilio accepts the send, then reports "undelivered".
+DELIVERY_ERRORS = frozenset({30003})
+SEND_ERRORS = frozenset({21211, 21610, 21614})
+
+
+def sid(prefix: str) -> str:
+    return prefix + secrets.token_hex(16)
+
+
+def rfc2822(instant: datetime) -> str:
+    return format_datetime(instant)
+
+
+def error(code: int, status: int, **fields: str) -> dict[str, Any]:
+    return {
+        "code": code,
+        "message": ERRORS.get(code, "Error").format(**fields),
+        "more_info": f"https://www.twilio.com/docs/errors/{code}",
+        "status": status,
+    }
+
+
+def segments(body: str) -> int:
+    # GSM-7 fits 160 per single SMS, 153 per part when concatenated; UCS-2 70/67.
+    gsm = all(ord(ch) < 128 for ch in body)
+    single, part = (160, 153) if gsm else (70, 67)
+    if len(body) <= single:
+        return 1
+    return -(-len(body) // part)
+
+
+def message(
+    *,
+    account_sid: str,
+    message_sid: str,
+    to: str,
+    from_: str,
+    body: str,
+    status: str,
+    created: datetime,
+    messaging_service_sid: str | None,
+    error_code: int | None = None,
+) -> dict[str, Any]:
+    uri = f"/{API_VERSION}/Accounts/{account_sid}/Messages/{message_sid}.json"
+    stamp = rfc2822(created)
+    return {
+        "account_sid": account_sid,
+        "api_version": API_VERSION,
+        "body": body,
+        "date_created": stamp,
+        "date_sent": stamp,
+        "date_updated": stamp,
+        "direction": "outbound-api",
+        "error_code": error_code,
+        "error_message": ERRORS.get(error_code) if error_code else None,
+        "from": from_,
+        "messaging_service_sid": messaging_service_sid,
+        "num_media": "0",
+        "num_segments": str(segments(body)),
+        "price": None,
+        "price_unit": "USD",
+        "sid": message_sid,
+        "status": status,
+        "subresource_uris": {"media": uri.removesuffix(".json") + "/Media.json"},
+        "to": to,
+        "uri": uri,
+    }
+
+
+def call(
+    *,
+    account_sid: str,
+    call_sid: str,
+    to: str,
+    from_: str,
+    created: datetime,
+) -> dict[str, Any]:
+    stamp = rfc2822(created)
+    return {
+        "account_sid": account_sid,
+        "annotation": None,
+        "answered_by": None,
+        "api_version": API_VERSION,
+        "caller_name": None,
+        "date_created": stamp,
+        "date_updated": stamp,
+        "direction": "outbound-api",
+        "duration": None,
+        "end_time": None,
+        "forwarded_from": None,
+        "from": from_,
+        "from_formatted": from_,
+        "parent_call_sid": None,
+        "phone_number_sid": None,
+        "price": None,
+        "price_unit": "USD",
+        "sid": call_sid,
+        "start_time": None,
+        "status": "queued",
+        "to": to,
+        "to_formatted": to,
+        "uri": f"/{API_VERSION}/Accounts/{account_sid}/Calls/{call_sid}.json",
+    }

@@ -1,0 +1,172 @@
+"""Growth past one machine: three clustered nats-servers, the stream leader killed under load.
+
+Every email answered 250 must become exactly one ticket; emails answered 4xx are resent (as a real
+MTA would) until accepted. Printed accounting: sent, accepted, tickets, lost, doubled.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from email.message import EmailMessage
+from pathlib import Path
+
+import aiosmtplib
+import msgspec
+import pytest
+
+from services.common.bus import Bus
+from services.common.config import BusConfig
+from services.common.natsserver import NatsServer, free_port
+from services.contracts import Ticket
+from services.contracts import subjects as s
+
+ROOT = Path(__file__).resolve().parents[2]
+EMAILS = 120
+KILL_AFTER = 40
+
+pytestmark = pytest.mark.skipif(
+    not (ROOT / "services" / "router" / "app.py").exists()
+    or not (ROOT / "services" / "intake_email" / "app.py").exists(),
+    reason="router and intake_email are both needed",
+)
+
+
+@pytest.fixture
+def cluster(tmp_path: Path) -> Iterator[list[NatsServer]]:
+    cluster_ports = [free_port() for _ in range(3)]
+    servers = [
+        NatsServer(
+            store_dir=tmp_path / f"n{i}",
+            name=f"n{i}",
+            cluster_port=cluster_ports[i],
+            routes=tuple(p for j, p in enumerate(cluster_ports) if j != i),
+            log_file=tmp_path / f"n{i}.log",
+        )
+        for i in range(3)
+    ]
+    for server in servers:
+        server.start(js_ready=False)
+    try:
+        yield servers
+    finally:
+        for server in servers:
+            server.stop()
+
+
+def email(i: int) -> EmailMessage:
+    msg = EmailMessage()
+    msg["From"] = "Dana Client <dana@acme.example>"
+    msg["To"] = "support@frontdesk.test"
+    msg["Subject"] = f"failover-{i:04d} printer jammed"
+    msg["Message-ID"] = f"<failover-{i}@acme.example>"
+    msg.set_content(f"Request number {i}.\n")
+    return msg
+
+
+async def connect_cluster(urls: tuple[str, ...]) -> Bus:
+    bus = await Bus.connect(BusConfig(url=urls, replicas=3, publish_timeout=5.0), "failover-test")
+    for _ in range(60):  # the JetStream meta leader needs a few seconds after the cluster forms
+        try:
+            await bus.ensure_topology()
+            return bus
+        except Exception:
+            await asyncio.sleep(0.5)
+    raise TimeoutError("cluster never accepted the topology")
+
+
+async def test_stream_leader_killed_under_load(cluster: list[NatsServer], tmp_path: Path) -> None:
+    urls = tuple(server.url for server in cluster)
+    bus = await connect_cluster(urls)
+    smtp_port = free_port()
+    env = {
+        **os.environ,
+        "FRONTDESK_NATS_URL": ",".join(urls),
+        "FRONTDESK_NATS_REPLICAS": "3",
+        "FRONTDESK_POLICY": str(ROOT / "deploy" / "policy.example.yaml"),
+        "FRONTDESK_THREAD_SECRET": "failover-secret",
+        "FRONTDESK_SMTP_PORT": str(smtp_port),
+        "FRONTDESK_SMTP_HTTP_PORT": str(free_port()),
+        "FRONTDESK_ROUTER_HTTP_PORT": str(free_port()),
+        "FRONTDESK_SMTP_RATE_PER_MINUTE": "100000",
+    }
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", f"services.{name}"],
+            env=env,
+            cwd=ROOT,
+            stdout=open(tmp_path / f"{name}.log", "wb"),  # noqa: SIM115
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        for name in ("router", "router", "intake_email")
+    ]
+    try:
+        for _ in range(300):
+            with contextlib.suppress(OSError):
+                _, writer = await asyncio.open_connection("127.0.0.1", smtp_port)
+                writer.close()
+                break
+            await asyncio.sleep(0.1)
+        accepted: set[int] = set()
+        refused_then_resent = 0
+        killed: str | None = None
+        for i in range(EMAILS):
+            if i == KILL_AFTER:
+                info = await bus.js.stream_info(s.STREAM_REQUESTS)
+                leader = info.cluster.leader if info.cluster else None
+                victim = next(server for server in cluster if server.name == leader)
+                victim.kill()
+                killed = victim.name
+            for attempt in range(40):
+                try:
+                    await aiosmtplib.send(
+                        email(i), hostname="127.0.0.1", port=smtp_port, timeout=15, start_tls=False
+                    )
+                    accepted.add(i)
+                    break
+                except aiosmtplib.SMTPResponseException as exc:
+                    assert 400 <= exc.code < 500, f"permanent refusal {exc.code} {exc.message}"
+                    refused_then_resent += 1
+                    await asyncio.sleep(0.25 * (attempt + 1))
+        # Wait for the routers to catch up, then count tickets by subject.
+        counts: collections.Counter[str] = collections.Counter()
+        kv = await bus.kv(s.KV_TICKETS)
+        decoder = msgspec.json.Decoder(Ticket)
+        for _ in range(120):
+            counts.clear()
+            with contextlib.suppress(Exception):
+                for key in await kv.keys():
+                    entry = await kv.get(key)
+                    if entry.value:
+                        counts[decoder.decode(entry.value).subject] += 1
+            if len(counts) >= len(accepted):
+                break
+            await asyncio.sleep(0.5)
+        expected = {email(i)["Subject"] for i in accepted}
+        lost = len(expected - set(counts))
+        doubled = sum(1 for subject, n in counts.items() if n > 1)
+        print(
+            f"\nfailover: killed stream leader {killed} after {KILL_AFTER}; sent={EMAILS} "
+            f"accepted={len(accepted)} resent_after_4xx={refused_then_resent} tickets={sum(counts.values())} "
+            f"lost={lost} doubled={doubled}"
+        )
+        assert len(accepted) == EMAILS
+        assert lost == 0
+        assert doubled == 0
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGTERM)
+        for proc in procs:
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+        await bus.close()
