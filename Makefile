@@ -20,7 +20,7 @@ run: install
 
 ## The whole test suite against real nats-server, SMTP and HTTP.
 test: install
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -m "not slow"
 
 check: lint typecheck
 
@@ -39,7 +39,7 @@ bench: install
 
 ## Kill things mid-stream and count every message.
 faults: install
-	$(PY) -m pytest -q -m slow tests/faults -p no:cacheprovider
+	$(PY) -m pytest -q -s -m slow tests/faults
 
 clean:
 	rm -rf .data .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,47 @@
+"""Notifier settings (env prefix FRONTDESK_NOTIFIER_, plus the shared Twilio, thread-secret and policy names)."""
+
+from __future__ import annotations
+
+import os
+
+import msgspec
+
+from services.common.config import BusConfig, Secret, load, load_bus
+
+
+class TwilioConfig(msgspec.Struct, frozen=True, kw_only=True):
+    account_sid: str = ""
+    auth_token: Secret = Secret("")
+    from_: str = msgspec.field(default="", name="from")
+    messaging_service_sid: str = ""
+    api_base: str = ""  # empty = real Twilio; the sandbox URL in development and tests
+
+
+class NotifierConfig(msgspec.Struct, frozen=True, kw_only=True):
+    http_port: int = 9103
+    relay_host: str = "127.0.0.1"
+    relay_port: int = 2526
+    mail_from: str = "support@frontdesk.test"
+    mail_domain: str = "frontdesk.test"
+    send_attempts: int = 5  # 429/5xx retries inside one delivery before handing back to JetStream
+    retry_base: float = 0.2  # seconds; doubled per attempt, capped at 5 s
+    timer_poll: float = 1.0
+    twilio: TwilioConfig = TwilioConfig()
+    thread_secret: Secret = Secret("")
+    policy: str = "deploy/policy.example.yaml"
+    bus: BusConfig = BusConfig()
+
+
+def load_config() -> NotifierConfig:
+    twilio = load(TwilioConfig, "FRONTDESK_TWILIO_")
+    # FRONTDESK_TWILIO_FROM maps to the `from` field (a Python keyword).
+    if "FRONTDESK_TWILIO_FROM" in os.environ:
+        twilio = msgspec.structs.replace(twilio, from_=os.environ["FRONTDESK_TWILIO_FROM"])
+    return load(
+        NotifierConfig,
+        "FRONTDESK_NOTIFIER_",
+        twilio=twilio,
+        thread_secret=Secret(os.environ.get("FRONTDESK_THREAD_SECRET", "")),
+        policy=os.environ.get("FRONTDESK_POLICY", "deploy/policy.example.yaml"),
+        bus=load_bus(),
+    )

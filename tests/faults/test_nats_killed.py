@@ -1,0 +1,180 @@
+"""Fault: nats-server SIGKILLed and restarted during a stream of emails and texts.
+
+Every message answered 250 (email) or 200 (text) must become exactly one ticket; emails answered
+4xx are resent, as a sending MTA would, and must then succeed. Prints sent / accepted / tickets /
+lost / doubled.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from email.message import EmailMessage
+from pathlib import Path
+
+import aiosmtplib
+import httpx
+import msgspec
+import pytest
+from twilio.request_validator import RequestValidator
+
+from services.common.bus import Bus
+from services.common.config import BusConfig
+from services.common.natsserver import NatsServer, free_port
+from services.contracts import Ticket
+from services.contracts import subjects as s
+
+ROOT = Path(__file__).resolve().parents[2]
+EMAILS = int(os.environ.get("FAULTS_EMAILS", "500"))
+TEXTS = int(os.environ.get("FAULTS_TEXTS", "200"))
+TOKEN = "faults-token"
+NEEDED = ("router", "intake_email", "intake_voice")
+MARK = re.compile(r"fault-(?:em|sms)-\d{4}")
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(
+        not all((ROOT / "services" / n / "app.py").exists() for n in NEEDED),
+        reason="router, intake_email and intake_voice are needed",
+    ),
+]
+
+
+def email(i: int) -> EmailMessage:
+    msg = EmailMessage()
+    msg["From"] = "Dana Client <dana@acme.example>"
+    msg["To"] = "support@frontdesk.test"
+    msg["Subject"] = f"fault-em-{i:04d} printer jammed"
+    msg["Message-ID"] = f"<fault-em-{i}@acme.example>"
+    msg.set_content(f"Request fault-em-{i:04d}.\n")
+    return msg
+
+
+def start(name: str, env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    with open(log, "ab") as out:
+        return subprocess.Popen(
+            [sys.executable, "-m", f"services.{name}"], env=env, cwd=ROOT, stdout=out,
+            stderr=subprocess.STDOUT, start_new_session=True,
+        )  # fmt: skip
+
+
+async def wait_port(port: int) -> None:
+    for _ in range(300):
+        with contextlib.suppress(OSError):
+            _, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.close()
+            return
+        await asyncio.sleep(0.1)
+    raise TimeoutError(port)
+
+
+async def count_tickets(bus: Bus) -> collections.Counter[str]:
+    counts: collections.Counter[str] = collections.Counter()
+    kv = await bus.kv(s.KV_TICKETS)
+    decoder = msgspec.json.Decoder(Ticket)
+    with contextlib.suppress(Exception):
+        for key in await kv.keys():
+            entry = await kv.get(key)
+            if entry.value:
+                ticket = decoder.decode(entry.value)
+                found = MARK.search(f"{ticket.subject} {ticket.summary}")
+                if found:
+                    counts[found.group()] += 1
+    return counts
+
+
+async def test_nats_killed_and_restarted_mid_stream(tmp_path: Path) -> None:
+    nats = NatsServer(store_dir=tmp_path / "nats", log_file=tmp_path / "nats.log")
+    nats.start()
+    smtp_port, voice_port = free_port(), free_port()
+    voice = f"http://127.0.0.1:{voice_port}"
+    env = {
+        **os.environ,
+        "FRONTDESK_NATS_URL": nats.url,
+        "FRONTDESK_POLICY": str(ROOT / "deploy" / "policy.example.yaml"),
+        "FRONTDESK_THREAD_SECRET": "faults-secret",
+        "FRONTDESK_TWILIO_AUTH_TOKEN": TOKEN,
+        "FRONTDESK_SMTP_PORT": str(smtp_port),
+        "FRONTDESK_SMTP_HTTP_PORT": str(free_port()),
+        "FRONTDESK_SMTP_RATE_PER_MINUTE": "1000000",
+        "FRONTDESK_SMTP_PUBLISH_TIMEOUT": "2",
+        "FRONTDESK_ROUTER_HTTP_PORT": str(free_port()),
+        "FRONTDESK_VOICE_PORT": str(voice_port),
+        "FRONTDESK_VOICE_PUBLIC_URL": voice,
+        "FRONTDESK_VOICE_SPOOL_DIR": str(tmp_path / "spool"),
+    }
+    procs = [start(n, env, tmp_path / f"{n}.log") for n in ("router", "intake_email", "intake_voice")]
+    bus: Bus | None = None
+    try:
+        await wait_port(smtp_port)
+        await wait_port(voice_port)
+        validator = RequestValidator(TOKEN)
+        accepted: set[str] = set()
+        resent = 0
+        kill_at, restart_at = EMAILS // 3, EMAILS // 3 + 60
+        async with httpx.AsyncClient(base_url=voice, timeout=20) as http:
+
+            async def text(j: int) -> None:
+                marker = f"fault-sms-{j:04d}"
+                params = {
+                    "MessageSid": f"SM{j:032x}", "AccountSid": "AC" + "0" * 32, "From": "+13125550999",
+                    "To": "+13125550100", "Body": f"{marker} printer down", "NumMedia": "0",
+                }  # fmt: skip
+                sig = validator.compute_signature(f"{voice}/twilio/sms", params)
+                for _ in range(20):
+                    rsp = await http.post("/twilio/sms", data=params, headers={"X-Twilio-Signature": sig})
+                    if rsp.status_code == 200:
+                        accepted.add(marker)
+                        return
+                    await asyncio.sleep(0.5)
+
+            for i in range(EMAILS):
+                if i == kill_at:
+                    nats.kill()
+                if i == restart_at:
+                    nats.start()
+                if i % max(1, EMAILS // TEXTS) == 0 and (j := i // max(1, EMAILS // TEXTS)) < TEXTS:
+                    await text(j)
+                for attempt in range(60):
+                    try:
+                        await aiosmtplib.send(email(i), hostname="127.0.0.1", port=smtp_port, timeout=15)
+                        accepted.add(f"fault-em-{i:04d}")
+                        break
+                    except aiosmtplib.SMTPResponseException as exc:
+                        assert 400 <= exc.code < 500, f"permanent refusal {exc.code}"
+                        resent += 1
+                        await asyncio.sleep(min(0.1 * (attempt + 1), 1.0))
+        bus = await Bus.connect(BusConfig(url=(nats.url,)), "faults")
+        deadline = time.monotonic() + 120
+        counts = await count_tickets(bus)
+        while set(counts) < accepted and time.monotonic() < deadline:
+            await asyncio.sleep(1.0)
+            counts = await count_tickets(bus)
+        lost = len(accepted - set(counts))
+        doubled = sum(1 for n in counts.values() if n > 1)
+        print(
+            f"\nnats killed: sent={EMAILS + TEXTS} (emails {EMAILS}, texts {TEXTS}) accepted={len(accepted)} "
+            f"resent_after_4xx={resent} tickets={sum(counts.values())} lost={lost} doubled={doubled}"
+        )
+        assert len(accepted) == EMAILS + TEXTS
+        assert lost == 0
+        assert doubled == 0
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGTERM)
+        for proc in procs:
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+        if bus is not None:
+            await bus.close()
+        nats.stop()

@@ -1,0 +1,222 @@
+"""The SMTP intake end to end: a real SMTP socket, a real nats-server, 250 only after JetStream acked."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import smtplib
+from collections.abc import AsyncIterator
+from email.message import EmailMessage
+
+import msgspec
+import pytest
+
+from services.common.bus import Bus
+from services.common.config import BusConfig, Secret
+from services.common.natsserver import NatsServer, free_port
+from services.contracts import ServiceRequest
+from services.contracts import subjects as s
+from services.contracts.threading import subject_token
+from services.intake_email.app import main
+from services.intake_email.config import SmtpConfig
+
+SECRET = "test-thread-secret"
+SUPPORT = "support@frontdesk.test"
+
+
+def config(bus_config: BusConfig, **changes: object) -> SmtpConfig:
+    base = SmtpConfig(
+        port=free_port(),
+        http_port=free_port(),
+        publish_timeout=1.0,
+        thread_secret=Secret(SECRET),
+        bus=BusConfig(url=bus_config.url, publish_timeout=1.0),
+    )
+    return msgspec.structs.replace(base, **changes)
+
+
+@contextlib.asynccontextmanager
+async def running(cfg: SmtpConfig) -> AsyncIterator[SmtpConfig]:
+    stop = asyncio.Event()
+    listening = asyncio.Event()
+    task = asyncio.create_task(main(cfg, stop=stop, listening=listening))
+    try:
+        await asyncio.wait_for(listening.wait(), 10)
+        yield cfg
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 10)
+
+
+def _exchange(port: int, raw: bytes, rcpts: list[str]) -> list[tuple[int, bytes]]:
+    """MAIL, RCPT..., DATA; the reply to every step (DATA only when a recipient was accepted)."""
+    with smtplib.SMTP("127.0.0.1", port, timeout=10) as client:
+        client.ehlo("client.test")
+        replies = [client.mail("client@example.com")]
+        rcpt_replies = [client.rcpt(r) for r in rcpts]
+        replies += rcpt_replies
+        if any(code == 250 for code, _ in rcpt_replies):
+            replies.append(client.data(raw))
+        return replies
+
+
+async def send(port: int, raw: bytes, rcpts: list[str] | None = None) -> list[tuple[int, bytes]]:
+    return await asyncio.to_thread(_exchange, port, raw, rcpts or [SUPPORT])
+
+
+def message(
+    subject: str = "Printer not working", body: str = "Hello, the printer is jammed.", **headers: str
+) -> bytes:
+    msg = EmailMessage()
+    msg["From"] = "Alice Client <alice@example.com>"
+    msg["To"] = SUPPORT
+    msg["Subject"] = subject
+    msg["Message-ID"] = headers.pop("message_id", "<m1@example.com>")
+    for name, value in headers.items():
+        msg[name.replace("_", "-")] = value
+    msg.set_content(body)
+    return msg.as_bytes()
+
+
+async def stored(bus: Bus) -> list[ServiceRequest]:
+    info = await bus.js.stream_info(s.STREAM_REQUESTS)
+    decoder = msgspec.json.Decoder(ServiceRequest)
+    out = []
+    for seq in range(info.state.first_seq, info.state.last_seq + 1):
+        if info.state.messages == 0:
+            break
+        raw = await bus.js.get_msg(s.STREAM_REQUESTS, seq)
+        assert raw.data is not None
+        out.append(decoder.decode(raw.data))
+    return out
+
+
+async def test_accepted_mail_is_published_once_and_raw_is_stored(bus: Bus, bus_config: BusConfig) -> None:
+    raw = message(subject="Server down!", body="Our server is offline.\n\nOn Mon, Bob wrote:\n> old text\n")
+    async with running(config(bus_config)) as cfg:
+        first = await send(cfg.port, raw)
+        again = await send(cfg.port, raw)
+    assert first[-1][0] == 250 and again[-1][0] == 250
+    requests = await stored(bus)
+    assert len(requests) == 1
+    req = requests[0]
+    assert req.id.startswith("em-") and first[-1][1].decode().endswith(req.id)
+    assert req.sender.email == "alice@example.com" and req.sender.name == "Alice Client"
+    assert req.recipient == SUPPORT
+    assert req.priority_hint == "emergency" and "keyword:down" in req.hints
+    assert req.body == "Our server is offline."
+    assert "old text" in req.full_text
+    assert req.raw_ref is not None
+    # SMTP carries CRLF line endings: the stored original is the bytes as received on the wire.
+    assert (await bus.get_object(req.raw_ref)).replace(b"\r\n", b"\n").rstrip() == raw.rstrip()
+    assert req.nature == "request"
+
+
+async def test_attachments_are_stored_and_listed(bus: Bus, bus_config: BusConfig) -> None:
+    msg = EmailMessage()
+    msg["From"] = "alice@example.com"
+    msg["To"] = SUPPORT
+    msg["Subject"] = "Photo of the error"
+    msg["Message-ID"] = "<att@example.com>"
+    msg.set_content("See the photo.")
+    msg.add_attachment(b"\x89PNG fake", maintype="image", subtype="png", filename="screen shot.png")
+    async with running(config(bus_config)) as cfg:
+        replies = await send(cfg.port, msg.as_bytes())
+    assert replies[-1][0] == 250
+    (req,) = await stored(bus)
+    (att,) = req.attachments
+    assert (att.filename, att.content_type, att.size, att.inline) == (
+        "screen shot.png",
+        "image/png",
+        9,
+        False,
+    )
+    assert await bus.get_object(att.object_name) == b"\x89PNG fake"
+
+
+async def test_nats_down_gives_451_then_resend_is_accepted_once(
+    bus: Bus, bus_config: BusConfig, nats_server: NatsServer
+) -> None:
+    raw = message(message_id="<outage@example.com>")
+    async with running(config(bus_config)) as cfg:
+        nats_server.stop()
+        down = await send(cfg.port, raw)
+        assert down[-1] == (451, b"4.3.0 Temporarily unable to accept, try again")
+        nats_server.start()
+        code = 0
+        for _ in range(40):  # the client retries, as a real MTA would
+            code = (await send(cfg.port, raw))[-1][0]
+            if code == 250:
+                break
+            await asyncio.sleep(0.25)
+        assert code == 250
+        assert (await send(cfg.port, raw))[-1][0] == 250
+    for _ in range(40):
+        if bus.connected:
+            break
+        await asyncio.sleep(0.25)
+    requests = await stored(bus)
+    assert [r.thread.message_id for r in requests] == ["<outage@example.com>"]
+
+
+async def test_relay_denied_and_too_many_recipients(bus: Bus, bus_config: BusConfig) -> None:
+    async with running(config(bus_config, max_recipients=2, support_domains=("help.test",))) as cfg:
+        replies = await send(
+            cfg.port, message(), ["someone@elsewhere.org", "a@help.test", SUPPORT, "b@help.test"]
+        )
+    assert replies[1] == (550, b"5.7.1 Relaying denied")
+    assert replies[2][0] == 250 and replies[3][0] == 250
+    assert replies[4] == (452, b"4.5.3 Too many recipients")
+    assert replies[5][0] == 250
+
+
+async def test_oversize_gets_552_and_size_is_advertised(bus: Bus, bus_config: BusConfig) -> None:
+    async with running(config(bus_config, max_size=2000)) as cfg:
+
+        def ehlo_size() -> str:
+            with smtplib.SMTP("127.0.0.1", cfg.port, timeout=10) as client:
+                client.ehlo()
+                return client.esmtp_features.get("size", "")
+
+        assert await asyncio.to_thread(ehlo_size) == "2000"
+        replies = await send(cfg.port, message(body="x" * 5000))
+    assert replies[-1] == (552, b"5.3.4 Message too big")
+    assert await stored(bus) == []
+
+
+async def test_session_limit_and_rate_limit(bus: Bus, bus_config: BusConfig) -> None:
+    async with running(config(bus_config, max_sessions=1, rate_per_minute=1)) as cfg:
+
+        def second_while_first_open() -> None:
+            with smtplib.SMTP("127.0.0.1", cfg.port, timeout=10) as first:
+                first.ehlo()
+                with pytest.raises(smtplib.SMTPConnectError) as refused:
+                    smtplib.SMTP("127.0.0.1", cfg.port, timeout=10)
+                assert refused.value.smtp_code == 421
+
+        await asyncio.to_thread(second_while_first_open)
+        first = await send(cfg.port, message(message_id="<r1@example.com>"))
+        second = await send(cfg.port, message(message_id="<r2@example.com>"))
+    assert first[-1][0] == 250
+    assert second[0] == (450, b"4.7.1 Too many messages, slow down")
+
+
+async def test_auto_reply_bounce_and_forged_token(bus: Bus, bus_config: BusConfig) -> None:
+    signed = subject_token("SR-1042", SECRET.encode())
+    async with running(config(bus_config)) as cfg:
+        await send(
+            cfg.port,
+            message(subject="Out of Office: back Monday", message_id="<o@x>", Auto_Submitted="auto-replied"),
+        )
+        await send(cfg.port, message(subject="Undelivered Mail Returned to Sender", message_id="<b@x>"))
+        await send(cfg.port, message(subject="Re: [SR-1042-deadbeef] printer", message_id="<f@x>"))
+        await send(cfg.port, message(subject=f"Re: {signed} printer", message_id="<g@x>"))
+        await send(cfg.port, message(subject="Your ticket", message_id="<a@x>", Precedence="bulk"))
+    by_id = {r.thread.message_id: r for r in await stored(bus)}
+    assert by_id["<o@x>"].nature == "out_of_office"
+    assert by_id["<b@x>"].nature == "bounce"
+    assert by_id["<a@x>"].nature == "auto_reply"
+    forged = by_id["<f@x>"].thread
+    assert (forged.ticket_token, forged.token_signed) == ("SR-1042", False)
+    assert "token:forged" in by_id["<f@x>"].hints
+    assert by_id["<g@x>"].thread.token_signed is True
