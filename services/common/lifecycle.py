@@ -19,7 +19,7 @@ log = logging.getLogger(__name__)
 def run(
     service: str,
     load_config: Callable[[], C],
-    main: Callable[[C], Callable[..., Awaitable[None]]] | Callable[..., Awaitable[None]],
+    main: Callable[..., Awaitable[None]],
 ) -> None:
     """Entry point used by every `__main__.py`."""
     logs.setup(service)

@@ -142,7 +142,11 @@ def build_app(voice: Voice) -> FastAPI:
                 params = await signed(request)
                 if params is None:
                     return Response("invalid signature", status_code=403, media_type="text/plain")
-                return _xml(await handler(params))
+                try:
+                    return _xml(await handler(params))
+                except KeyError as exc:
+                    # A signed request without a field we need: say which, never a 500.
+                    return Response(f"missing field {exc}", status_code=400, media_type="text/plain")
 
             endpoint.__name__ = handler.__name__
             app.add_api_route(path, endpoint, methods=["POST"], response_class=Response)

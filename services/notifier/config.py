@@ -1,4 +1,4 @@
-"""Notifier settings (env prefix FRONTDESK_NOTIFIER_, plus the shared Twilio, thread-secret and policy names)."""
+"""Notifier settings: prefix FRONTDESK_NOTIFIER_ plus the shared Twilio, thread-secret and policy names."""
 
 from __future__ import annotations
 

@@ -6,13 +6,14 @@ import asyncio
 import contextlib
 import logging
 from types import TracebackType
+from typing import Any
 
 import httpx
 from aiosmtpd.smtp import SMTP
 
 from services.common.clock import Clock, SystemClock
+from services.common.config import load
 from services.common.http import HttpServer
-from services.common.natsserver import free_port
 from services.sandbox import api
 from services.sandbox.config import SandboxConfig
 from services.sandbox.mail import MailSink
@@ -33,14 +34,11 @@ class Sandbox:
         self._smtp: asyncio.Server | None = None
 
     @classmethod
-    def on_free_ports(cls, webhook_base: str = "http://127.0.0.1:8080", **overrides: object) -> Sandbox:
-        fields: dict[str, object] = {
-            "port": free_port(),
-            "smtp_port": free_port(),
-            "webhook_base": webhook_base,
-        }
+    def on_free_ports(cls, webhook_base: str = "http://127.0.0.1:8080", **overrides: Any) -> Sandbox:
+        """Port 0 lets the kernel pick at bind time: no race between choosing a port and binding it."""
+        fields: dict[str, Any] = {"port": 0, "smtp_port": 0, "webhook_base": webhook_base}
         fields.update(overrides)
-        return cls(SandboxConfig(**fields))  # type: ignore[arg-type]
+        return cls(load(SandboxConfig, "FRONTDESK_SANDBOX_", env={}, **fields))
 
     @property
     def url(self) -> str:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+from collections.abc import Mapping
+
 import msgspec
 
 from services.common.config import Secret, load
@@ -23,5 +26,12 @@ class SandboxConfig(msgspec.Struct, frozen=True, kw_only=True):
         return (self.public_base or self.webhook_base).rstrip("/")
 
 
-def load_config() -> SandboxConfig:
-    return load(SandboxConfig, "FRONTDESK_SANDBOX_")
+def load_config(env: Mapping[str, str] | None = None) -> SandboxConfig:
+    """FRONTDESK_SANDBOX_*; the shared FRONTDESK_TWILIO_ACCOUNT_SID/_AUTH_TOKEN fill in when unset,
+    so the services and the sandbox agree on credentials without setting them twice."""
+    source = dict(os.environ if env is None else env)
+    for field in ("ACCOUNT_SID", "AUTH_TOKEN"):
+        shared = source.get(f"FRONTDESK_TWILIO_{field}")
+        if shared:
+            source.setdefault(f"FRONTDESK_SANDBOX_{field}", shared)
+    return load(SandboxConfig, "FRONTDESK_SANDBOX_", source)

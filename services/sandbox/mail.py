@@ -21,7 +21,7 @@ def summary(raw: bytes, mail_from: str, rcpt_tos: list[str], received: datetime)
         "to": list(rcpt_tos),
         "subject": str(parsed.get("Subject", "")),
         "headers": {key: str(value) for key, value in parsed.items()},
-        "body": text,
+        "body": text.replace("\r\n", "\n"),  # SMTP carries CRLF; show text as written
         "time": received.isoformat(),
     }
 

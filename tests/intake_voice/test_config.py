@@ -27,4 +27,8 @@ def test_loads_env() -> None:
     assert cfg.policy == "/etc/fd/policy.yaml"
     assert cfg.bus.url == ("nats://a:4222", "nats://b:4222")
     assert cfg.auth_token.reveal() == "s3cret" and "s3cret" not in repr(cfg)
-    assert (cfg.host, cfg.public_url, cfg.spool_dir) == ("127.0.0.1", "http://127.0.0.1:8080", ".data/voice-spool")
+    assert (cfg.host, cfg.public_url, cfg.spool_dir) == (
+        "127.0.0.1",
+        "http://127.0.0.1:8080",
+        ".data/voice-spool",
+    )

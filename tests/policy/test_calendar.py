@@ -9,14 +9,16 @@ import pytest
 from services.policy.calendar import BusinessCalendar
 from services.policy.model import Calendar, HolidaySource
 
-WEEKDAYS_9_TO_5 = {d: ("08:00-17:00",) for d in ("mon", "tue", "wed", "thu", "fri")}
+WEEKDAYS_9_TO_5: dict[str, tuple[str, ...]] = {
+    d: ("08:00-17:00",) for d in ("mon", "tue", "wed", "thu", "fri")
+}
 CHICAGO = BusinessCalendar(
     Calendar(timezone="America/Chicago", week=WEEKDAYS_9_TO_5, holidays=HolidaySource(country="US"))
 )
 
 
-def z(*args: int) -> datetime:
-    return datetime(*args, tzinfo=UTC)
+def z(year: int, month: int, day: int, hour: int = 0, minute: int = 0, second: int = 0) -> datetime:  # noqa: PLR0917
+    return datetime(year, month, day, hour, minute, second, tzinfo=UTC)
 
 
 @pytest.mark.parametrize(
@@ -126,7 +128,9 @@ def test_extra_closed_and_forced_open_days() -> None:
         z(2026, 7, 6, 13, 10),  # Monday after the observed holiday
     ],
 )
-@pytest.mark.parametrize("span", [timedelta(minutes=15), timedelta(hours=1), timedelta(hours=4), timedelta(hours=20)])
+@pytest.mark.parametrize(
+    "span", [timedelta(minutes=15), timedelta(hours=1), timedelta(hours=4), timedelta(hours=20)]
+)
 def test_business_subtract_is_the_latest_inverse(instant: datetime, span: timedelta) -> None:
     start = CHICAGO.business_subtract(instant, span)
     assert start < instant

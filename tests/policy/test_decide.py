@@ -20,8 +20,8 @@ def policy() -> Policy:
     return load_policy(EXAMPLE)
 
 
-def z(*args: int) -> datetime:
-    return datetime(*args, tzinfo=UTC)
+def z(year: int, month: int, day: int, hour: int = 0, minute: int = 0, second: int = 0) -> datetime:  # noqa: PLR0917
+    return datetime(year, month, day, hour, minute, second, tzinfo=UTC)
 
 
 @pytest.mark.parametrize(
@@ -57,7 +57,7 @@ FRIDAY_18 = z(2026, 11, 21, 0)
         # After hours premium emergency: page on-call, 1h around the clock.
         ("jane@acme.example", None, FRIDAY_18, True, False,
          dict(disposition="page_oncall", notify_at=FRIDAY_18, response_due=FRIDAY_18 + timedelta(hours=1),
-              assignee="carol", in_hours=False)),
+              assignee="alice", in_hours=False)),
         # After hours complimentary normal: queue to Monday 08:00, due after 8 business hours.
         (None, "+13125550160", FRIDAY_18, False, False,
          dict(client_id="globex", disposition="queue", notify_at=z(2026, 11, 23, 14),
@@ -68,7 +68,7 @@ FRIDAY_18 = z(2026, 11, 21, 0)
         # Complimentary emergency, billable accepted: on-call now, 2h.
         ("hank@globex.example", None, FRIDAY_18, True, True,
          dict(disposition="page_oncall", notify_at=FRIDAY_18, response_due=FRIDAY_18 + timedelta(hours=2),
-              billable=True, assignee="carol")),
+              billable=True, assignee="alice")),
         # Billable only applies to emergencies.
         ("hank@globex.example", None, FRIDAY_18, False, True, dict(disposition="queue", billable=False)),
         # Unknown sender: the unknown_sender_tier decides.
@@ -87,7 +87,7 @@ FRIDAY_18 = z(2026, 11, 21, 0)
          dict(disposition="queue", notify_at=z(2026, 7, 6, 13))),
     ],
 )  # fmt: skip
-def test_decide(
+def test_decide(  # noqa: PLR0917 - one table row per case reads best
     policy: Policy,
     email: str | None,
     phone: str | None,
@@ -109,7 +109,14 @@ def test_round_robin_skips_excluded_and_unskilled(policy: Policy) -> None:
     seen = []
     cursor = 0
     for _ in range(4):
-        decision, cursor = decide(policy, email="hank@globex.example", phone=None, at=MONDAY_10, emergency=False)
+        decision, cursor = decide(
+            policy,
+            email="hank@globex.example",
+            phone=None,
+            at=MONDAY_10,
+            emergency=False,
+            rotation_cursor=cursor,
+        )
         seen.append(decision.assignee)
     assert seen == ["alice", "carol", "alice", "carol"]
     assert cursor == 4
@@ -130,10 +137,11 @@ def test_assigned_client_leaves_the_cursor_alone(policy: Policy) -> None:
         (z(2026, 1, 12, 14), "bob"),  # Monday 08:00 CST: handoff
         (z(2026, 1, 19, 14), "carol"),
         (z(2026, 1, 26, 14), "alice"),
-        (z(2026, 3, 9, 12, 59), "bob"),  # Monday after spring-forward, 07:59 CDT
-        (z(2026, 3, 9, 13), "carol"),  # 08:00 CDT = 13:00Z
-        (z(2026, 11, 2, 13, 30), "carol"),  # after fall-back 07:30 CST: not yet
-        (z(2026, 11, 2, 14), "alice"),  # 08:00 CST = 14:00Z
+        # Handoff k is on Monday 2026-01-12 + 7(k-1) days: k=9 on March 9, k=43 on November 2.
+        (z(2026, 3, 9, 12, 59), "carol"),  # Monday after spring-forward, 07:59 CDT: k=8
+        (z(2026, 3, 9, 13), "alice"),  # 08:00 CDT = 13:00Z: k=9
+        (z(2026, 11, 2, 13, 30), "alice"),  # after fall-back 07:30 CST: k=42, not yet
+        (z(2026, 11, 2, 14), "bob"),  # 08:00 CST = 14:00Z: k=43
     ],
 )
 def test_oncall_rotation(policy: Policy, at: datetime, tech: str) -> None:

@@ -11,11 +11,8 @@ from fastapi import FastAPI, Request
 from fastapi.responses import Response
 from twilio.request_validator import RequestValidator
 
-from services.common.config import Secret
 from services.common.http import HttpServer
-from services.common.natsserver import free_port
 from services.sandbox.app import Sandbox
-from services.sandbox.config import SandboxConfig
 
 TOKEN = "test-auth-token"
 PUBLIC = "https://frontdesk.example.com"
@@ -47,7 +44,7 @@ class VoiceApp:
         self.validator = RequestValidator(TOKEN)
         self.app = FastAPI()
         self.app.add_api_route("/{path:path}", self.handle, methods=["POST"])
-        self.server = HttpServer(self.app, "127.0.0.1", free_port())
+        self.server = HttpServer(self.app, "127.0.0.1", 0)
 
     @property
     def url(self) -> str:
@@ -99,14 +96,8 @@ async def voice_app() -> AsyncIterator[VoiceApp]:
 
 @pytest.fixture
 async def sandbox(voice_app: VoiceApp) -> AsyncIterator[Sandbox]:
-    cfg = SandboxConfig(
-        port=free_port(),
-        smtp_port=free_port(),
-        webhook_base=voice_app.url,
-        public_base=PUBLIC,
-        auth_token=Secret(TOKEN),
-    )
-    async with Sandbox(cfg) as running:
+    configured = Sandbox.on_free_ports(voice_app.url, public_base=PUBLIC, auth_token=TOKEN)
+    async with configured as running:
         yield running
 
 

@@ -1,0 +1,140 @@
+"""parse.py: decoding, trimming, sender fallbacks, thread keys and nature classification, no I/O."""
+
+from __future__ import annotations
+
+from services.contracts.threading import message_id, subject_token
+from services.intake_email.parse import charset_codec, decode_bytes, html_to_text, parse, trim_reply
+
+SECRET = b"unit-secret"
+
+
+def mail(headers: str, body: str = "Hello\n") -> bytes:
+    return (headers.strip() + "\n\n" + body).encode("utf-8")
+
+
+def test_request_id_is_stable_per_message_and_sender() -> None:
+    raw = mail("From: a@example.com\nSubject: hi\nMessage-ID: <x1@example.com>")
+    again = mail("From: a@example.com\nSubject: hi (resent)\nMessage-ID: <x1@example.com>")
+    other = mail("From: b@example.com\nSubject: hi\nMessage-ID: <x1@example.com>")
+    first = parse(raw, secret=SECRET)
+    assert first.request_id.startswith("em-") and len(first.request_id) == 35
+    assert parse(again, secret=SECRET).request_id == first.request_id
+    assert parse(other, secret=SECRET).request_id != first.request_id
+
+
+def test_missing_message_id_is_synthesized_from_the_raw_bytes() -> None:
+    raw = mail("From: a@example.com\nSubject: no id")
+    parsed = parse(raw, secret=SECRET)
+    assert parsed.message_id.endswith("@frontdesk.invalid>")
+    assert parse(raw, secret=SECRET).message_id == parsed.message_id
+
+
+def test_rfc2047_subject_and_rfc2231_filename() -> None:
+    raw = (
+        b"From: =?utf-8?q?J=C3=BCrgen?= <j@example.de>\nSubject: =?iso-8859-1?q?St=F6rung?=\n"
+        b"Message-ID: <a@b>\nMIME-Version: 1.0\nContent-Type: multipart/mixed; boundary=XX\n\n"
+        b"--XX\nContent-Type: text/plain; charset=utf-8\n\nHallo\n"
+        b"--XX\nContent-Type: application/pdf\n"
+        b"Content-Disposition: attachment; filename*=utf-8''Rechnung%20M%C3%A4rz.pdf\n"
+        b"Content-Transfer-Encoding: base64\n\nJVBERg==\n--XX--\n"
+    )
+    parsed = parse(raw, secret=SECRET)
+    assert parsed.subject == "Störung"
+    assert (parsed.sender_email, parsed.sender_name) == ("j@example.de", "Jürgen")
+    (att,) = parsed.attachments
+    assert (att.filename, att.content_type, att.data) == ("Rechnung März.pdf", "application/pdf", b"%PDF")
+
+
+def test_charset_aliases_and_mislabeled_bytes_never_crash() -> None:
+    assert charset_codec("ks_c_5601-1987") == "cp949"
+    assert charset_codec("gb2312") == "gb18030"
+    assert charset_codec("x-no-such-charset") == "utf-8"
+    assert decode_bytes("안녕".encode("cp949"), "ks_c_5601-1987") == "안녕"
+    assert decode_bytes("こんにちは".encode("iso-2022-jp"), "iso-2022-jp") == "こんにちは"
+    assert decode_bytes("Grüße".encode("utf-8"), "us-ascii") == "Grüße"
+    assert decode_bytes(b"caf\xe9", "us-ascii") == "café"
+    raw = b"From: a@b.c\nSubject: x\nContent-Type: text/plain; charset=windows-1252\n\nPrice \x80 5\n"
+    assert parse(raw, secret=SECRET).full_text == "Price € 5"
+
+
+def test_html_only_mail_becomes_readable_text() -> None:
+    assert (
+        html_to_text("<style>p{}</style><p>Hi&nbsp;there</p><div>Line<br>two</div>")
+        == "Hi there\n\nLine\ntwo"
+    )
+    raw = mail(
+        "From: a@b.c\nSubject: x\nContent-Type: text/html; charset=utf-8", "<p>The <b>printer</b> is down</p>"
+    )
+    assert parse(raw, secret=SECRET).full_text == "The printer is down"
+
+
+def test_trimmer_drops_quotes_signatures_and_mobile_signoffs() -> None:
+    text = "It broke again.\n\nSent from my iPhone\n\nOn Mon, 1 Jan 2026, Bob <b@x> wrote:\n> earlier"
+    assert trim_reply(text) == "It broke again."
+    assert trim_reply("Fixed?\n-- \nAlice\nACME") == "Fixed?"
+    outlook = "Yes.\n\n-----Original Message-----\nFrom: Bob\nSent: Monday\nTo: Alice\nSubject: Q"
+    assert trim_reply(outlook) == "Yes."
+    headers = "Thanks\n\nFrom: Bob <b@x>\nSent: Monday, 1 Jan\nTo: help@x\nSubject: Q\n\nold"
+    assert trim_reply(headers) == "Thanks"
+
+
+def test_body_is_trimmed_while_full_text_keeps_everything() -> None:
+    parsed = parse(mail("From: a@b.c\nSubject: x", "New text\n\n> old quote\n"), secret=SECRET)
+    assert parsed.body == "New text"
+    assert "old quote" in parsed.full_text
+
+
+def test_sender_falls_back_to_sender_and_return_path_and_survives_garbage() -> None:
+    assert parse(
+        mail("From: undisclosed\nSender: s@example.com\nSubject: x"), secret=SECRET
+    ).sender_email == ("s@example.com")
+    assert (
+        parse(mail("Return-Path: <r@example.com>\nSubject: x"), secret=SECRET).sender_email == "r@example.com"
+    )
+    broken = parse(mail('From: "Bro, ken <bad@@x>\nSubject: x'), secret=SECRET)
+    assert broken.subject == "x"
+    assert parse(b"\x00\xff garbage without headers", secret=SECRET).message_id.endswith(
+        "@frontdesk.invalid>"
+    )
+
+
+def test_thread_keys_signed_forged_and_our_message_ids() -> None:
+    ours = message_id("SR-7", "abc", "frontdesk.test", SECRET)
+    signed = parse(
+        mail(
+            f"From: a@b.c\nSubject: Re: {subject_token('SR-7', SECRET)}\nIn-Reply-To: {ours}\nReferences: <z@x> {ours}"
+        ),
+        secret=SECRET,
+    )
+    assert (signed.ticket_token, signed.token_signed, signed.token_forged) == ("SR-7", True, False)
+    assert signed.references_ours and signed.in_reply_to == (ours,) and signed.references == ("<z@x>", ours)
+    forged = parse(mail("From: a@b.c\nSubject: Re: [SR-7-00000000]"), secret=SECRET)
+    assert (forged.token_signed, forged.token_forged) == (False, True)
+    assert not parse(mail(f"From: a@b.c\nIn-Reply-To: {ours}"), secret=b"other").references_ours
+
+
+def test_nature_classification() -> None:
+    def nature(headers: str) -> str:
+        return parse(mail(headers), secret=SECRET).nature
+
+    assert nature("From: a@b.c\nSubject: Printer broken") == "request"
+    assert nature("From: a@b.c\nSubject: Printer\nAuto-Submitted: no") == "request"
+    assert nature("From: a@b.c\nSubject: Printer\nAuto-Submitted: auto-generated") == "auto_reply"
+    assert nature("From: a@b.c\nSubject: News\nPrecedence: bulk") == "auto_reply"
+    assert nature("From: a@b.c\nSubject: Re: x\nX-Autoreply: yes") == "auto_reply"
+    assert nature("From: a@b.c\nSubject: Re: x\nReturn-Path: <>") == "auto_reply"
+    assert nature("From: a@b.c\nSubject: Out of Office: back Monday") == "out_of_office"
+    assert nature("From: a@b.c\nSubject: Vacation\nAuto-Submitted: auto-replied") == "out_of_office"
+    assert nature("From: MAILER-DAEMON@mx.example.com\nSubject: Hi") == "bounce"
+    assert nature("From: a@b.c\nSubject: Undeliverable: printer") == "bounce"
+    report = (
+        "From: a@b.c\nSubject: x\nContent-Type: multipart/report; report-type=delivery-status; boundary=B"
+    )
+    assert nature(report) == "bounce"
+
+
+def test_emergency_keywords_in_subject() -> None:
+    parsed = parse(mail("From: a@b.c\nSubject: OUTAGE - email not working"), secret=SECRET)
+    assert parsed.priority_hint == "emergency"
+    assert parsed.hints == ("keyword:outage", "keyword:not working")
+    assert parse(mail("From: a@b.c\nSubject: Download link"), secret=SECRET).priority_hint == "normal"

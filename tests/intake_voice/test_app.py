@@ -1,0 +1,387 @@
+"""The real app over HTTP (ASGI) against a real nats-server: signatures, IVR branches, SMS, spooling."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import msgspec
+import pytest
+from twilio.request_validator import RequestValidator
+
+from services.common.bus import Bus
+from services.common.clock import ManualClock
+from services.common.config import BusConfig, Secret
+from services.common.natsserver import NatsServer, free_port
+from services.contracts import subjects as s
+from services.contracts.events import OptOutChanged, RequestAmended, TechReplied
+from services.contracts.requests import ServiceRequest
+from services.intake_voice.app import Voice, build_app, main
+from services.intake_voice.config import VoiceConfig
+from services.intake_voice.outbox import Outbox
+from services.intake_voice.spool import Spool
+from tests.conftest import corpus
+from tests.intake_voice.policy_text import write_policy
+
+TOKEN = "test-auth-token"
+PUBLIC = "https://voice.example.com"
+SATURDAY = datetime(2026, 11, 21, 21, 0, tzinfo=UTC)  # 3 PM Chicago: after hours
+TUESDAY = datetime(2026, 11, 24, 16, 0, tzinfo=UTC)  # 10 AM Chicago: business hours
+ALICE = "+13125550123"  # Acme Dental, business-hours tier with a $250 billable offer
+GARY = "+13125550199"  # Globex, premium: emergencies page on-call
+OMAR = "+13125550112"  # on call that Saturday
+TARA = "+13125550111"
+
+
+@dataclass
+class Harness:
+    http: httpx.AsyncClient
+    voice: Voice
+    bus: Bus
+    clock: ManualClock
+    spool: Spool
+
+    async def post(
+        self, path: str, params: dict[str, str], *, signature: str | None = None
+    ) -> httpx.Response:
+        sig = RequestValidator(TOKEN).compute_signature(PUBLIC + path, params)
+        headers = {"X-Twilio-Signature": sig if signature is None else signature}
+        return await self.http.post(path, data=params, headers=headers)
+
+
+@pytest.fixture
+async def harness(bus: Bus, tmp_path: Path) -> AsyncIterator[Harness]:
+    cfg = VoiceConfig(public_url=PUBLIC, auth_token=Secret(TOKEN), publish_timeout=1.0)
+    spool = Spool(tmp_path / "spool")
+    clock = ManualClock(SATURDAY)
+    voice = Voice(cfg=cfg, policy=write_policy(tmp_path), outbox=Outbox(spool, 1.0, bus), clock=clock)
+    transport = httpx.ASGITransport(app=build_app(voice))
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver", timeout=10) as http:
+        yield Harness(http=http, voice=voice, bus=bus, clock=clock, spool=spool)
+
+
+async def stored(bus: Bus, stream: str) -> list[tuple[str, dict[str, str], Any]]:
+    """(subject, headers, decoded JSON) of every message in a stream, in order."""
+    info = await bus.js.stream_info(stream)
+    out: list[tuple[str, dict[str, str], Any]] = []
+    if not info.state.messages:
+        return out
+    for seq in range(info.state.first_seq, info.state.last_seq + 1):
+        msg = await bus.js.get_msg(stream, seq)
+        out.append((msg.subject or "", dict(msg.headers or {}), json.loads(msg.data or b"null")))
+    return out
+
+
+async def requests(bus: Bus) -> list[ServiceRequest]:
+    return [
+        msgspec.convert(body, ServiceRequest)
+        for subject, _, body in await stored(bus, s.STREAM_REQUESTS)
+        if subject != s.REQUEST_AMENDED
+    ]
+
+
+def call(sid: str, caller: str = ALICE, **extra: str) -> dict[str, str]:
+    return {"CallSid": sid, "From": caller, "To": "+13125550000", "AccountSid": "AC1", **extra}
+
+
+async def test_forged_and_missing_signatures_are_refused(harness: Harness) -> None:
+    assert (await harness.post("/twilio/voice", call("CA1"), signature="")).status_code == 403
+    assert (
+        await harness.post("/twilio/voice", call("CA1"), signature="bm90IGEgc2lnbmF0dXJl")
+    ).status_code == 403
+    # Signed for other params: a tampered body is refused too.
+    good = RequestValidator(TOKEN).compute_signature(PUBLIC + "/twilio/sms", call("CA1"))
+    tampered = await harness.http.post(
+        "/twilio/sms", data={**call("CA1"), "Body": "x"}, headers={"X-Twilio-Signature": good}
+    )
+    assert tampered.status_code == 403
+    ok = await harness.post("/twilio/voice", call("CA1"))
+    assert ok.status_code == 200 and ok.headers["content-type"].startswith("application/xml")
+    assert await requests(harness.bus) == []
+
+
+async def test_known_caller_after_hours_hears_plan_and_billable_offer(harness: Harness) -> None:
+    twiml = (await harness.post("/twilio/voice", call("CA2"))).text
+    assert "Hello Alice, thank you for calling." in twiml
+    assert (
+        "Your plan covers weekdays 8 AM to 5 PM. Leave a message and we will respond by Monday 9:00 AM."
+        in twiml
+    )
+    assert "Press 9 to request billable after-hours emergency service at $250." in twiml
+    assert 'action="/twilio/voice/menu?attempt=1"' in twiml and 'numDigits="1"' in twiml
+    assert 'input="dtmf speech"' in twiml
+
+
+async def test_in_hours_caller_hears_menu_without_offer(harness: Harness) -> None:
+    harness.clock.set(TUESDAY)
+    twiml = (await harness.post("/twilio/voice", call("CA3", "+15550009999"))).text
+    assert "Thank you for calling." in twiml and "Press 9" not in twiml and "Your plan" not in twiml
+
+
+async def test_emergency_for_covered_client_dials_oncall_then_voicemail(harness: Harness) -> None:
+    twiml = (await harness.post("/twilio/voice/menu?attempt=1", call("CA4", GARY, Digits="1"))).text
+    assert (
+        f'<Dial action="/twilio/voice/dial-result?choice=1" method="POST" timeout="20">{OMAR}</Dial>' in twiml
+    )
+    (req,) = await requests(harness.bus)
+    assert (req.id, req.priority_hint, req.hints, req.sender.phone) == ("CA4", "emergency", ("ivr:1",), GARY)
+    assert req.sender.name == "Gary" and "Globex" in req.subject
+    missed = await harness.post(
+        "/twilio/voice/dial-result?choice=1", call("CA4", GARY, DialCallStatus="no-answer")
+    )
+    assert (
+        "<Record" in missed.text and 'maxLength="120"' in missed.text and 'transcribe="true"' in missed.text
+    )
+    assert 'recordingStatusCallback="/twilio/voice/recording?choice=1"' in missed.text
+    answered = await harness.post("/twilio/voice/dial-result", call("CA4", GARY, DialCallStatus="completed"))
+    assert "<Hangup" in answered.text
+
+
+async def test_emergency_on_business_plan_after_hours_goes_to_voicemail(harness: Harness) -> None:
+    twiml = (await harness.post("/twilio/voice/menu?attempt=1", call("CA5", Digits="1"))).text
+    assert "<Dial" not in twiml and "<Record" in twiml and "Monday 9:00 AM" in twiml
+    (req,) = await requests(harness.bus)
+    assert req.priority_hint == "emergency" and not req.billable_accepted
+
+
+async def test_billable_acceptance_pages_oncall(harness: Harness) -> None:
+    twiml = (await harness.post("/twilio/voice/menu?attempt=1", call("CA6", Digits="9"))).text
+    assert f">{OMAR}</Dial>" in twiml
+    (req,) = await requests(harness.bus)
+    assert req.billable_accepted and req.priority_hint == "emergency" and req.hints == ("ivr:9",)
+
+
+async def test_new_request_by_speech(harness: Harness) -> None:
+    twiml = (
+        await harness.post("/twilio/voice/menu?attempt=1", call("CA7", SpeechResult="A new request."))
+    ).text
+    assert "<Record" in twiml
+    (req,) = await requests(harness.bus)
+    assert req.hints == ("ivr:2", "speech") and req.priority_hint == "normal"
+
+
+async def test_existing_ticket_asks_for_number(harness: Harness) -> None:
+    ask = (
+        await harness.post("/twilio/voice/menu?attempt=1", call("CA8", SpeechResult="existing ticket"))
+    ).text
+    assert 'action="/twilio/voice/ticket"' in ask
+    assert await requests(harness.bus) == []  # the choice is not complete yet
+    await harness.post("/twilio/voice/ticket", call("CA8", Digits="1042"))
+    (req,) = await requests(harness.bus)
+    assert req.thread.ticket_token == "SR-1042" and req.hints == ("ivr:3",)
+
+
+async def test_no_input_repeats_menu_once_then_voicemail(harness: Harness) -> None:
+    again = (await harness.post("/twilio/voice/menu?attempt=1", call("CA9", Digits=""))).text
+    assert 'action="/twilio/voice/menu?attempt=2"' in again and "For an emergency, press 1" in again
+    assert await requests(harness.bus) == []
+    final = (await harness.post("/twilio/voice/menu?attempt=2", call("CA9", Digits=""))).text
+    assert "<Record" in final
+    (req,) = await requests(harness.bus)
+    assert req.id == "CA9" and req.hints == ("ivr:none",)
+
+
+async def test_recording_and_transcription_amend_the_same_request(harness: Harness) -> None:
+    await harness.post("/twilio/voice/menu?attempt=1", call("CA10", Digits="2"))
+    rec = {"RecordingSid": "RE1", "RecordingUrl": "https://api.twilio.com/rec/RE1", "RecordingDuration": "17"}
+    await harness.post("/twilio/voice/recording?choice=2", call("CA10", RecordingStatus="completed", **rec))
+    await harness.post("/twilio/voice/recording?choice=2", call("CA10", RecordingStatus="completed", **rec))
+    await harness.post(
+        "/twilio/voice/transcription?choice=2",
+        call("CA10", TranscriptionStatus="completed", TranscriptionText="Printer on fire", **rec),
+    )
+    await harness.post("/twilio/voice/status", call("CA10", CallStatus="completed"))
+    messages = await stored(harness.bus, s.STREAM_REQUESTS)
+    assert [subject for subject, _, _ in messages] == [
+        s.request_subject("voice"),
+        s.REQUEST_AMENDED,
+        s.REQUEST_AMENDED,
+    ]
+    recording = msgspec.convert(messages[1][2], RequestAmended)
+    transcript = msgspec.convert(messages[2][2], RequestAmended)
+    assert (recording.id, recording.request_id, recording.recording_seconds) == ("RE1:recording", "CA10", 17)
+    assert (transcript.id, transcript.request_id, transcript.transcription) == (
+        "RE1:transcription",
+        "CA10",
+        "Printer on fire",
+    )
+    assert messages[1][1]["Nats-Msg-Id"] == "RE1:recording"
+
+
+async def test_hang_up_before_choosing_is_a_missed_call(harness: Harness) -> None:
+    await harness.post("/twilio/voice", call("CA11", "+15550001111"))
+    await harness.post("/twilio/voice/status", call("CA11", "+15550001111", CallStatus="ringing"))
+    assert await requests(harness.bus) == []
+    await harness.post("/twilio/voice/status", call("CA11", "+15550001111", CallStatus="completed"))
+    (req,) = await requests(harness.bus)
+    assert req.id == "CA11" and req.subject == "Missed call from +15550001111" and req.sender.name is None
+
+
+async def test_duplicate_webhooks_store_one_message(harness: Harness) -> None:
+    for _ in range(3):
+        await harness.post("/twilio/voice/menu?attempt=1", call("CA12", Digits="2"))
+        await harness.post(
+            "/twilio/sms", {"MessageSid": "SM12", "From": ALICE, "To": "+13125550000", "Body": "hi"}
+        )
+    found = await stored(harness.bus, s.STREAM_REQUESTS)
+    assert sorted(headers["Nats-Msg-Id"] for _, headers, _ in found) == ["CA12", "SM12"]
+
+
+async def test_tech_replies_are_parsed(harness: Harness) -> None:
+    await harness.post("/twilio/sms", {"MessageSid": "SM20", "From": OMAR, "Body": "SR-1042 ETA 30"})
+    await harness.post("/twilio/sms", {"MessageSid": "SM21", "From": "(312) 555-0111", "Body": "1042 A"})
+    await harness.post("/twilio/sms", {"MessageSid": "SM22", "From": TARA, "Body": "what?"})
+    replies = [
+        msgspec.convert(body, TechReplied) for _, _, body in await stored(harness.bus, s.STREAM_REPLIES)
+    ]
+    assert [(r.id, r.phone, r.verb, r.ticket_number, r.minutes) for r in replies] == [
+        ("SM20", OMAR, "eta", "SR-1042", 30),
+        ("SM21", TARA, "accept", "SR-1042", None),
+        ("SM22", TARA, "unknown", None, None),
+    ]
+    assert await requests(harness.bus) == []
+
+
+async def test_stop_and_start(harness: Harness) -> None:
+    response = await harness.post("/twilio/sms", {"MessageSid": "SM30", "From": ALICE, "Body": "stop"})
+    assert response.text.endswith("<Response />")
+    await harness.post("/twilio/sms", {"MessageSid": "SM31", "From": ALICE, "Body": "START"})
+    found = await stored(harness.bus, s.STREAM_REPLIES)
+    changes = [msgspec.convert(body, OptOutChanged) for _, _, body in found]
+    assert [(c.phone, c.opted_out, c.keyword) for c in changes] == [
+        (ALICE, True, "STOP"),
+        (ALICE, False, "START"),
+    ]
+    assert {subject for subject, _, _ in found} == {s.OPT_OUT_CHANGED}
+
+
+async def test_client_mms_via_messaging_service_with_emergency_keyword(harness: Harness) -> None:
+    params = {
+        "MessageSid": "MM40",
+        "From": ALICE,
+        "MessagingServiceSid": "MG1",
+        "Body": "Basement flood!\nsee photo",
+        "NumMedia": "1",
+        "MediaUrl0": "https://api.twilio.com/Media/ME1",
+        "MediaContentType0": "image/jpeg",
+    }
+    await harness.post("/twilio/sms", params)
+    (req,) = await requests(harness.bus)
+    assert (req.channel, req.recipient, req.priority_hint, req.hints) == (
+        "sms",
+        "MG1",
+        "emergency",
+        ("keyword:flood",),
+    )
+    assert req.subject == "Basement flood!" and req.sender.name == "Alice"
+    (media,) = req.attachments
+    assert (media.object_name, media.content_type) == ("https://api.twilio.com/Media/ME1", "image/jpeg")
+
+
+async def test_real_twilio_webhook_bodies(harness: Harness) -> None:
+    folder = corpus("twilio")
+    sms = json.loads((folder / "plugin-webhook-sms.json").read_text())
+    voice = json.loads((folder / "plugin-webhook-voice.json").read_text())
+    # As captured (empty signature): refused.
+    assert (
+        await harness.http.post("/twilio/sms", data=sms["body"], headers=sms["headers"])
+    ).status_code == 403
+    assert (await harness.post("/twilio/voice", voice["body"])).status_code == 200
+    assert (await harness.post("/twilio/sms", sms["body"])).status_code == 200
+    (req,) = await requests(harness.bus)
+    assert (req.id, req.body, req.sender.phone, req.recipient) == (
+        "SMaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+        "Ahoy",
+        "+15017122661",
+        "+15558675310",
+    )
+
+
+async def test_health_and_docs(harness: Harness) -> None:
+    assert (await harness.http.get("/healthz")).json() == {"status": "ok"}
+    ready = await harness.http.get("/readyz")
+    assert ready.status_code == 200 and ready.json()["spooled"] == 0
+    assert "/twilio/voice/menu" in (await harness.http.get("/openapi.json")).json()["paths"]
+    assert (await harness.http.get("/docs")).status_code == 200
+
+
+async def test_nats_down_during_call_spools_then_delivers_once(
+    harness: Harness, nats_server: NatsServer
+) -> None:
+    nats_server.stop()
+    started = time.monotonic()
+    twiml = (await harness.post("/twilio/voice/menu?attempt=1", call("CA50", Digits="2"))).text
+    rec = {
+        "RecordingSid": "RE50",
+        "RecordingUrl": "https://api.twilio.com/rec/RE50",
+        "RecordingDuration": "5",
+    }
+    await harness.post("/twilio/voice/recording", call("CA50", **rec))
+    elapsed = time.monotonic() - started
+    assert "<Record" in twiml  # voicemail still works while NATS is away
+    assert elapsed < 2 * harness.voice.outbox.timeout + 1.0
+    assert len(harness.spool.pending()) == 2
+    assert (await harness.http.get("/readyz")).status_code == 503
+
+    nats_server.start()  # same port, same store
+    stop = asyncio.Event()
+    flusher = asyncio.create_task(harness.voice.outbox.run(stop, 0.1))
+    try:
+        deadline = time.monotonic() + 15
+        while harness.spool.pending() and time.monotonic() < deadline:
+            await asyncio.sleep(0.1)
+    finally:
+        stop.set()
+        await flusher
+    assert harness.spool.pending() == []
+    found = await stored(harness.bus, s.STREAM_REQUESTS)
+    assert sorted(headers["Nats-Msg-Id"] for _, headers, _ in found) == ["CA50", "RE50:recording"]
+
+
+async def test_signed_webhook_missing_callsid_is_a_clear_400(harness: Harness) -> None:
+    response = await harness.post("/twilio/voice/menu?attempt=1", {"From": ALICE, "Digits": "2"})
+    assert response.status_code == 400 and "CallSid" in response.text
+
+
+async def test_main_serves_over_a_real_socket(bus_config: BusConfig, tmp_path: Path) -> None:
+    write_policy(tmp_path)
+    cfg = VoiceConfig(
+        port=free_port(),
+        public_url=PUBLIC,
+        auth_token=Secret(TOKEN),
+        policy=str(tmp_path / "policy.yaml"),
+        spool_dir=str(tmp_path / "spool"),
+        bus=bus_config,
+    )
+    stop = asyncio.Event()
+    service = asyncio.create_task(main(cfg, stop=stop))
+    base = f"http://127.0.0.1:{cfg.port}"
+    try:
+        async with httpx.AsyncClient(base_url=base, timeout=5) as http:
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline:
+                with contextlib.suppress(httpx.TransportError):
+                    if (await http.get("/readyz")).status_code == 200:
+                        break
+                await asyncio.sleep(0.05)
+            params = {"MessageSid": "SM60", "From": ALICE, "To": "+13125550000", "Body": "Hello"}
+            sig = RequestValidator(TOKEN).compute_signature(PUBLIC + "/twilio/sms", params)
+            response = await http.post("/twilio/sms", data=params, headers={"X-Twilio-Signature": sig})
+            assert response.status_code == 200
+    finally:
+        stop.set()
+        await asyncio.wait_for(service, 10)
+    probe = await Bus.connect(bus_config, "probe")
+    try:
+        (req,) = await requests(probe)
+        assert (req.id, req.channel, req.body) == ("SM60", "sms", "Hello")
+    finally:
+        await probe.close()
