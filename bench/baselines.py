@@ -6,12 +6,14 @@ from __future__ import annotations
 import asyncio
 import sys
 
+import uvicorn
+from aiosmtpd.smtp import SMTP, Envelope, Session
+from fastapi import FastAPI, Request, Response
+
 TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response/>'
 
 
 async def smtp_sink(port: int) -> None:
-    from aiosmtpd.smtp import SMTP, Envelope, Session
-
     class Sink:
         async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
             return "250 2.0.0 OK"
@@ -23,9 +25,6 @@ async def smtp_sink(port: int) -> None:
 
 
 def http_twiml(port: int) -> None:
-    import uvicorn
-    from fastapi import FastAPI, Request, Response
-
     app = FastAPI()
 
     @app.post("/twilio/sms")

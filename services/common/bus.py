@@ -18,6 +18,7 @@ from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, PubAck
 from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
 from nats.js.kv import KeyValue
+from nats.js.object_store import ObjectStore
 
 from services.common import topology
 from services.common.config import BusConfig
@@ -47,6 +48,7 @@ class Bus:
         self.js: JetStreamContext = nc.jetstream(timeout=cfg.publish_timeout)
         self.cfg = cfg
         self._kv: dict[str, KeyValue] = {}
+        self._objects: ObjectStore | None = None
 
     @classmethod
     async def connect(cls, cfg: BusConfig, name: str, *, stop: asyncio.Event | None = None) -> Bus:
@@ -144,7 +146,10 @@ class Bus:
         name = f"{prefix}/{hashlib.sha256(data).hexdigest()}"
         wait = self.cfg.publish_timeout if timeout is None else timeout
         try:
-            store = await asyncio.wait_for(self.js.object_store(s.OBJ_RAW), wait)
+            if self._objects is None:
+                # Looking the store up costs a round trip (stream info): do it once per connection.
+                self._objects = await asyncio.wait_for(self.js.object_store(s.OBJ_RAW), wait)
+            store = self._objects
             with contextlib.suppress(Exception):
                 info = await asyncio.wait_for(store.get_info(name), wait)
                 if info.size == len(data) and not info.deleted:
@@ -155,8 +160,9 @@ class Bus:
         return name
 
     async def get_object(self, name: str) -> bytes:
-        store = await self.js.object_store(s.OBJ_RAW)
-        result = await store.get(name)
+        if self._objects is None:
+            self._objects = await self.js.object_store(s.OBJ_RAW)
+        result = await self._objects.get(name)
         return result.data or b""
 
     # -- key-value ----------------------------------------------------------------------------

@@ -80,7 +80,9 @@ class Intake:
         """Store the raw bytes and attachments, then publish; returns the request id once acked."""
         timeout = self.cfg.publish_timeout
         raw_ref = await self.bus.put_object(raw, prefix="raw", timeout=timeout)
-        parsed = parse(
+        # Parsing a 25 MB message is CPU work: keep it off the loop so other sessions keep moving.
+        parsed = await asyncio.to_thread(
+            parse,
             raw,
             secret=self.cfg.thread_secret.reveal().encode(),
             emergency_keywords=self.cfg.emergency_keywords,

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import shutil
 import smtplib
+import ssl
+import subprocess
 from collections.abc import AsyncIterator
 from email.message import EmailMessage
+from pathlib import Path
 
 import msgspec
 import pytest
@@ -221,3 +225,32 @@ async def test_auto_reply_bounce_and_forged_token(bus: Bus, bus_config: BusConfi
     assert (forged.ticket_token, forged.token_signed) == ("SR-1042", False)
     assert "token:forged" in by_id["<f@x>"].hints
     assert by_id["<g@x>"].thread.token_signed is True
+
+
+async def test_starttls_when_cert_and_key_are_set(bus: Bus, bus_config: BusConfig, tmp_path: Path) -> None:
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl not installed")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1",
+         "-keyout", str(key), "-out", str(cert)],
+        check=True,
+        capture_output=True,
+    )  # fmt: skip
+    async with running(config(bus_config, tls_cert=str(cert), tls_key=str(key))) as cfg:
+
+        def over_tls() -> tuple[int, bytes]:
+            context = ssl.create_default_context(cafile=str(cert))
+            context.check_hostname = False
+            with smtplib.SMTP("127.0.0.1", cfg.port, timeout=10) as client:
+                client.ehlo()
+                assert client.has_extn("starttls")
+                client.starttls(context=context)
+                client.ehlo()
+                client.mail("client@example.com")
+                client.rcpt(SUPPORT)
+                return client.data(message(message_id="<tls@example.com>").replace(b"\n", b"\r\n"))
+
+        code, _ = await asyncio.to_thread(over_tls)
+    assert code == 250
+    assert [r.thread.message_id for r in await stored(bus)] == ["<tls@example.com>"]

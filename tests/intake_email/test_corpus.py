@@ -66,7 +66,7 @@ _RubyLoader.add_constructor("!binary", lambda loader, node: loader.construct_sca
 
 def _expected(path: Path) -> dict[str, Any] | None:
     try:
-        data = yaml.load(path.read_text(errors="replace"), Loader=_RubyLoader)  # noqa: S506 - SafeLoader subclass
+        data = yaml.load(path.read_text(errors="replace"), Loader=_RubyLoader)
     except yaml.YAMLError:
         return None
     return data if isinstance(data, dict) else None
@@ -95,4 +95,4 @@ def test_zammad_from_subject_and_attachment_names() -> None:
             counts["attachments"] += 1
     print(f"zammad: {dict(counts)}")
     assert counts["total"] >= 30
-    assert counts["from_email"] >= 31 and counts["subject"] >= 33 and counts["attachments"] >= 30
+    assert counts["from_email"] >= 31 and counts["subject"] >= 33 and counts["attachments"] >= 32

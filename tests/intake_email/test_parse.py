@@ -51,7 +51,7 @@ def test_charset_aliases_and_mislabeled_bytes_never_crash() -> None:
     assert charset_codec("x-no-such-charset") == "utf-8"
     assert decode_bytes("안녕".encode("cp949"), "ks_c_5601-1987") == "안녕"
     assert decode_bytes("こんにちは".encode("iso-2022-jp"), "iso-2022-jp") == "こんにちは"
-    assert decode_bytes("Grüße".encode("utf-8"), "us-ascii") == "Grüße"
+    assert decode_bytes("Grüße".encode(), "us-ascii") == "Grüße"
     assert decode_bytes(b"caf\xe9", "us-ascii") == "café"
     raw = b"From: a@b.c\nSubject: x\nContent-Type: text/plain; charset=windows-1252\n\nPrice \x80 5\n"
     assert parse(raw, secret=SECRET).full_text == "Price € 5"
@@ -102,7 +102,8 @@ def test_thread_keys_signed_forged_and_our_message_ids() -> None:
     ours = message_id("SR-7", "abc", "frontdesk.test", SECRET)
     signed = parse(
         mail(
-            f"From: a@b.c\nSubject: Re: {subject_token('SR-7', SECRET)}\nIn-Reply-To: {ours}\nReferences: <z@x> {ours}"
+            f"From: a@b.c\nSubject: Re: {subject_token('SR-7', SECRET)}\n"
+            f"In-Reply-To: {ours}\nReferences: <z@x> {ours}"
         ),
         secret=SECRET,
     )

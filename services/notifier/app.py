@@ -1,0 +1,617 @@
+"""Notifier service: dispatch texts, client updates, acceptance timers, escalation and the outbound sender."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import msgspec
+from nats.js.errors import KeyNotFoundError, NoKeysError
+from twilio.http.async_http_client import AsyncTwilioHttpClient
+from twilio.rest import Client as TwilioClient
+
+from services.common.bus import Bus, Consumer, ConsumerSpec, Delivery
+from services.common.clock import Clock, SystemClock
+from services.common.http import HttpServer, health_app
+from services.contracts import (
+    AcknowledgeClient,
+    DispatchTicket,
+    OptOutChanged,
+    RelayClientMessage,
+    SendEmail,
+    SendSms,
+    TechReplied,
+    Ticket,
+    TimelineEntry,
+    threading,
+)
+from services.contracts import subjects as s
+from services.contracts.commands import Purpose
+from services.contracts.events import TimelineKind
+from services.notifier import compose, replies, suppression, timers
+from services.notifier.config import NotifierConfig
+from services.notifier.internal import TIMER_FIRED, DeliveryFailed, NotifyCommand, TimerFired
+from services.notifier.outbound import OptOut, Outbound, Sender
+from services.notifier.timers import Timer
+from services.policy.calendar import BusinessCalendar
+from services.policy.coverage import describe
+from services.policy.load import load_policy
+from services.policy.model import Policy, Tech
+
+log = logging.getLogger(__name__)
+OPS = "ops"  # assignee once every tech was tried: the desk ops contact owns the ticket
+
+_ticket = msgspec.json.Decoder(Ticket)
+_timer = msgspec.json.Decoder(Timer)
+
+
+class Notifier:
+    def __init__(self, bus: Bus, cfg: NotifierConfig, policy: Policy, clock: Clock) -> None:
+        self.bus = bus
+        self.cfg = cfg
+        self.policy = policy
+        self.clock = clock
+        self.zone = ZoneInfo(policy.desk.timezone)
+        self.secret = cfg.thread_secret.reveal().encode()
+
+    # -- lookups ----------------------------------------------------------------------------------
+
+    def tech(self, tech_id: str | None) -> Tech | None:
+        return next((t for t in self.policy.techs if t.id == tech_id), None)
+
+    def tech_by_phone(self, phone: str) -> Tech | None:
+        return next((t for t in self.policy.techs if t.phone == phone), None)
+
+    def notes(self, client_id: str) -> str:
+        client = next((c for c in self.policy.clients if c.id == client_id), None)
+        return client.notes if client is not None else ""
+
+    async def ticket(self, number: str) -> Ticket | None:
+        value, _ = await self.bus.kv_get(s.KV_TICKETS, s.kv_key(number))
+        return _ticket.decode(value) if value else None
+
+    async def update_ticket(
+        self, number: str, change: Callable[[Ticket | None], Ticket | None]
+    ) -> Ticket | None:
+        """CAS-update a ticket; `change` returns None to leave it alone. Returns the stored ticket."""
+
+        def mutate(current: bytes | None) -> bytes | None:
+            new = change(_ticket.decode(current) if current else None)
+            return None if new is None else msgspec.json.encode(new)
+
+        stored = await self.bus.kv_update(s.KV_TICKETS, s.kv_key(number), mutate)
+        return _ticket.decode(stored) if stored else None
+
+    async def all_tickets(self) -> list[Ticket]:
+        kv = await self.bus.kv(s.KV_TICKETS)
+        try:
+            keys = await kv.keys()
+        except NoKeysError:
+            return []
+        found = []
+        for key in keys:
+            with contextlib.suppress(KeyNotFoundError):
+                entry = await kv.get(key)
+                if entry.value:
+                    with contextlib.suppress(msgspec.DecodeError, msgspec.ValidationError):
+                        found.append(_ticket.decode(entry.value))
+        return found
+
+    # -- outbound -------------------------------------------------------------------------------
+
+    async def send(self, message: Outbound) -> None:
+        # The idempotency key doubles as Nats-Msg-Id: a redelivered command publishes nothing new.
+        subject = s.OUTBOX_SMS if isinstance(message, SendSms) else s.OUTBOX_EMAIL
+        await self.bus.publish(subject, message, msg_id=message.key)
+
+    async def text_tech(self, tech: Tech, ticket: Ticket, body: str, purpose: Purpose, key: str) -> None:
+        await self.send(
+            SendSms(
+                key=key,
+                to=tech.phone,
+                body=body,
+                purpose=purpose,
+                created_at=self.clock.now(),
+                client_id=ticket.client_id,
+                ticket_number=ticket.number,
+            )
+        )
+
+    async def tell_ops(self, ticket: Ticket, what: str, key: str) -> None:
+        ops = self.policy.desk.ops_contact
+        body = compose.ops_alert(ticket, what, zone=self.zone)
+        now = self.clock.now()
+        if ops.phone:
+            await self.send(
+                SendSms(
+                    key=key,
+                    to=ops.phone,
+                    body=body,
+                    purpose="ops_alert",
+                    created_at=now,
+                    client_id=ticket.client_id,
+                    ticket_number=ticket.number,
+                    fallback_email=ops.email,
+                )
+            )
+        elif ops.email:
+            await self.send(
+                SendEmail(
+                    key=key,
+                    to=ops.email,
+                    subject=f"OPS {ticket.number}",
+                    body=body,
+                    purpose="ops_alert",
+                    created_at=now,
+                    client_id=ticket.client_id,
+                    ticket_number=ticket.number,
+                )
+            )
+
+    async def tell_client(self, ticket: Ticket, body: str, purpose: Purpose, key: str) -> bool:
+        """Answer on the channel the client used; SMS falls back to email when the number is dead."""
+        contact = ticket.contact
+        now = self.clock.now()
+        email_ok = bool(contact.email) and suppression.may_auto_answer(contact.email)
+        if contact.phone and (ticket.channel != "email" or not email_ok):
+            await self.send(
+                SendSms(
+                    key=key,
+                    to=contact.phone,
+                    body=body,
+                    purpose=purpose,
+                    created_at=now,
+                    client_id=ticket.client_id,
+                    ticket_number=ticket.number,
+                    fallback_email=contact.email if email_ok else None,
+                )
+            )
+            return True
+        if contact.email and email_ok:
+            token = threading.subject_token(ticket.number, self.secret)
+            origin = ticket.origin_message_id
+            await self.send(
+                SendEmail(
+                    key=key,
+                    to=contact.email,
+                    subject=compose.email_subject(ticket, token),
+                    body=body,
+                    purpose=purpose,
+                    created_at=now,
+                    client_id=ticket.client_id,
+                    ticket_number=ticket.number,
+                    in_reply_to=origin,
+                    references=(origin,) if origin else (),
+                )
+            )
+            return True
+        return False
+
+    async def timeline(
+        self, ticket: Ticket, kind: TimelineKind, text: str, entry_id: str, actor: str
+    ) -> None:
+        entry = TimelineEntry(
+            id=entry_id,
+            at=self.clock.now(),
+            client_id=ticket.client_id,
+            kind=kind,
+            text=text,
+            service="notifier",
+            ticket_number=ticket.number,
+            request_id=ticket.request_id,
+            actor=actor,
+        )
+        await self.bus.publish(s.timeline_subject(ticket.client_id), entry, msg_id=entry_id)
+
+    # -- timers ---------------------------------------------------------------------------------
+
+    async def arm(self, timer: Timer, *, replace: bool = False) -> None:
+        """Create the timer unless one exists (a redelivered dispatch must not push it back)."""
+        encoded = msgspec.json.encode(timer)
+
+        def put(current: bytes | None) -> bytes | None:
+            return encoded if current is None or replace else None
+
+        await self.bus.kv_update(s.KV_TIMERS, timer.key, put)
+
+    async def fire_due_timers(self) -> datetime | None:
+        """Publish every due timer's command, then delete it; returns the next due instant."""
+        kv = await self.bus.kv(s.KV_TIMERS)
+        try:
+            keys = [k for k in await kv.keys() if k.startswith(f"{timers.OWNER}.")]
+        except NoKeysError:
+            return None
+        now = self.clock.now()
+        upcoming: datetime | None = None
+        for key in keys:
+            try:
+                entry = await kv.get(key)
+            except KeyNotFoundError:
+                continue
+            if not entry.value:
+                continue
+            timer = _timer.decode(entry.value)
+            if timer.due > now:
+                upcoming = timer.due if upcoming is None else min(upcoming, timer.due)
+                continue
+            fired = TimerFired(
+                id=timer.fire_id,
+                kind=timer.kind,
+                ticket_number=timer.ticket_number,
+                due=timer.due,
+                step=timer.step,
+            )
+            await self.bus.publish(s.notify_subject(TIMER_FIRED), fired, msg_id=fired.id)
+            # Delete only the revision we fired: a timer re-armed meanwhile survives.
+            with contextlib.suppress(Exception):
+                await kv.delete(key, last=entry.revision)
+        return upcoming
+
+    async def timer_loop(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            upcoming: datetime | None = None
+            try:
+                upcoming = await self.fire_due_timers()
+            except Exception as exc:
+                log.warning("timer loop error", extra={"error": repr(exc)})
+            await self.clock.wait(upcoming, poll=self.cfg.timer_poll)
+
+    # -- commands -------------------------------------------------------------------------------
+
+    async def handle_notify(self, command: NotifyCommand, delivery: Delivery) -> None:
+        if isinstance(command, DispatchTicket):
+            await self.dispatch(command)
+        elif isinstance(command, AcknowledgeClient):
+            await self.acknowledge(command)
+        elif isinstance(command, RelayClientMessage):
+            await self.relay(command)
+        elif isinstance(command, TimerFired):
+            await self.fired(
+                Timer(
+                    kind=command.kind, ticket_number=command.ticket_number, due=command.due, step=command.step
+                )
+            )
+        else:
+            await self.delivery_failed(command)
+
+    async def dispatch(self, command: DispatchTicket) -> None:
+        given = command.ticket
+        decision = given.decision
+        first = given.assignee or decision.assignee or decision.oncall
+
+        def start(current: Ticket | None) -> Ticket | None:
+            ticket = current or given
+            if ticket.status in ("accepted", "resolved"):
+                return None
+            new = msgspec.structs.replace(
+                ticket,
+                status="dispatched",
+                assignee=ticket.assignee or first,
+                response_due=ticket.response_due or decision.response_due,
+            )
+            return None if new == current else new
+
+        ticket = await self.update_ticket(given.number, start)
+        if ticket is None or ticket.status != "dispatched":
+            return
+        tech = self.tech(ticket.assignee)
+        if tech is None:
+            await self.tell_ops(ticket, "no technician could be assigned", key=f"ops.unassigned.{command.id}")
+            return
+        body = compose.tech_dispatch(ticket, zone=self.zone, notes=self.notes(ticket.client_id))
+        await self.text_tech(tech, ticket, body, "tech_dispatch", key=f"dispatch.{command.id}")
+        now = self.clock.now()
+        for timer in timers.plan(
+            ticket,
+            dispatched_at=now,
+            ack_timeout=self.policy.oncall.ack_timeout,
+            warn_before=self.policy.delay_updates.warn_before,
+            business_subtract=self.business_subtract(ticket),
+        ):
+            await self.arm(timer)
+        await self.timeline(
+            ticket, "tech_notified", f"Texted {tech.name}", f"tech_notified.{command.id}", tech.id
+        )
+
+    def business_subtract(self, ticket: Ticket) -> Callable[[datetime, timedelta], datetime] | None:
+        decision = ticket.decision
+        tier = self.policy.tiers.get(decision.tier)
+        if tier is None:
+            return None
+        target = tier.targets.emergency if decision.priority == "emergency" else tier.targets.normal
+        business = timers.warn_uses_business_time(
+            business_clock=target.clock == "business",
+            tier=decision.tier,
+            emergency=decision.priority == "emergency",
+        )
+        if not business:
+            return None
+        calendar = self.policy.calendars.get(self.policy.desk.hours)
+        return BusinessCalendar(calendar).business_subtract if calendar is not None else None
+
+    async def acknowledge(self, command: AcknowledgeClient) -> None:
+        ticket = command.ticket
+        if command.suppress or (
+            ticket.contact.email and not suppression.may_auto_answer(ticket.contact.email)
+        ):
+            await self.timeline(
+                ticket,
+                "note",
+                "No automatic acknowledgment (automatic or role sender)",
+                f"ack_suppressed.{command.id}",
+                "system",
+            )
+            return
+        client = next((c for c in self.policy.clients if c.id == ticket.client_id), None)
+        try:
+            sentence = describe(
+                self.policy, client, ticket.opened_at, emergency=ticket.decision.priority == "emergency"
+            ).sentence
+        except Exception:
+            # Wording must never block the acknowledgment itself.
+            sentence = f"We will respond by {compose.local_time(compose.due_of(ticket), self.zone)}."
+        if await self.tell_client(
+            ticket, compose.client_ack(ticket, sentence), "client_ack", f"ack.{command.id}"
+        ):
+            await self.timeline(
+                ticket, "ack_sent", "Acknowledged to client", f"ack_sent.{command.id}", "system"
+            )
+
+    async def relay(self, command: RelayClientMessage) -> None:
+        ticket = await self.ticket(command.ticket.number) or command.ticket
+        tech = self.tech(ticket.assignee)
+        if tech is None or ticket.status == "resolved":
+            return
+        body = compose.tech_relay(ticket, command.summary)
+        await self.text_tech(tech, ticket, body, "tech_relay", key=f"relay.{command.id}")
+
+    async def fired(self, timer: Timer) -> None:
+        ticket = await self.ticket(timer.ticket_number)
+        if ticket is None:
+            return
+        firing = timers.on_fire(
+            timer,
+            ticket,
+            rotation=self.policy.oncall.rotation,
+            warn_before=self.policy.delay_updates.warn_before,
+        )
+        if isinstance(firing, timers.Escalate):
+            await self.escalate(ticket, firing)
+        elif isinstance(firing, timers.WarnLate):
+            await self.warn_late(ticket, firing.new_estimate, timer)
+        elif isinstance(firing, timers.Breach):
+            ops = self.policy.desk.ops_contact
+            key = f"breach.{ticket.number}"
+            await self.tell_client(
+                ticket, compose.client_missed(ticket, ops.name, zone=self.zone), "client_update", key
+            )
+            await self.tell_ops(ticket, "response target missed, nobody accepted", key=f"ops.{key}")
+            await self.timeline(
+                ticket, "breached", "Response target missed", f"breached.{ticket.number}", "system"
+            )
+
+    async def escalate(self, ticket: Ticket, step: timers.Escalate) -> None:
+        new_assignee = step.tech or OPS
+
+        def move(current: Ticket | None) -> Ticket | None:
+            if current is None or current.status != "dispatched" or current.escalation_step != step.step - 1:
+                return None
+            return msgspec.structs.replace(current, assignee=new_assignee, escalation_step=step.step)
+
+        moved = await self.update_ticket(ticket.number, move)
+        if moved is None or moved.escalation_step != step.step or moved.assignee != new_assignee:
+            return
+        tech = self.tech(step.tech)
+        if tech is not None:
+            body = compose.tech_dispatch(
+                moved, zone=self.zone, notes=self.notes(moved.client_id), escalated=True
+            )
+            await self.text_tech(
+                tech, moved, body, "tech_escalation", key=f"escalate.{moved.number}.{step.step}"
+            )
+            await self.arm(
+                Timer(
+                    kind="ack",
+                    ticket_number=moved.number,
+                    due=self.clock.now() + self.policy.oncall.ack_timeout,
+                    step=step.step,
+                ),
+                replace=True,
+            )
+            text = f"Escalated to {tech.name}"
+        else:
+            await self.tell_ops(moved, "no technician accepted", key=f"escalate.{moved.number}.{step.step}")
+            text = "Escalated to the operations desk"
+        await self.timeline(moved, "escalated", text, f"escalated.{moved.number}.{step.step}", new_assignee)
+
+    async def warn_late(self, ticket: Ticket, estimate: datetime, timer: Timer) -> None:
+        now = self.clock.now()
+        allowed = False
+
+        def stamp(current: bytes | None) -> bytes | None:
+            nonlocal allowed
+            last = msgspec.json.decode(current, type=datetime) if current else None
+            allowed = last is None or now - last >= self.policy.delay_updates.min_interval
+            return msgspec.json.encode(now) if allowed else None
+
+        # Throttle client updates per ticket so a DELAY and a warn do not arrive back to back.
+        await self.bus.kv_update(s.KV_CONTACTS, s.kv_key(f"update.{ticket.number}"), stamp)
+        if not allowed:
+            return
+        key = f"warn.{ticket.number}.{timer.due.isoformat()}"
+        body = compose.client_running_late(ticket, estimate, zone=self.zone)
+        await self.tell_client(ticket, body, "client_delay", s.kv_key(key))
+        await self.tell_ops(ticket, "running late on the response target", key=s.kv_key(f"ops.{key}"))
+        await self.timeline(
+            ticket, "delay_update_sent", "Client told we are running late", s.kv_key(key), "system"
+        )
+
+    async def delivery_failed(self, failed: DeliveryFailed) -> None:
+        if failed.ticket_number is None:
+            return
+        ticket = await self.ticket(failed.ticket_number)
+        if ticket is None or ticket.status != "dispatched":
+            return
+        tech = self.tech(ticket.assignee)
+        if tech is None or tech.phone != failed.to:
+            return
+        # An unreachable tech cannot accept: treat it as an acceptance timeout now.
+        await self.fired(
+            Timer(kind="ack", ticket_number=ticket.number, due=failed.at, step=ticket.escalation_step)
+        )
+
+    # -- replies --------------------------------------------------------------------------------
+
+    async def handle_reply(self, event: TechReplied | OptOutChanged, delivery: Delivery) -> None:
+        if isinstance(event, OptOutChanged):
+            kv = await self.bus.kv(s.KV_CONTACTS)
+            record = OptOut(opted_out=event.opted_out, at=event.received_at)
+            await kv.put(s.kv_key(f"optout.{event.phone}"), msgspec.json.encode(record))
+            return
+        seen_key = s.kv_key(f"reply.{event.id}")
+        seen, _ = await self.bus.kv_get(s.KV_CONTACTS, seen_key)
+        if seen is not None:
+            return  # a redelivered DELAY must not push the time twice
+        tech = self.tech_by_phone(event.phone)
+        if tech is None:
+            log.info("reply from a number that is not a tech", extra={"id": event.id})
+            return
+        now = self.clock.now()
+        candidates = replies.open_tickets(await self.all_tickets(), tech.id)
+        outcome = replies.apply(event, candidates, now)
+        if isinstance(outcome, replies.Help):
+            await self.help(tech, event, outcome)
+        else:
+            await self.applied(tech, event, outcome)
+        kv = await self.bus.kv(s.KV_CONTACTS)
+        await kv.put(seen_key, b"1")
+
+    async def help(self, tech: Tech, event: TechReplied, outcome: replies.Help) -> None:
+        allowed = False
+
+        def count(current: bytes | None) -> bytes | None:
+            nonlocal allowed
+            counter = (
+                msgspec.json.decode(current, type=replies.HelpCounter) if current else replies.HelpCounter()
+            )
+            allowed, updated = replies.next_help(counter)
+            return msgspec.json.encode(updated) if allowed else None
+
+        await self.bus.kv_update(s.KV_CONTACTS, s.kv_key(f"help.{event.phone}"), count)
+        if allowed:
+            body = compose.tech_help(list(outcome.open_numbers))
+            now = self.clock.now()
+            await self.send(
+                SendSms(
+                    key=f"help.{event.id}", to=event.phone, body=body, purpose="tech_help", created_at=now
+                )
+            )
+
+    async def applied(self, tech: Tech, event: TechReplied, outcome: replies.Applied) -> None:
+        wanted = outcome.ticket
+
+        def write(current: Ticket | None) -> Ticket | None:
+            if current is None or current.status == "resolved" or current.assignee != tech.id:
+                return None
+            return msgspec.structs.replace(
+                current,
+                status=wanted.status,
+                accepted_at=wanted.accepted_at,
+                resolved_at=wanted.resolved_at,
+                eta=wanted.eta,
+                response_due=wanted.response_due,
+            )
+
+        stored = await self.update_ticket(wanted.number, write)
+        with contextlib.suppress(Exception):
+            kv = await self.bus.kv(s.KV_CONTACTS)
+            await kv.delete(s.kv_key(f"help.{event.phone}"))
+        if stored is None or stored.assignee != tech.id:
+            return
+        key = s.kv_key(f"{outcome.effect}.{event.id}")
+        if outcome.effect == "accepted":
+            await self.tell_client(
+                stored, compose.client_accepted(stored, tech.name, zone=self.zone), "client_update", key
+            )
+            await self.timeline(stored, "tech_accepted", f"{tech.name} accepted", key, tech.id)
+        elif outcome.effect == "eta" and stored.eta is not None:
+            await self.tell_client(
+                stored,
+                compose.client_eta(stored, tech.name, stored.eta, zone=self.zone),
+                "client_update",
+                key,
+            )
+            await self.timeline(stored, "eta_given", f"{tech.name} gave an ETA", key, tech.id)
+        elif outcome.effect == "delayed" and stored.response_due is not None:
+            body = compose.client_delay(stored, tech.name, stored.response_due, event.reason, zone=self.zone)
+            await self.tell_client(stored, body, "client_delay", key)
+            await self.bus.kv_update(
+                s.KV_CONTACTS,
+                s.kv_key(f"update.{stored.number}"),
+                lambda _: msgspec.json.encode(self.clock.now()),
+            )
+            # The commitment moved: the due and warn timers move with it.
+            for timer in timers.plan(
+                stored,
+                dispatched_at=self.clock.now(),
+                ack_timeout=self.policy.oncall.ack_timeout,
+                warn_before=self.policy.delay_updates.warn_before,
+                business_subtract=self.business_subtract(stored),
+            ):
+                if timer.kind != "ack":
+                    await self.arm(timer, replace=True)
+            await self.timeline(
+                stored, "delay_update_sent", f"{tech.name}: delayed ({event.reason})", key, tech.id
+            )
+        elif outcome.effect == "resolved":
+            await self.tell_client(stored, compose.client_resolved(stored, tech.name), "client_resolved", key)
+            await self.timeline(stored, "resolved", f"{tech.name} resolved it", key, tech.id)
+
+
+async def main(cfg: NotifierConfig, *, stop: asyncio.Event, clock: Clock | None = None) -> None:
+    clock = clock or SystemClock()
+    policy = load_policy(cfg.policy)
+    bus = await Bus.connect(cfg.bus, "notifier", stop=stop)
+    await bus.ensure_topology()
+    http_client = AsyncTwilioHttpClient(timeout=10)
+    twilio = TwilioClient(cfg.twilio.account_sid, cfg.twilio.auth_token.reveal(), http_client=http_client)
+    if cfg.twilio.api_base:
+        # The sandbox speaks Twilio's REST paths; only the host differs.
+        twilio.api.base_url = cfg.twilio.api_base.rstrip("/")
+    notifier = Notifier(bus, cfg, policy, clock)
+    sender = Sender(bus, cfg, clock, twilio)
+    consumers = [
+        Consumer(
+            bus,
+            ConsumerSpec(s.STREAM_NOTIFY, "notifier", s.NOTIFY_ALL),
+            msgspec.json.Decoder(NotifyCommand).decode,
+            notifier.handle_notify,
+        ),
+        Consumer(
+            bus,
+            ConsumerSpec(s.STREAM_REPLIES, "notifier-replies", s.REPLIES_ALL),
+            msgspec.json.Decoder(TechReplied | OptOutChanged).decode,
+            notifier.handle_reply,
+        ),
+        Consumer(
+            bus,
+            ConsumerSpec(s.STREAM_OUTBOX, "notifier-sender", s.OUTBOX_ALL, ack_wait=60.0),
+            msgspec.json.Decoder(SendSms | SendEmail).decode,
+            sender.handle,
+        ),
+    ]
+    server = HttpServer(health_app(lambda: bus.connected), "127.0.0.1", cfg.http_port)
+    await server.start()
+    tasks = [asyncio.create_task(c.run(stop)) for c in consumers]
+    tasks.append(asyncio.create_task(notifier.timer_loop(stop)))
+    try:
+        await stop.wait()
+    finally:
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await server.stop()
+        await http_client.close()
+        await bus.close()

@@ -1,0 +1,146 @@
+"""Pure routing pieces: idempotency records, tickets, timers, timeline ids and threading rules."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from typing import Literal
+
+import msgspec
+
+from services.contracts import Decision, ServiceRequest, Ticket, TimelineEntry
+from services.contracts.events import TimelineKind
+from services.contracts.subjects import kv_key
+
+SERVICE = "router"
+TIMER_PREFIX = "router.release."
+CURSOR_KEY = "cursor.round_robin"
+_OUR_MESSAGE_ID = re.compile(r"<?(SR-\d{1,9})\.[0-9a-z]{1,32}\.[0-9a-f]{16}@")
+
+Outcome = Literal["ticket", "threaded", "timeline"]
+
+
+class RequestRecord(msgspec.Struct, frozen=True, kw_only=True):
+    """What the router decided for one request id; written before anything is published."""
+
+    outcome: Outcome
+    client_id: str
+    ticket_number: str | None = None
+    decision: Decision | None = None
+
+
+class ReleaseTimer(msgspec.Struct, frozen=True, kw_only=True):
+    """A queued ticket waiting for the desk to open."""
+
+    ticket_number: str
+    due: datetime
+
+
+def request_key(request_id: str) -> str:
+    return f"request.{kv_key(request_id)}"
+
+
+def timer_key(ticket_number: str) -> str:
+    return f"{TIMER_PREFIX}{kv_key(ticket_number)}"
+
+
+def thread_key(message_id: str) -> str:
+    return kv_key(message_id.strip().strip("<>").lower())
+
+
+def ticket_number(n: int) -> str:
+    return f"SR-{n}"
+
+
+def is_emergency(request: ServiceRequest, keywords: tuple[str, ...]) -> bool:
+    """An intake's emergency hint, or an emergency keyword in the subject or what the client wrote."""
+    if request.priority_hint == "emergency":
+        return True
+    text = f"{request.subject}\n{request.body or request.full_text}".lower()
+    return any(re.search(rf"\b{re.escape(word.lower())}\b", text) for word in keywords)
+
+
+def summary(request: ServiceRequest, limit: int = 160) -> str:
+    text = " ".join((request.body or request.full_text or request.subject).split())
+    if not text:
+        return f"{request.channel} request"
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
+
+
+def open_ticket(number: str, request: ServiceRequest, decision: Decision) -> Ticket:
+    return Ticket(
+        number=number,
+        request_id=request.id,
+        client_id=decision.client_id,
+        channel=request.channel,
+        contact=request.sender,
+        subject=request.subject or summary(request, 80),
+        summary=summary(request),
+        opened_at=request.received_at,
+        decision=decision,
+        status="queued",
+        assignee=decision.assignee,
+        response_due=decision.response_due,
+        origin_message_id=request.thread.message_id,
+        request_ids=(request.id,),
+    )
+
+
+def referenced_ticket(request: ServiceRequest) -> str | None:
+    """The ticket inside one of our own Message-IDs the client replied to (intake verified the HMAC)."""
+    if not request.thread.references_ours:
+        return None
+    for value in (*request.thread.in_reply_to, *reversed(request.thread.references)):
+        match = _OUR_MESSAGE_ID.search(value)
+        if match:
+            return match.group(1)
+    return None
+
+
+def thread_candidates(request: ServiceRequest) -> list[str]:
+    """Message-ids to look up in KV_THREADS, most specific first."""
+    return [*request.thread.in_reply_to, *reversed(request.thread.references)]
+
+
+def timeline_kind(request: ServiceRequest) -> TimelineKind:
+    if request.nature == "bounce":
+        return "bounce_recorded"
+    if request.nature in ("auto_reply", "out_of_office"):
+        return "auto_reply_recorded"
+    return "threaded"
+
+
+def entry(
+    kind: TimelineKind,
+    *,
+    key: str,
+    at: datetime,
+    client_id: str,
+    text: str,
+    ticket: str | None = None,
+    request_id: str | None = None,
+) -> TimelineEntry:
+    # Deterministic ids: a redelivered request republishes the same entries, which JetStream drops.
+    return TimelineEntry(
+        id=f"router:{kind}:{key}",
+        at=at,
+        client_id=client_id,
+        kind=kind,
+        text=text,
+        service=SERVICE,
+        ticket_number=ticket,
+        request_id=request_id,
+        actor="system",
+    )
+
+
+def routed_text(decision: Decision) -> str:
+    due = decision.response_due.isoformat()
+    who = decision.assignee or "nobody"
+    if decision.disposition == "queue":
+        return (
+            f"Queued until {decision.notify_at.isoformat()} for {who} "
+            f"({decision.tier}, {decision.priority}); response due {due}."
+        )
+    how = "Paged on-call" if decision.disposition == "page_oncall" else "Dispatched to"
+    return f"{how} {who} ({decision.tier}, {decision.priority}); response due {due}."

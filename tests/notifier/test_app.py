@@ -1,0 +1,245 @@
+"""The notifier end to end: real nats-server, the in-process Twilio/SMTP sandbox, a ManualClock."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import msgspec
+import pytest
+
+from services.common.bus import Bus
+from services.common.clock import ManualClock
+from services.common.config import BusConfig, Secret
+from services.common.natsserver import free_port
+from services.contracts import AcknowledgeClient, Decision, DispatchTicket, Sender, TechReplied, Ticket
+from services.contracts import subjects as s
+from services.notifier.app import main
+from services.notifier.config import NotifierConfig, TwilioConfig
+from services.sandbox.app import Sandbox
+
+POLICY = Path(__file__).resolve().parents[2] / "deploy" / "policy.example.yaml"
+NOW = datetime(2026, 11, 23, 15, 0, tzinfo=UTC)  # Monday 09:00 in Chicago: in hours
+ALICE, BOB, CAROL = "+13125550101", "+13125550102", "+13125550103"
+JANE = "+13125550150"
+
+
+@dataclass
+class Stack:
+    bus: Bus
+    sandbox: Sandbox
+    clock: ManualClock
+
+    def sms(self, to: str | None = None) -> list[dict[str, Any]]:
+        return [m for m in self.sandbox.ledger.messages if to is None or m["to"] == to]
+
+    def emails(self, to: str) -> list[dict[str, Any]]:
+        return [e for e in self.sandbox.ledger.emails if to in e["to"]]
+
+    async def until(self, check: Callable[[], bool], timeout: float = 10.0) -> None:
+        for _ in range(int(timeout / 0.05)):
+            if check():
+                return
+            await asyncio.sleep(0.05)
+        raise AssertionError("condition not met in time")
+
+    async def settled(self) -> None:
+        """Every consumer of ours has nothing pending (so anything it would send, it sent)."""
+        durables = (
+            (s.STREAM_NOTIFY, "notifier"),
+            (s.STREAM_REPLIES, "notifier-replies"),
+            (s.STREAM_OUTBOX, "notifier-sender"),
+        )
+        for _ in range(3):  # a handler may publish into the next stream: check the chain twice over
+            for stream, durable in durables:
+                for _ in range(200):
+                    try:
+                        if await self.bus.pending(stream, durable) == 0:
+                            break
+                    except Exception:
+                        pass
+                    await asyncio.sleep(0.05)
+            await asyncio.sleep(0.1)
+
+    async def timers_fired(self, number: str, kind: str) -> None:
+        for _ in range(200):
+            value, _ = await self.bus.kv_get(s.KV_TIMERS, f"notifier.{kind}.{number}")
+            if value is None:
+                return
+            await asyncio.sleep(0.05)
+        raise AssertionError(f"timer {kind} of {number} did not fire")
+
+
+@pytest.fixture
+async def stack(bus: Bus, bus_config: BusConfig) -> AsyncIterator[Stack]:
+    clock = ManualClock(NOW)
+    sandbox = Sandbox.on_free_ports()
+    await sandbox.start()
+    cfg = NotifierConfig(
+        http_port=free_port(),
+        relay_port=sandbox.smtp_port,
+        twilio=TwilioConfig(
+            account_sid=sandbox.cfg.account_sid,
+            auth_token=sandbox.cfg.auth_token,
+            from_="+13125550199",
+            api_base=sandbox.url,
+        ),
+        thread_secret=Secret("test-secret"),
+        policy=str(POLICY),
+        bus=bus_config,
+        retry_base=0.01,
+        timer_poll=0.05,
+    )
+    stop = asyncio.Event()
+    task = asyncio.create_task(main(cfg, stop=stop, clock=clock))
+    try:
+        yield Stack(bus=bus, sandbox=sandbox, clock=clock)
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 15)
+        await sandbox.stop()
+
+
+def make_ticket(number: str = "SR-1042", channel: Any = "email") -> Ticket:
+    decision = Decision(
+        client_id="acme",
+        client_name="Acme Manufacturing",
+        tier="premium",
+        priority="normal",
+        in_hours=True,
+        disposition="dispatch",
+        notify_at=NOW,
+        response_due=NOW + timedelta(hours=4),
+        assignee="alice",
+        oncall=None,
+    )
+    return Ticket(
+        number=number,
+        request_id="req-1",
+        client_id="acme",
+        channel=channel,
+        contact=Sender(email="jane@acme.example", phone=JANE, name="Jane Roe"),
+        subject="MES server slow",
+        summary="MES server slow on line 2",
+        opened_at=NOW,
+        decision=decision,
+        assignee="alice",
+    )
+
+
+async def dispatch(stack: Stack, ticket: Ticket, command_id: str = "cmd-1", msg_id: str | None = None) -> None:
+    command = DispatchTicket(id=command_id, ticket=ticket)
+    await stack.bus.publish(s.notify_subject("dispatch"), command, msg_id=msg_id or command_id)
+
+
+async def reply(stack: Stack, sid: str, phone: str, verb: Any, **kw: Any) -> None:
+    event = TechReplied(id=sid, phone=phone, received_at=stack.clock.now(), verb=verb, **kw)
+    await stack.bus.publish(s.TECH_REPLIED, event, msg_id=sid)
+
+
+async def stored(stack: Stack, number: str) -> Ticket:
+    value, _ = await stack.bus.kv_get(s.KV_TICKETS, number)
+    assert value is not None
+    return msgspec.json.decode(value, type=Ticket)
+
+
+async def test_dispatch_texts_the_tech_once_even_when_redelivered(stack: Stack) -> None:
+    await dispatch(stack, make_ticket())
+    await stack.until(lambda: len(stack.sms(ALICE)) == 1)
+    body = stack.sms(ALICE)[0]["body"]
+    assert body.startswith("SR-1042 Acme Manufacturing (premium)")
+    assert "Due: Mon 23 Nov 13:00 CST" in body and "Reply A to accept" in body
+    assert "MES server is critical" in body  # the client's notes
+    # The same command again under a new Nats-Msg-Id, as after a crash before the ack.
+    await dispatch(stack, make_ticket(), msg_id="cmd-1-again")
+    await stack.settled()
+    assert len(stack.sms()) == 1
+    ticket = await stored(stack, "SR-1042")
+    assert (ticket.status, ticket.assignee) == ("dispatched", "alice")
+
+
+async def test_ack_stops_escalation_and_tells_the_client(stack: Stack) -> None:
+    await dispatch(stack, make_ticket())
+    await stack.until(lambda: len(stack.sms(ALICE)) == 1)
+    await reply(stack, "SM-ack", ALICE, "accept")
+    await stack.until(lambda: len(stack.emails("jane@acme.example")) == 1)
+    mail = stack.emails("jane@acme.example")[0]
+    assert "Alice Nguyen is now working on your request" in mail["body"]
+    assert "[SR-1042-" in mail["subject"]
+    assert mail["headers"]["Auto-Submitted"] == "auto-replied"
+    stack.clock.advance(timedelta(minutes=11))
+    await stack.timers_fired("SR-1042", "ack")
+    await stack.settled()
+    assert len(stack.sms()) == 1  # only the dispatch: nobody else was paged
+    assert (await stored(stack, "SR-1042")).status == "accepted"
+
+
+async def test_no_ack_escalates_to_the_next_tech(stack: Stack) -> None:
+    await dispatch(stack, make_ticket())
+    await stack.until(lambda: len(stack.sms(ALICE)) == 1)
+    stack.clock.advance(timedelta(minutes=11))
+    await stack.until(lambda: len(stack.sms(BOB)) == 1)
+    assert "(escalated)" in stack.sms(BOB)[0]["body"]
+    await stack.settled()
+    assert len(stack.sms()) == 2
+    ticket = await stored(stack, "SR-1042")
+    assert (ticket.assignee, ticket.escalation_step) == ("bob", 1)
+    # Bob accepts: the next ack timeout passes quietly.
+    await reply(stack, "SM-bob", BOB, "accept")
+    await stack.until(lambda: len(stack.emails("jane@acme.example")) == 1)
+    stack.clock.advance(timedelta(minutes=11))
+    await stack.timers_fired("SR-1042", "ack")
+    await stack.settled()
+    assert len(stack.sms()) == 2
+
+
+async def test_delay_reaches_the_client(stack: Stack) -> None:
+    await dispatch(stack, make_ticket())
+    await stack.until(lambda: len(stack.sms(ALICE)) == 1)
+    await reply(stack, "SM-delay", ALICE, "delay", minutes=30, reason="parts on the way")
+    await stack.until(lambda: len(stack.emails("jane@acme.example")) == 1)
+    body = stack.emails("jane@acme.example")[0]["body"]
+    assert "running late; new estimate Mon 23 Nov 13:30 CST" in body
+    assert "parts on the way" in body
+    await stack.settled()
+    assert len(stack.sms()) == 1
+    assert (await stored(stack, "SR-1042")).response_due == NOW + timedelta(hours=4, minutes=30)
+
+
+async def test_429_burst_is_retried_and_delivered_once(stack: Stack) -> None:
+    async with httpx.AsyncClient() as http:
+        answer = await http.post(f"{stack.sandbox.url}/api/faults", json={"burst": [429, 500, 429]})
+        assert answer.status_code == 200
+    await dispatch(stack, make_ticket())
+    await stack.until(lambda: len(stack.sms(ALICE)) == 1)
+    await stack.settled()
+    assert len(stack.sms()) == 1
+    assert not stack.sandbox.ledger.burst  # all three refusals were consumed by retries
+
+
+async def test_21614_falls_back_to_email_for_a_client(stack: Stack) -> None:
+    async with httpx.AsyncClient() as http:
+        answer = await http.post(f"{stack.sandbox.url}/api/faults", json={"number": JANE, "error_code": 21614})
+        assert answer.status_code == 200
+    command = AcknowledgeClient(id="ack-1", ticket=make_ticket(channel="sms"), request_id="req-1")
+    await stack.bus.publish(s.notify_subject("ack"), command, msg_id=command.id)
+    await stack.until(lambda: len(stack.emails("jane@acme.example")) == 1)
+    assert "opened ticket SR-1042" in stack.emails("jane@acme.example")[0]["body"]
+    await stack.settled()
+    assert stack.sms() == []
+    entry = await stack.bus.js.get_last_msg(s.STREAM_TIMELINE, s.timeline_subject("acme"))
+    assert entry is not None
+
+
+async def test_21614_on_a_tech_escalates_at_once(stack: Stack) -> None:
+    async with httpx.AsyncClient() as http:
+        await http.post(f"{stack.sandbox.url}/api/faults", json={"number": ALICE, "error_code": 21614})
+    await dispatch(stack, make_ticket())
+    await stack.until(lambda: len(stack.sms(BOB)) == 1)
+    await stack.settled()
+    assert len(stack.sms()) == 1  # alice's was refused, bob's delivered
