@@ -30,10 +30,20 @@ def binary() -> str:
     return found
 
 
+def free_ports(count: int) -> list[int]:
+    """`count` distinct free loopback ports (all held open while choosing, so none repeats)."""
+    sockets = [socket.socket() for _ in range(count)]
+    try:
+        for sock in sockets:
+            sock.bind(("127.0.0.1", 0))
+        return [int(sock.getsockname()[1]) for sock in sockets]
+    finally:
+        for sock in sockets:
+            sock.close()
+
+
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    return free_ports(1)[0]
 
 
 @dataclass
@@ -51,8 +61,9 @@ class NatsServer:
     process: subprocess.Popen[bytes] | None = field(default=None, init=False)
 
     def __post_init__(self) -> None:
-        self.port = self.port or free_port()
-        self.monitor_port = self.monitor_port or free_port()
+        port, monitor = free_ports(2)
+        self.port = self.port or port
+        self.monitor_port = self.monitor_port or monitor
 
     @property
     def url(self) -> str:

@@ -54,13 +54,14 @@ class Router:
 
     async def _request(self, req: ServiceRequest) -> None:
         record = await self._record(req)
+        sender = req.sender.email or req.sender.phone or "unknown"
         await self._timeline(
             r.entry(
                 "request_received",
                 key=req.id,
                 at=req.received_at,
                 client_id=record.client_id,
-                text=f"{req.channel} from {req.sender.email or req.sender.phone or 'unknown'}: {r.summary(req)}",
+                text=f"{req.channel} from {sender}: {r.summary(req)}",
                 ticket=record.ticket_number,
                 request_id=req.id,
             )
@@ -329,7 +330,7 @@ async def main(cfg: RouterConfig, *, stop: asyncio.Event, clock: Clock | None = 
     try:
         await bus.ensure_topology()
         router = Router(bus, policy, clock or SystemClock())
-        decoder = msgspec.json.Decoder(Incoming)  # type: ignore[var-annotated]
+        decoder = msgspec.json.Decoder(Incoming)
         consumer: Consumer[Incoming] = Consumer(
             bus, ConsumerSpec(s.STREAM_REQUESTS, cfg.durable, s.REQUESTS_ALL), decoder.decode, router.handle
         )

@@ -37,7 +37,8 @@ def explanation(
     decision, _ = decide(policy, email=email, phone=phone, at=at, emergency=emergency, billable=billable)
     zone = ZoneInfo(policy.desk.timezone)  # people reading the CLI think in desk time
     return {
-        "client": {"id": decision.client_id, "name": decision.client_name},
+        "client": decision.client_id,
+        "client_name": decision.client_name,
         "channel": channel,
         "tier": decision.tier,
         "priority": decision.priority,
@@ -66,9 +67,8 @@ def run(argv: Sequence[str]) -> int:
         print(f"{args.policy}: {exc}", file=sys.stderr)
         return 2
     if args.command == "check":
-        print(
-            f"{args.policy}: ok ({len(policy.clients)} clients, {len(policy.techs)} techs, {len(policy.tiers)} tiers)"
-        )
+        counts = f"{len(policy.clients)} clients, {len(policy.techs)} techs, {len(policy.tiers)} tiers"
+        print(f"{args.policy}: ok ({counts})")
         return 0
     try:
         at = parse_instant(args.at)

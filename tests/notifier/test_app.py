@@ -17,7 +17,15 @@ from services.common.bus import Bus
 from services.common.clock import ManualClock
 from services.common.config import BusConfig, Secret
 from services.common.natsserver import free_port
-from services.contracts import AcknowledgeClient, Decision, DispatchTicket, Sender, TechReplied, Ticket
+from services.contracts import (
+    AcknowledgeClient,
+    Decision,
+    DispatchTicket,
+    Sender,
+    TechReplied,
+    Ticket,
+    TimelineEntry,
+)
 from services.contracts import subjects as s
 from services.notifier.app import main
 from services.notifier.config import NotifierConfig, TwilioConfig
@@ -27,6 +35,7 @@ POLICY = Path(__file__).resolve().parents[2] / "deploy" / "policy.example.yaml"
 NOW = datetime(2026, 11, 23, 15, 0, tzinfo=UTC)  # Monday 09:00 in Chicago: in hours
 ALICE, BOB, CAROL = "+13125550101", "+13125550102", "+13125550103"
 JANE = "+13125550150"
+OPS = "+13125550100"
 
 
 @dataclass
@@ -132,7 +141,9 @@ def make_ticket(number: str = "SR-1042", channel: Any = "email") -> Ticket:
     )
 
 
-async def dispatch(stack: Stack, ticket: Ticket, command_id: str = "cmd-1", msg_id: str | None = None) -> None:
+async def dispatch(
+    stack: Stack, ticket: Ticket, command_id: str = "cmd-1", msg_id: str | None = None
+) -> None:
     command = DispatchTicket(id=command_id, ticket=ticket)
     await stack.bus.publish(s.notify_subject("dispatch"), command, msg_id=msg_id or command_id)
 
@@ -146,6 +157,15 @@ async def stored(stack: Stack, number: str) -> Ticket:
     value, _ = await stack.bus.kv_get(s.KV_TICKETS, number)
     assert value is not None
     return msgspec.json.decode(value, type=Ticket)
+
+
+async def timeline(stack: Stack) -> list[TimelineEntry]:
+    info = await stack.bus.js.stream_info(s.STREAM_TIMELINE)
+    entries = []
+    for seq in range(info.state.first_seq, info.state.last_seq + 1):
+        raw = await stack.bus.js.get_msg(s.STREAM_TIMELINE, seq)
+        entries.append(msgspec.json.decode(raw.data or b"", type=TimelineEntry))
+    return entries
 
 
 async def test_dispatch_texts_the_tech_once_even_when_redelivered(stack: Stack) -> None:
@@ -224,7 +244,9 @@ async def test_429_burst_is_retried_and_delivered_once(stack: Stack) -> None:
 
 async def test_21614_falls_back_to_email_for_a_client(stack: Stack) -> None:
     async with httpx.AsyncClient() as http:
-        answer = await http.post(f"{stack.sandbox.url}/api/faults", json={"number": JANE, "error_code": 21614})
+        answer = await http.post(
+            f"{stack.sandbox.url}/api/faults", json={"number": JANE, "error_code": 21614}
+        )
         assert answer.status_code == 200
     command = AcknowledgeClient(id="ack-1", ticket=make_ticket(channel="sms"), request_id="req-1")
     await stack.bus.publish(s.notify_subject("ack"), command, msg_id=command.id)
@@ -232,8 +254,8 @@ async def test_21614_falls_back_to_email_for_a_client(stack: Stack) -> None:
     assert "opened ticket SR-1042" in stack.emails("jane@acme.example")[0]["body"]
     await stack.settled()
     assert stack.sms() == []
-    entry = await stack.bus.js.get_last_msg(s.STREAM_TIMELINE, s.timeline_subject("acme"))
-    assert entry is not None
+    kinds = [entry.kind for entry in await timeline(stack)]
+    assert "message_failed" in kinds and "ack_sent" in kinds
 
 
 async def test_21614_on_a_tech_escalates_at_once(stack: Stack) -> None:
@@ -243,3 +265,48 @@ async def test_21614_on_a_tech_escalates_at_once(stack: Stack) -> None:
     await stack.until(lambda: len(stack.sms(BOB)) == 1)
     await stack.settled()
     assert len(stack.sms()) == 1  # alice's was refused, bob's delivered
+
+
+async def test_missed_target_tells_client_and_ops(stack: Stack) -> None:
+    await dispatch(stack, make_ticket())
+    await stack.until(lambda: len(stack.sms(ALICE)) == 1)
+    # Let the escalations run out (bob, carol, ops), then pass the warn time and the target.
+    for who in (BOB, CAROL, OPS):
+        stack.clock.advance(timedelta(minutes=11))
+        await stack.until(lambda who=who: len(stack.sms(who)) == 1)  # type: ignore[misc]
+    stack.clock.set(NOW + timedelta(hours=3, minutes=46))
+    await stack.until(lambda: len(stack.emails("jane@acme.example")) == 1)
+    assert (
+        "running late on your request; new estimate Mon 23 Nov 13:15 CST"
+        in (stack.emails("jane@acme.example")[0]["body"])
+    )
+    stack.clock.set(NOW + timedelta(hours=4))
+    await stack.until(lambda: len(stack.emails("jane@acme.example")) == 2)
+    missed = stack.emails("jane@acme.example")[1]["body"]
+    assert "missed our response target of Mon 23 Nov 13:00 CST" in missed
+    await stack.settled()
+    ops = [m["body"] for m in stack.sms(OPS)]
+    assert len(ops) == 3  # escalation, running late, missed
+    assert ops[2].startswith("OPS SR-1042") and "missed" in ops[2]
+    kinds = [entry.kind for entry in await timeline(stack)]
+    assert kinds.count("escalated") == 3 and "breached" in kinds
+    assert len(stack.sms()) == 6
+
+
+async def test_done_resolves_and_help_is_bounded(stack: Stack) -> None:
+    await dispatch(stack, make_ticket())
+    await stack.until(lambda: len(stack.sms(ALICE)) == 1)
+    for n in range(7):
+        await reply(stack, f"SM-what-{n}", ALICE, "unknown", text="huh?")
+    await stack.until(lambda: len(stack.sms(ALICE)) == 6)
+    await stack.settled()
+    assert len(stack.sms(ALICE)) == 6  # the dispatch plus at most five help texts
+    await reply(stack, "SM-done", ALICE, "done")
+    await stack.until(lambda: len(stack.emails("jane@acme.example")) == 1)
+    assert "marked your request resolved" in stack.emails("jane@acme.example")[0]["body"]
+    ticket = await stored(stack, "SR-1042")
+    assert ticket.status == "resolved" and ticket.resolved_at == NOW
+    stack.clock.set(NOW + timedelta(hours=5))
+    await stack.timers_fired("SR-1042", "due")
+    await stack.settled()
+    assert len(stack.sms()) == 6 and len(stack.emails("jane@acme.example")) == 1
