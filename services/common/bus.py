@@ -142,7 +142,7 @@ class Bus:
     # -- objects ------------------------------------------------------------------------------
 
     async def put_object(self, data: bytes, *, prefix: str, timeout: float | None = None) -> str:
-        """Store a payload under a content-addressed name (so a resend stores nothing new)."""
+        """Store a payload under a content-addressed name: a resend overwrites it with identical bytes."""
         name = f"{prefix}/{hashlib.sha256(data).hexdigest()}"
         wait = self.cfg.publish_timeout if timeout is None else timeout
         try:
@@ -150,10 +150,6 @@ class Bus:
                 # Looking the store up costs a round trip (stream info): do it once per connection.
                 self._objects = await asyncio.wait_for(self.js.object_store(s.OBJ_RAW), wait)
             store = self._objects
-            with contextlib.suppress(Exception):
-                info = await asyncio.wait_for(store.get_info(name), wait)
-                if info.size == len(data) and not info.deleted:
-                    return name
             await asyncio.wait_for(store.put(name, data), max(wait, len(data) / 2_000_000))
         except Exception as exc:
             raise PublishFailed(f"object {name}: {exc!r}") from exc

@@ -79,27 +79,31 @@ class Intake:
     async def accept(self, raw: bytes, envelope: Envelope) -> str:
         """Store the raw bytes and attachments, then publish; returns the request id once acked."""
         timeout = self.cfg.publish_timeout
-        raw_ref = await self.bus.put_object(raw, prefix="raw", timeout=timeout)
-        # Parsing a 25 MB message is CPU work: keep it off the loop so other sessions keep moving.
-        parsed = await asyncio.to_thread(
-            parse,
-            raw,
-            secret=self.cfg.thread_secret.reveal().encode(),
-            emergency_keywords=self.cfg.emergency_keywords,
-        )
-        attachments = []
-        for item in parsed.attachments:
-            name = await self.bus.put_object(item.data, prefix="att", timeout=timeout)
-            attachments.append(
-                Attachment(
-                    filename=item.filename,
-                    content_type=item.content_type,
-                    size=len(item.data),
-                    object_name=name,
-                    content_id=item.content_id,
-                    inline=item.inline,
-                )
+        # The raw upload and the parse are independent: overlap them (both must finish before 250).
+        raw_upload = asyncio.create_task(self.bus.put_object(raw, prefix="raw", timeout=timeout))
+        try:
+            # Parsing a 25 MB message is CPU work: keep it off the loop so other sessions keep moving.
+            parsed = await asyncio.to_thread(
+                parse,
+                raw,
+                secret=self.cfg.thread_secret.reveal().encode(),
+                emergency_keywords=self.cfg.emergency_keywords,
             )
+            uploads = (self.bus.put_object(a.data, prefix="att", timeout=timeout) for a in parsed.attachments)
+            names = await asyncio.gather(*uploads)
+        finally:
+            raw_ref = await raw_upload
+        attachments = [
+            Attachment(
+                filename=item.filename,
+                content_type=item.content_type,
+                size=len(item.data),
+                object_name=name,
+                content_id=item.content_id,
+                inline=item.inline,
+            )
+            for item, name in zip(parsed.attachments, names, strict=True)
+        ]
         request = self.build(parsed, envelope, raw_ref, tuple(attachments))
         # Nats-Msg-Id = request id: a resend of the same message is acknowledged but stored once.
         await self.bus.publish(s.request_subject("email"), request, msg_id=request.id, timeout=timeout)

@@ -25,6 +25,9 @@ from services.notifier.internal import DELIVERY_FAILED, DeliveryFailed
 
 log = logging.getLogger(__name__)
 
+# Work handed to a person must reach them; the rate window guards against answering loops instead.
+RATE_EXEMPT = frozenset({"tech_dispatch", "tech_escalation", "tech_relay", "ops_alert"})
+
 # Twilio errors that no retry will fix: invalid number, unsubscribed, not a mobile, unreachable.
 PERMANENT = frozenset({21211, 21610, 21614, 30003})
 
@@ -87,7 +90,7 @@ class Sender:
         await self.bus.kv_update(s.KV_OUTBOUND, key, claim)
         if not claimed:
             return
-        if not await self._admitted(message.to, now):
+        if message.purpose not in RATE_EXEMPT and not await self._admitted(message.to, now):
             await self._record(key, DeliveryRecord(state="suppressed", at=now, channel=channel, error="rate"))
             await self._timeline(
                 message, "message_failed", f"{channel} to {message.to} suppressed: rate limit"

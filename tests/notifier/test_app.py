@@ -21,7 +21,9 @@ from services.contracts import (
     AcknowledgeClient,
     Decision,
     DispatchTicket,
+    OptOutChanged,
     Sender,
+    SendSms,
     TechReplied,
     Ticket,
     TimelineEntry,
@@ -267,13 +269,17 @@ async def test_21614_on_a_tech_escalates_at_once(stack: Stack) -> None:
     assert len(stack.sms()) == 1  # alice's was refused, bob's delivered
 
 
+def paged(stack: Stack, phone: str) -> Callable[[], bool]:
+    return lambda: len(stack.sms(phone)) == 1
+
+
 async def test_missed_target_tells_client_and_ops(stack: Stack) -> None:
     await dispatch(stack, make_ticket())
     await stack.until(lambda: len(stack.sms(ALICE)) == 1)
     # Let the escalations run out (bob, carol, ops), then pass the warn time and the target.
     for who in (BOB, CAROL, OPS):
         stack.clock.advance(timedelta(minutes=11))
-        await stack.until(lambda who=who: len(stack.sms(who)) == 1)  # type: ignore[misc]
+        await stack.until(paged(stack, who))
     stack.clock.set(NOW + timedelta(hours=3, minutes=46))
     await stack.until(lambda: len(stack.emails("jane@acme.example")) == 1)
     assert (
@@ -310,3 +316,25 @@ async def test_done_resolves_and_help_is_bounded(stack: Stack) -> None:
     await stack.timers_fired("SR-1042", "due")
     await stack.settled()
     assert len(stack.sms()) == 6 and len(stack.emails("jane@acme.example")) == 1
+
+
+async def test_same_outbound_key_sends_one_sms(stack: Stack) -> None:
+    sms = SendSms(key="timer.fired.twice", to=CAROL, body="hello", purpose="ops_alert", created_at=NOW)
+    await stack.bus.publish(s.OUTBOX_SMS, sms, msg_id="first")
+    await stack.bus.publish(s.OUTBOX_SMS, sms, msg_id="second")  # past JetStream de-duplication
+    await stack.until(lambda: len(stack.sms(CAROL)) == 1)
+    await stack.settled()
+    assert len(stack.sms()) == 1
+    record, _ = await stack.bus.kv_get(s.KV_OUTBOUND, "out.timer.fired.twice")
+    assert record is not None and b'"sent"' in record
+
+
+async def test_opted_out_client_gets_email_instead(stack: Stack) -> None:
+    event = OptOutChanged(id="SM-stop", phone=JANE, opted_out=True, received_at=NOW, keyword="STOP")
+    await stack.bus.publish(s.OPT_OUT_CHANGED, event, msg_id=event.id)
+    await stack.settled()
+    command = AcknowledgeClient(id="ack-2", ticket=make_ticket(channel="voice"), request_id="req-1")
+    await stack.bus.publish(s.notify_subject("ack"), command, msg_id=command.id)
+    await stack.until(lambda: len(stack.emails("jane@acme.example")) == 1)
+    await stack.settled()
+    assert stack.sms() == []

@@ -1,0 +1,57 @@
+"""Pure routing rules: emergency detection, summaries, our Message-IDs, record keys."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from services.contracts import Sender, ServiceRequest, ThreadKeys
+from services.router import routing
+
+KEYWORDS = ("down", "outage", "urgent", "emergency", "offline", "not working")
+
+
+def req(**kw: object) -> ServiceRequest:
+    base = {
+        "id": "r",
+        "channel": "email",
+        "received_at": datetime(2026, 11, 23, tzinfo=UTC),
+        "sender": Sender(),
+    }
+    return ServiceRequest(**{**base, **kw})  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("fields", "expected"),
+    [
+        ({"subject": "Server DOWN"}, True),
+        ({"body": "the VPN is not working since noon"}, True),
+        ({"body": "download a file please"}, False),  # "down" only as a whole word
+        ({"priority_hint": "emergency"}, True),
+        ({"subject": "Question about invoices"}, False),
+    ],
+)
+def test_is_emergency(fields: dict[str, object], expected: bool) -> None:
+    assert routing.is_emergency(req(**fields), KEYWORDS) is expected
+
+
+def test_summary_collapses_whitespace_and_truncates() -> None:
+    assert routing.summary(req(body="  line one\n\n line two ")) == "line one line two"
+    assert len(routing.summary(req(body="x" * 500))) == 160
+    assert routing.summary(req(channel="voice")) == "voice request"
+
+
+def test_referenced_ticket_needs_the_intake_verdict() -> None:
+    ours = f"<SR-1042.n1.{'a' * 16}@frontdesk.test>"
+    assert (
+        routing.referenced_ticket(req(thread=ThreadKeys(references=(ours,), references_ours=True)))
+        == "SR-1042"
+    )
+    assert routing.referenced_ticket(req(thread=ThreadKeys(references=(ours,)))) is None
+
+
+def test_keys_are_kv_safe() -> None:
+    assert routing.thread_key("<Abc+1@Mail.Example>") == "abc=2b=1=40=mail.example"
+    assert routing.request_key("CA123:rec") == "request.CA123=3a=rec"
+    assert routing.timer_key("SR-1001") == "router.release.SR-1001"
