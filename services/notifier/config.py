@@ -6,7 +6,8 @@ import os
 
 import msgspec
 
-from services.common.config import BusConfig, Secret, load, load_bus
+from services.common.config import BusConfig, ConfigError, Secret, load, load_bus
+from services.policy.load import PolicyError, load_policy
 
 
 class TwilioConfig(msgspec.Struct, frozen=True, kw_only=True):
@@ -37,11 +38,17 @@ def load_config() -> NotifierConfig:
     # FRONTDESK_TWILIO_FROM maps to the `from` field (a Python keyword).
     if "FRONTDESK_TWILIO_FROM" in os.environ:
         twilio = msgspec.structs.replace(twilio, from_=os.environ["FRONTDESK_TWILIO_FROM"])
+    policy = os.environ.get("FRONTDESK_POLICY", "deploy/policy.example.yaml")
+    try:
+        # Fail at start with the variable's name, not later inside the event loop.
+        load_policy(policy)
+    except PolicyError as exc:
+        raise ConfigError(f"FRONTDESK_POLICY: {exc}") from None
     return load(
         NotifierConfig,
         "FRONTDESK_NOTIFIER_",
         twilio=twilio,
         thread_secret=Secret(os.environ.get("FRONTDESK_THREAD_SECRET", "")),
-        policy=os.environ.get("FRONTDESK_POLICY", "deploy/policy.example.yaml"),
+        policy=policy,
         bus=load_bus(),
     )

@@ -13,7 +13,7 @@ import phonenumbers
 import yaml
 
 from services.policy.calendar import BusinessCalendar, parse_clock
-from services.policy.model import Policy
+from services.policy.model import Calendar, Policy, Tier
 
 _DURATION = re.compile(r"^\s*(?:(\d+)d)?\s*(?:(\d+)h)?\s*(?:(\d+)m)?\s*(?:(\d+)s)?\s*$")
 _DURATION_KEYS = frozenset({"respond_within", "ack_timeout", "warn_before", "min_interval"})
@@ -59,17 +59,32 @@ def parse_policy(text: str) -> Policy:
         raise PolicyError(f"$: not valid YAML: {exc}") from None
     if not isinstance(raw, dict):
         raise PolicyError("$: the policy must be a mapping")
+    data = _durations(raw, "")
     try:
-        policy = msgspec.convert(_durations(raw, ""), Policy, strict=False)
+        policy = msgspec.convert(data, Policy, strict=False)
     except msgspec.ValidationError as exc:
-        message = str(exc)
-        if " - at `$" in message:
-            reason, _, where = message.rpartition(" - at `$")
-            path = where.rstrip("`").lstrip(".") or "$"
-            raise PolicyError(f"{path}: {reason}") from None
-        raise PolicyError(f"$: {message}") from None
+        raise _named(exc, data) from None
     _check(policy)
     return policy
+
+
+def _named(exc: msgspec.ValidationError, data: dict[str, Any]) -> PolicyError:
+    """msgspec's message with its path first; dict keys (shown as [...]) are filled in by name."""
+    message = str(exc)
+    if " - at `$" not in message:
+        return PolicyError(f"$: {message}")
+    reason, _, where = message.rpartition(" - at `$")
+    path = where.rstrip("`").lstrip(".") or "$"
+    for field, kind in (("calendars", Calendar), ("tiers", Tier)):
+        entries = data.get(field)
+        if path.startswith(f"{field}[...]") and isinstance(entries, dict):
+            for name, value in entries.items():
+                try:
+                    msgspec.convert(value, kind, strict=False)
+                except msgspec.ValidationError:
+                    path = path.replace("[...]", f".{name}", 1)
+                    break
+    return PolicyError(f"{path}: {reason}")
 
 
 def load_policy(path: str | Path) -> Policy:

@@ -27,8 +27,10 @@ from services.contracts import (
     TechReplied,
     Ticket,
     TimelineEntry,
+    threading,
 )
 from services.contracts import subjects as s
+from services.contracts.threading import SubjectToken
 from services.notifier.app import main
 from services.notifier.config import NotifierConfig, TwilioConfig
 from services.sandbox.app import Sandbox
@@ -194,6 +196,10 @@ async def test_ack_stops_escalation_and_tells_the_client(stack: Stack) -> None:
     assert "Alice Nguyen is now working on your request" in mail["body"]
     assert "[SR-1042-" in mail["subject"]
     assert mail["headers"]["Auto-Submitted"] == "auto-replied"
+    assert threading.verify_message_id(mail["headers"]["Message-ID"], b"test-secret") == "SR-1042"
+    assert threading.find_subject_token(mail["subject"], b"test-secret") == SubjectToken(
+        "SR-1042", True, False
+    )
     stack.clock.advance(timedelta(minutes=11))
     await stack.timers_fired("SR-1042", "ack")
     await stack.settled()

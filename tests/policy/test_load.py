@@ -57,6 +57,11 @@ def _set(path: list[Any], value: Any) -> Callable[[dict[str, Any]], None]:
         (_set(["techs", 1, "id"], "alice"), "techs[1].id: duplicate tech id 'alice'"),
         (_set(["delay_updates", "surprise"], 1), "delay_updates: Object contains unknown field `surprise`"),
         (_set(["oncall", "handoff", "weekday"], "monday"), "oncall.handoff.weekday:"),
+        (
+            _set(["tiers", "premium", "targets", "emergency", "clock"], "always"),
+            "tiers.premium.targets.emergency.clock: Invalid enum value 'always'",
+        ),
+        (_set(["calendars", "business", "dates"], ["someday"]), "calendars.business.dates[0]:"),
     ],
 )
 def test_invalid_policy_names_the_path(mutate: Callable[[dict[str, Any]], None], message: str) -> None:

@@ -27,8 +27,8 @@ POLICY = str(ROOT / "deploy" / "policy.example.yaml")
             {"client": "globex", "disposition": "queue", "notify_at": "2026-11-23T08:00:00-06:00"},
         ),
         (
-            ["--sender", "+13125550160", "--channel", "voice", "--at", "2026-11-20T18:00:00-06:00", "--emergency",
-             "--billable"],
+            ["--sender", "+13125550160", "--channel", "voice", "--at", "2026-11-20T18:00:00-06:00",
+             "--emergency", "--billable"],
             {"disposition": "page_oncall", "billable": True, "response_due": "2026-11-20T20:00:00-06:00"},
         ),
         (
@@ -48,7 +48,7 @@ def test_explain(capsys: pytest.CaptureFixture[str], args: list[str], want: dict
 def test_check_reports_the_field(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert run(["check", "--policy", POLICY]) == 0
     broken = tmp_path / "policy.yaml"
-    broken.write_text(Path(POLICY).read_text().replace("tier: complimentary", "tier: gold", 1))
+    broken.write_text(Path(POLICY).read_text().replace("\n    tier: complimentary\n", "\n    tier: gold\n"))
     assert run(["check", "--policy", str(broken)]) == 2
     assert "clients[1].tier: unknown tier 'gold'" in capsys.readouterr().err
 

@@ -1,0 +1,143 @@
+"""Acceptance scenarios of the issue, run against the whole stack (see conftest.py)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from services.contracts import subjects as s
+from tests.e2e.conftest import TWILIO_FROM, Stack, until
+
+ALICE, BOB, CAROL = "+13125550101", "+13125550102", "+13125550103"
+JANE = "+13125550150"  # Acme: premium, primary tech alice, prefers SMS
+HANK = "+13125550160"  # Globex: complimentary, rotates over m365 techs (bob excluded)
+# Chicago is UTC-6 in November; 23 Nov 2026 is a Monday. On call that week (rotation from 5 Jan): bob.
+MON_1000 = datetime(2026, 11, 23, 16, 0, tzinfo=UTC)
+MON_2100 = datetime(2026, 11, 24, 3, 0, tzinfo=UTC)
+TUE_0800 = datetime(2026, 11, 24, 14, 0, tzinfo=UTC)
+
+
+async def recipients(stack: Stack) -> list[str]:
+    return sorted(m["to"] for m in await stack.messages())
+
+
+async def sms_for(stack: Stack, phone: str, count: int = 1) -> list[dict[str, Any]]:
+    """The SMS sent to `phone`, once there are at least `count` of them."""
+
+    async def enough() -> list[dict[str, Any]]:
+        sent = await stack.sms_to(phone)
+        return sent if len(sent) >= count else []
+
+    found: list[dict[str, Any]] = await until(enough, what=f"{count} SMS to {phone}")
+    return found
+
+
+async def emails_for(stack: Stack, address: str, count: int = 1) -> list[dict[str, Any]]:
+    async def enough() -> list[dict[str, Any]]:
+        sent = await stack.emails_to(address)
+        return sent if len(sent) >= count else []
+
+    found: list[dict[str, Any]] = await until(enough, what=f"{count} emails to {address}")
+    return found
+
+
+async def acknowledged_email_ticket(stack: Stack) -> dict[str, Any]:
+    """Scenario 1's opening: Jane emails at 10:00 on a Monday; alice is texted, Jane acknowledged."""
+    stack.clock.set(MON_1000)
+    await stack.mail("jane@acme.example", "Printer on floor 2 jams", "It jams on every second page.")
+    await sms_for(stack, ALICE)
+    return (await emails_for(stack, "jane@acme.example"))[0]
+
+
+async def test_weekday_email_reaches_assigned_tech_and_acknowledges_client(stack: Stack) -> None:
+    ack = await acknowledged_email_ticket(stack)
+
+    [dispatch] = await stack.sms_to(ALICE)
+    assert dispatch["from"] == TWILIO_FROM
+    assert dispatch["body"].startswith("SR-1001 Acme Manufacturing (premium)")
+    assert "It jams on every second page." in dispatch["body"]
+    # Premium normal: 4 business hours from 10:00 Chicago.
+    assert "Due: Mon 23 Nov 14:00 CST" in dispatch["body"]
+    assert ack["from"] == "support@frontdesk.test"
+    assert "[SR-1001-" in ack["subject"]
+    assert "opened ticket SR-1001" in ack["body"]
+    assert "respond by Monday 2:00 PM" in ack["body"]
+    await stack.settled()
+    assert await recipients(stack) == [ALICE]
+    assert len(await stack.emails()) == 1
+
+
+async def test_premium_call_after_hours_pressing_1_pages_oncall(stack: Stack) -> None:
+    stack.clock.set(MON_2100)
+    exchanges = await stack.call(JANE, ["1"])
+
+    menu = next(e for e in exchanges if e["url"].split("?")[0].endswith("/twilio/voice/menu"))
+    assert f"<Dial" in menu["twiml"] and f">{BOB}</Dial>" in menu["twiml"]
+    [page] = await sms_for(stack, BOB)
+    assert page["body"].startswith("SR-1001 EMERGENCY Acme Manufacturing (premium)")
+    # Premium emergency runs on a 24x7 clock: one hour from 21:00.
+    assert "Due: Mon 23 Nov 22:00 CST" in page["body"]
+    [ack] = await sms_for(stack, JANE)
+    assert "paging our on-call technician" in ack["body"]
+    await stack.settled()
+    assert await recipients(stack) == [BOB, JANE]
+
+
+async def test_complimentary_call_after_hours_is_queued_until_next_open(stack: Stack) -> None:
+    stack.clock.set(MON_2100)
+    exchanges = await stack.call(HANK, ["1"])
+
+    spoken = " ".join(e["twiml"] for e in exchanges)
+    assert "<Dial" not in spoken
+    # Next open is Tuesday 08:00; complimentary promises 4 business hours from then.
+    assert "we will respond by Tuesday 12:00 PM" in spoken
+    await sms_for(stack, HANK)  # the acknowledgment
+    await stack.settled()
+    assert await recipients(stack) == [HANK]
+
+    stack.clock.set(TUE_0800 - timedelta(minutes=1))
+    await stack.settled()
+    assert await recipients(stack) == [HANK], "a tech was texted before the desk opened"
+
+    stack.clock.set(TUE_0800)
+
+    async def tech_texted() -> list[dict[str, Any]]:
+        return [m for m in await stack.messages() if m["to"] != HANK]
+
+    [dispatch] = await until(tech_texted, what="the queued dispatch at next open")
+    assert dispatch["to"] in (ALICE, CAROL)  # globex rotates over m365 techs; bob is excluded
+    assert dispatch["body"].startswith("SR-1001 EMERGENCY Globex Logistics (complimentary)")
+    assert "Due: Tue 24 Nov 12:00 CST" in dispatch["body"]
+    await stack.settled()
+    assert await recipients(stack) == sorted([HANK, dispatch["to"]])
+
+
+async def test_tech_delay_sms_reaches_client(stack: Stack) -> None:
+    await acknowledged_email_ticket(stack)
+
+    answer = await stack.text(ALICE, "DELAY 60 waiting on parts")
+    assert answer["status"] == 200
+
+    # The request came by email, so the client hears back on that thread.
+    delay = (await emails_for(stack, "jane@acme.example", count=2))[1]
+    assert delay["body"].startswith("SR-1001: Alice Nguyen is running late; new estimate")
+    assert "Reason: waiting on parts." in delay["body"]
+    assert "[SR-1001-" in delay["subject"]
+    await stack.settled()
+    assert await recipients(stack) == [ALICE]
+    assert len(await stack.emails()) == 2
+
+
+async def test_reply_email_threads_onto_its_ticket(stack: Stack) -> None:
+    ack = await acknowledged_email_ticket(stack)
+
+    # A mail client that drops In-Reply-To still keeps the subject: the signed token alone must thread.
+    await stack.mail("jane@acme.example", f"Re: {ack['subject']}", "Also page 3 is smudged.")
+
+    relayed = (await sms_for(stack, ALICE, count=2))[1]
+    assert relayed["body"].startswith("SR-1001 client follow-up: Also page 3 is smudged.")
+    await stack.settled()
+    value, _ = await stack.bus.kv_get(s.KV_TICKETS, "SR-1002")
+    assert value is None, "the reply opened a new ticket"
+    assert await recipients(stack) == [ALICE, ALICE]
+    assert len(await stack.emails()) == 1  # no second acknowledgment
