@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import smtplib
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.message import EmailMessage
 from pathlib import Path
@@ -51,7 +51,6 @@ class Stack:
     bus: Bus
     smtp_port: int
     http: httpx.AsyncClient
-    sent_emails: list[str] = field(default_factory=list)
 
     async def messages(self) -> list[dict[str, Any]]:
         answer = await self.http.get(f"{self.sandbox.url}/api/messages")
@@ -81,7 +80,9 @@ class Stack:
         return result
 
     async def text(self, phone: str, body: str) -> dict[str, Any]:
-        answer = await self.http.post(f"{self.sandbox.url}/api/inbound/sms", json={"from": phone, "body": body})
+        answer = await self.http.post(
+            f"{self.sandbox.url}/api/inbound/sms", json={"from": phone, "body": body}
+        )
         answer.raise_for_status()
         result: dict[str, Any] = answer.json()
         return result

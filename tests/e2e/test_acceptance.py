@@ -72,7 +72,7 @@ async def test_premium_call_after_hours_pressing_1_pages_oncall(stack: Stack) ->
     exchanges = await stack.call(JANE, ["1"])
 
     menu = next(e for e in exchanges if e["url"].split("?")[0].endswith("/twilio/voice/menu"))
-    assert f"<Dial" in menu["twiml"] and f">{BOB}</Dial>" in menu["twiml"]
+    assert "<Dial" in menu["twiml"] and f">{BOB}</Dial>" in menu["twiml"]
     [page] = await sms_for(stack, BOB)
     assert page["body"].startswith("SR-1001 EMERGENCY Acme Manufacturing (premium)")
     # Premium emergency runs on a 24x7 clock: one hour from 21:00.
