@@ -11,7 +11,7 @@ import pytest
 from services.common.bus import Bus, Consumer, ConsumerSpec, Delivery, Poison, PublishFailed
 from services.common.config import BusConfig
 from services.common.natsserver import NatsServer
-from services.contracts import ServiceRequest, Sender, TimelineEntry
+from services.contracts import Sender, ServiceRequest, TimelineEntry
 from services.contracts import subjects as s
 
 NOW = datetime(2026, 11, 23, 15, 0, tzinfo=UTC)

@@ -12,7 +12,7 @@ from typing import Any, Generic, TypeVar
 
 import msgspec
 import nats
-from nats.aio.client import Client as NATS
+from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, PubAck
@@ -43,7 +43,7 @@ class Poison(Exception):
 
 
 class Bus:
-    def __init__(self, nc: NATS, cfg: BusConfig) -> None:
+    def __init__(self, nc: NatsClient, cfg: BusConfig) -> None:
         self.nc = nc
         self.js: JetStreamContext = nc.jetstream(timeout=cfg.publish_timeout)
         self.cfg = cfg
@@ -304,9 +304,7 @@ class Consumer(Generic[T]):
                 raise
             except Exception as exc:
                 # Disconnected, consumer lost with a server restart, ... : back off and resubscribe.
-                log.warning(
-                    "consumer loop error", extra={"durable": self.spec.durable, "error": repr(exc)}
-                )
+                log.warning("consumer loop error", extra={"durable": self.spec.durable, "error": repr(exc)})
                 if sub is not None:
                     with contextlib.suppress(Exception):
                         await sub.unsubscribe()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
@@ -53,10 +54,8 @@ class ManualClock:
         if until is not None and until <= self._now:
             return
         moved = self._moved
-        try:
+        with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(moved.wait(), timeout=poll)
-        except TimeoutError:
-            pass
 
 
 def utc(value: datetime) -> datetime:

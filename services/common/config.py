@@ -113,7 +113,7 @@ def load(cls: type[T], prefix: str, env: Mapping[str, str] | None = None, **over
         if marker in message:
             path = message.split(marker, 1)[1].rstrip("`")
             var = prefix + path.replace(".", "_").upper()
-            raise ConfigError(f"{var}: {message.split(' - at ')[0]}") from None
+            raise ConfigError(f"{var}: {message.split(' - at ', maxsplit=1)[0]}") from None
         raise ConfigError(message) from None
 
 

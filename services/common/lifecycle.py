@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import signal
 import sys
@@ -36,8 +37,6 @@ def run(
             loop.add_signal_handler(sig, stop.set)
         await main(cfg, stop=stop)
 
-    try:
+    with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(runner())
-    except KeyboardInterrupt:
-        pass
     log.info("stopped")

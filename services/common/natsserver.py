@@ -80,16 +80,23 @@ class NatsServer:
             "-n", self.name,
         ]  # fmt: skip
         if self.cluster_port:
-            args += ["--cluster_name", self.cluster_name, "--cluster", f"nats://127.0.0.1:{self.cluster_port}"]
+            args += [
+                "--cluster_name",
+                self.cluster_name,
+                "--cluster",
+                f"nats://127.0.0.1:{self.cluster_port}",
+            ]
             if self.routes:
                 args += ["--routes", ",".join(f"nats://127.0.0.1:{p}" for p in self.routes)]
         return args
 
-    def start(self, *, wait: float = 15.0, js_ready: bool = True) -> None:
+    def start(self, *, wait: float | None = 15.0, js_ready: bool = True) -> None:
+        """Launch; wait for health unless `wait` is None (cluster members must all launch first)."""
         self.store_dir.mkdir(parents=True, exist_ok=True)
         out = open(self.log_file, "ab") if self.log_file else subprocess.DEVNULL  # noqa: SIM115
         self.process = subprocess.Popen(self.command(), stdout=out, stderr=out, start_new_session=True)
-        self.wait_ready(wait, js_ready=js_ready)
+        if wait is not None:
+            self.wait_ready(wait, js_ready=js_ready)
 
     def healthy(self, *, js_ready: bool = True) -> bool:
         path = "/healthz?js-enabled-only=true" if js_ready else "/healthz"

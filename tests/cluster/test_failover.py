@@ -52,7 +52,9 @@ def cluster(tmp_path: Path) -> Iterator[list[NatsServer]]:
         for i in range(3)
     ]
     for server in servers:
-        server.start(js_ready=False)
+        server.start(wait=None)
+    for server in servers:
+        server.wait_ready(60)
     try:
         yield servers
     finally:

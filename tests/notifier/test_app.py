@@ -47,6 +47,17 @@ class Stack:
     bus: Bus
     sandbox: Sandbox
     clock: ManualClock
+    cfg: NotifierConfig
+    stop: asyncio.Event
+    task: asyncio.Task[None]
+
+    async def halt(self) -> None:
+        self.stop.set()
+        await asyncio.wait_for(self.task, 15)
+
+    def start(self) -> None:
+        self.stop = asyncio.Event()
+        self.task = asyncio.create_task(main(self.cfg, stop=self.stop, clock=self.clock))
 
     def sms(self, to: str | None = None) -> list[dict[str, Any]]:
         return [m for m in self.sandbox.ledger.messages if to is None or m["to"] == to]
@@ -110,11 +121,12 @@ async def stack(bus: Bus, bus_config: BusConfig) -> AsyncIterator[Stack]:
     )
     stop = asyncio.Event()
     task = asyncio.create_task(main(cfg, stop=stop, clock=clock))
+    stack = Stack(bus=bus, sandbox=sandbox, clock=clock, cfg=cfg, stop=stop, task=task)
     try:
-        yield Stack(bus=bus, sandbox=sandbox, clock=clock)
+        yield stack
     finally:
-        stop.set()
-        await asyncio.wait_for(task, 15)
+        if not stack.task.done():
+            await stack.halt()
         await sandbox.stop()
 
 
@@ -344,3 +356,32 @@ async def test_opted_out_client_gets_email_instead(stack: Stack) -> None:
     await stack.until(lambda: len(stack.emails("jane@acme.example")) == 1)
     await stack.settled()
     assert stack.sms() == []
+
+
+async def test_timers_survive_a_restart(stack: Stack) -> None:
+    await dispatch(stack, make_ticket())
+    await stack.until(lambda: len(stack.sms(ALICE)) == 1)
+    await stack.settled()
+    await stack.halt()
+    stack.clock.advance(timedelta(minutes=11))  # the ack timeout passes while the notifier is down
+    await asyncio.sleep(0.2)
+    assert stack.sms(BOB) == []
+    stack.start()
+    await stack.until(lambda: len(stack.sms(BOB)) == 1)
+    await stack.settled()
+    assert len(stack.sms()) == 2
+
+
+async def test_at_most_ten_system_messages_per_recipient_per_ten_minutes(stack: Stack) -> None:
+    for n in range(12):
+        sms = SendSms(key=f"upd-{n}", to=JANE, body=f"update {n}", purpose="client_update", created_at=NOW)
+        await stack.bus.publish(s.OUTBOX_SMS, sms, msg_id=sms.key)
+    await stack.until(lambda: len(stack.sms(JANE)) == 10)
+    await stack.settled()
+    assert len(stack.sms(JANE)) == 10
+    suppressed, _ = await stack.bus.kv_get(s.KV_OUTBOUND, "out.upd-11")
+    assert suppressed is not None and b'"suppressed"' in suppressed
+    stack.clock.advance(timedelta(minutes=10))
+    late = SendSms(key="upd-late", to=JANE, body="later", purpose="client_update", created_at=NOW)
+    await stack.bus.publish(s.OUTBOX_SMS, late, msg_id=late.key)
+    await stack.until(lambda: len(stack.sms(JANE)) == 11)

@@ -16,14 +16,14 @@ def test_reads_shared_and_prefixed_names(monkeypatch: pytest.MonkeyPatch) -> Non
     monkeypatch.setenv("FRONTDESK_POLICY", str(POLICY))
     monkeypatch.setenv("FRONTDESK_NOTIFIER_RELAY_PORT", "2599")
     monkeypatch.setenv("FRONTDESK_TWILIO_FROM", "+13125550199")
-    monkeypatch.setenv("FRONTDESK_TWILIO_AUTH_TOKEN", "tok")
+    monkeypatch.setenv("FRONTDESK_TWILIO_AUTH_TOKEN", "tok-9f3a")
     monkeypatch.setenv("FRONTDESK_TWILIO_API_BASE", "http://127.0.0.1:8025")
     monkeypatch.setenv("FRONTDESK_THREAD_SECRET", "s3cret")
     cfg = load_config()
     assert (cfg.http_port, cfg.relay_port, cfg.mail_from) == (9103, 2599, "support@frontdesk.test")
     assert cfg.twilio.from_ == "+13125550199"
     assert cfg.twilio.api_base == "http://127.0.0.1:8025"
-    assert cfg.twilio.auth_token.reveal() == "tok" and "tok" not in repr(cfg)
+    assert cfg.twilio.auth_token.reveal() == "tok-9f3a" and "tok-9f3a" not in repr(cfg)
     assert cfg.thread_secret.reveal() == "s3cret"
 
 
