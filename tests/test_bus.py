@@ -86,6 +86,7 @@ async def test_dead_letters_after_max_deliveries(bus: Bus) -> None:
     assert msg.headers is not None
     assert msg.headers["Fd-Durable"] == "t-dlq"
     assert msg.headers["Fd-Deliveries"] == "3"
+    assert msg.data is not None
     assert msgspec.json.decode(msg.data, type=ServiceRequest).id == "req-1"
 
 

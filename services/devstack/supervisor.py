@@ -57,7 +57,10 @@ class Child:
 
 
 CHILDREN = (
-    Child("sandbox", (("sandbox http", "FRONTDESK_SANDBOX_PORT"), ("sandbox smtp", "FRONTDESK_SANDBOX_SMTP_PORT"))),
+    Child(
+        "sandbox",
+        (("sandbox http", "FRONTDESK_SANDBOX_PORT"), ("sandbox smtp", "FRONTDESK_SANDBOX_SMTP_PORT")),
+    ),
     Child("router", ()),
     Child("notifier", ()),
     Child("intake_email", (("smtp intake", "FRONTDESK_SMTP_PORT"),)),

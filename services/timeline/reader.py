@@ -44,5 +44,6 @@ def render(entries: list[TimelineEntry], *, tz: str | None = None) -> str:
     for entry in entries:
         at = entry.at.astimezone(zone) if zone else entry.at
         ticket = entry.ticket_number or "-"
-        lines.append(f"{at:%Y-%m-%d %H:%M:%S %Z}  {ticket:<8}  {entry.kind:<18}  {entry.text}  [{entry.service}]")
+        stamp = f"{at:%Y-%m-%d %H:%M:%S %Z}"
+        lines.append(f"{stamp}  {ticket:<8}  {entry.kind:<18}  {entry.text}  [{entry.service}]")
     return "\n".join(lines)

@@ -118,7 +118,14 @@ async def test_nats_killed_and_restarted_mid_stream(tmp_path: Path) -> None:
         validator = RequestValidator(TOKEN)
         accepted: set[str] = set()
         resent = 0
-        kill_at, restart_at = EMAILS // 3, EMAILS // 3 + 60
+        kill_at = EMAILS // 3
+        restarted: asyncio.Task[None] | None = None
+
+        async def restart_later() -> None:
+            # NATS stays down for a few seconds of real traffic, then comes back on the same store.
+            await asyncio.sleep(3.0)
+            await asyncio.to_thread(nats.start)
+
         async with httpx.AsyncClient(base_url=voice, timeout=20) as http:
 
             async def text(j: int) -> None:
@@ -138,8 +145,7 @@ async def test_nats_killed_and_restarted_mid_stream(tmp_path: Path) -> None:
             for i in range(EMAILS):
                 if i == kill_at:
                     nats.kill()
-                if i == restart_at:
-                    nats.start()
+                    restarted = asyncio.create_task(restart_later())
                 if i % max(1, EMAILS // TEXTS) == 0 and (j := i // max(1, EMAILS // TEXTS)) < TEXTS:
                     await text(j)
                 for attempt in range(60):
@@ -151,6 +157,8 @@ async def test_nats_killed_and_restarted_mid_stream(tmp_path: Path) -> None:
                         assert 400 <= exc.code < 500, f"permanent refusal {exc.code}"
                         resent += 1
                         await asyncio.sleep(min(0.1 * (attempt + 1), 1.0))
+        assert restarted is not None
+        await restarted
         bus = await Bus.connect(BusConfig(url=(nats.url,)), "faults")
         deadline = time.monotonic() + 120
         counts = await count_tickets(bus)
