@@ -123,7 +123,7 @@ async def test_nats_killed_and_restarted_mid_stream(tmp_path: Path) -> None:
 
         async def restart_later() -> None:
             # NATS stays down for a few seconds of real traffic, then comes back on the same store.
-            await asyncio.sleep(3.0)
+            await asyncio.sleep(8.0)
             await asyncio.to_thread(nats.start)
 
         async with httpx.AsyncClient(base_url=voice, timeout=20) as http:
