@@ -93,8 +93,11 @@ class Bus:
         return bool(self.nc.is_connected)
 
     async def close(self) -> None:
-        with contextlib.suppress(Exception):
-            await self.nc.drain()
+        # Drain flushes what we published; without a server it would wait for drain_timeout (30 s),
+        # which makes SIGTERM look like a hang, so only drain while connected, and briefly.
+        if self.nc.is_connected:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self.nc.drain(), 5.0)
         if not self.nc.is_closed:
             await self.nc.close()
         # On Python 3.11, asyncio.wait_for can swallow a cancellation that races with the
