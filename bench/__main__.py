@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench import load, stack
+from bench import endtoend, load, stack
 from services.common.natsserver import NatsServer, free_port
 from services.policy.decide import decide
 from services.policy.load import load_policy
@@ -151,6 +151,7 @@ async def main() -> None:
             results["policy_pure"] = bench_policy()
             results["smtp_intake"] = await bench_smtp(nats.url, logs)
             results["voice_webhooks"] = await bench_webhooks(nats.url, logs, tmp)
+            results.update(await endtoend.bench_stack(nats.url, logs, tmp))
         finally:
             nats.stop()
     RESULTS.write_text(json.dumps(results, indent=2) + "\n")

@@ -8,7 +8,7 @@ from collections.abc import Callable, Generator
 from typing import Any
 
 import uvicorn
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -51,7 +51,11 @@ class HttpServer:
             await self._task
 
 
-def health_app(ready: Callable[[], bool], details: Callable[[], dict[str, Any]] | None = None) -> Starlette:
+def health_app(
+    ready: Callable[[], bool],
+    details: Callable[[], dict[str, Any]] | None = None,
+    registry: CollectorRegistry | None = None,
+) -> Starlette:
     """/healthz (process alive), /readyz (dependencies reachable) and Prometheus /metrics."""
 
     async def healthz(_: Request) -> Response:
@@ -65,7 +69,8 @@ def health_app(ready: Callable[[], bool], details: Callable[[], dict[str, Any]] 
         return JSONResponse(body, status_code=200 if ok else 503)
 
     async def metrics(_: Request) -> Response:
-        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+        body = generate_latest(registry) if registry is not None else generate_latest()
+        return Response(body, media_type=CONTENT_TYPE_LATEST)
 
     return Starlette(
         routes=[Route("/healthz", healthz), Route("/readyz", readyz), Route("/metrics", metrics)]

@@ -13,6 +13,7 @@ from aiosmtpd.smtp import SMTP, Envelope, Session
 from services.common.bus import Bus
 from services.common.clock import Clock, SystemClock
 from services.common.http import HttpServer, health_app
+from services.common.metrics import Metrics
 from services.contracts import subjects as s
 from services.contracts.requests import Attachment, Sender, ServiceRequest, ThreadKeys
 from services.intake_email.admission import RateWindow, is_support_recipient
@@ -40,6 +41,7 @@ class Intake:
         self.sessions = 0
         self.accepted = 0
         self.tempfailed = 0
+        self.metrics = Metrics()
 
     async def handle_MAIL(
         self, server: SMTP, session: Session, envelope: Envelope, address: str, mail_options: list[str]
@@ -74,6 +76,7 @@ class Intake:
             log.warning("tempfail", extra={"error": repr(exc)})
             return TEMPFAIL
         self.accepted += 1
+        self.metrics.requests_received.labels("email").inc()
         return f"250 2.0.0 OK {request_id}"
 
     async def accept(self, raw: bytes, envelope: Envelope) -> str:
@@ -173,6 +176,9 @@ class _Session(SMTP):
     async def push(self, status: Any) -> None:
         if isinstance(status, str):
             status = _REWRITES.get(status, status)
+            # Every refusal, whichever hook or limit produced it, passes here: count it by reply code.
+            if status[:1] in ("4", "5") and status[3:4] == " ":
+                self.intake.metrics.messages_refused.labels(" ".join(status.split()[:2])).inc()
         await super().push(status)
 
 
@@ -206,6 +212,7 @@ async def main(
                     "accepted": intake.accepted,
                     "tempfailed": intake.tempfailed,
                 },
+                intake.metrics.registry,
             ),
             cfg.host,
             cfg.http_port,

@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator
 from email.message import EmailMessage
 from pathlib import Path
 
+import httpx
 import msgspec
 import pytest
 
@@ -254,3 +255,14 @@ async def test_starttls_when_cert_and_key_are_set(bus: Bus, bus_config: BusConfi
         code, _ = await asyncio.to_thread(over_tls)
     assert code == 250
     assert [r.thread.message_id for r in await stored(bus)] == ["<tls@example.com>"]
+
+
+async def test_metrics_count_received_and_refused(bus: Bus, bus_config: BusConfig) -> None:
+    async with running(config(bus_config)) as cfg:
+        await send(cfg.port, message(), ["someone@elsewhere.org", SUPPORT])
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{cfg.http_port}") as http:
+            metrics = (await http.get("/metrics")).text
+            assert (await http.get("/healthz")).status_code == 200
+            assert (await http.get("/readyz")).json()["accepted"] == 1
+    assert 'frontdesk_requests_received_total{channel="email"} 1.0' in metrics
+    assert 'frontdesk_messages_refused_total{reason="550 5.7.1"} 1.0' in metrics

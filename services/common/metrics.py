@@ -1,0 +1,48 @@
+"""Prometheus metrics, one registry per service instance (created in main, never at import time)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge
+
+
+class Metrics:
+    """The counters ops read: what came in, what was refused, how it was routed, what went out."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.requests_received = Counter(
+            "frontdesk_requests_received", "Requests received, by channel", ["channel"],
+            registry=self.registry,
+        )  # fmt: skip
+        self.messages_refused = Counter(
+            "frontdesk_messages_refused", "Messages refused, by reason", ["reason"],
+            registry=self.registry,
+        )  # fmt: skip
+        self.routing_decisions = Counter(
+            "frontdesk_routing_decisions", "Routing decisions, by disposition", ["disposition"],
+            registry=self.registry,
+        )  # fmt: skip
+        self.outbound_sent = Counter(
+            "frontdesk_outbound_sent", "SMS and email sent, by kind", ["kind"],
+            registry=self.registry,
+        )  # fmt: skip
+        self.outbound_failed = Counter(
+            "frontdesk_outbound_failed", "SMS and email failed, by kind and reason", ["kind", "reason"],
+            registry=self.registry,
+        )  # fmt: skip
+        self.tickets_at_risk = Counter(
+            "frontdesk_tickets_at_risk", "Tickets whose warn-before time passed unaccepted",
+            registry=self.registry,
+        )  # fmt: skip
+        self.tickets_breached = Counter(
+            "frontdesk_tickets_breached", "Tickets whose response_due passed unaccepted",
+            registry=self.registry,
+        )  # fmt: skip
+        self.consumer_lag = Gauge(
+            "frontdesk_consumer_lag", "Messages pending or unacked on a durable consumer", ["durable"],
+            registry=self.registry,
+        )  # fmt: skip
+        self.timers_pending = Gauge(
+            "frontdesk_timers_pending", "Durable timers waiting to fire",
+            registry=self.registry,
+        )  # fmt: skip
