@@ -604,7 +604,9 @@ async def main(cfg: NotifierConfig, *, stop: asyncio.Event, clock: Clock | None 
             sender.handle,
         ),
     ]
-    server = HttpServer(health_app(lambda: bus.connected), "127.0.0.1", cfg.http_port)
+    server = HttpServer(
+        health_app(lambda: bus.connected, None, sender.metrics.registry), "127.0.0.1", cfg.http_port
+    )
     await server.start()
     tasks = [asyncio.create_task(c.run(stop)) for c in consumers]
     tasks.append(asyncio.create_task(notifier.timer_loop(stop)))

@@ -17,6 +17,7 @@ from twilio.rest import Client as TwilioClient
 
 from services.common.bus import Bus, Delivery, Transient
 from services.common.clock import Clock
+from services.common.metrics import Metrics
 from services.contracts import SendEmail, SendSms, TimelineEntry, threading
 from services.contracts import subjects as s
 from services.notifier import sanitize, suppression
@@ -61,6 +62,7 @@ def retryable(exc: Exception) -> bool:
 
 class Sender:
     def __init__(self, bus: Bus, cfg: NotifierConfig, clock: Clock, twilio: TwilioClient) -> None:
+        self.metrics = Metrics()
         self.bus = bus
         self.cfg = cfg
         self.clock = clock
@@ -117,6 +119,7 @@ class Sender:
                     state="sent", at=self.clock.now(), channel=channel, sid=sid, attempts=attempt
                 )
                 await self._record(key, record)
+                self.metrics.outbound_sent.labels(channel).inc()
                 return
             log.warning("send failed, retrying", extra={"key": message.key, "error": error, "count": attempt})
             if attempt < attempts:
@@ -172,6 +175,7 @@ class Sender:
         await self._record(
             key, DeliveryRecord(state="failed", at=now, channel=channel, error=f"{code} {why}")
         )
+        self.metrics.outbound_failed.labels(channel, str(code)).inc()
         await self._timeline(
             message, "message_failed", f"{channel} to {message.to} failed permanently ({code})"
         )

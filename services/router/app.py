@@ -13,6 +13,7 @@ from nats.js.errors import NoKeysError
 from services.common.bus import Bus, Consumer, ConsumerSpec, Delivery, Transient
 from services.common.clock import Clock, SystemClock
 from services.common.http import HttpServer, health_app
+from services.common.metrics import Metrics
 from services.contracts import (
     AcknowledgeClient,
     Decision,
@@ -41,6 +42,7 @@ class Router:
         self.bus = bus
         self.policy = policy
         self.clock = clock
+        self.metrics = Metrics()
         self.tickets_opened = 0
         self.released = 0
 
@@ -165,6 +167,7 @@ class Router:
             AcknowledgeClient(id=f"ack:{number}", ticket=ticket, request_id=req.id),
             msg_id=f"ack:{number}",
         )
+        self.metrics.routing_decisions.labels(decision.disposition).inc()
         if decision.disposition == "queue":
             timer = msgspec.json.encode(r.ReleaseTimer(ticket_number=number, due=decision.notify_at))
             await self.bus.kv_update(s.KV_TIMERS, r.timer_key(number), lambda cur: None if cur else timer)
@@ -338,6 +341,7 @@ async def main(cfg: RouterConfig, *, stop: asyncio.Event, clock: Clock | None = 
             health_app(
                 lambda: bus.connected,
                 lambda: {"tickets_opened": router.tickets_opened, "released": router.released},
+                router.metrics.registry,
             ),
             cfg.host,
             cfg.http_port,

@@ -291,6 +291,8 @@ async def test_amendment_lands_on_the_timeline_and_health_reports_ready(
         response = await _get(port, "/readyz")
         assert response.startswith("HTTP/1.1 200")
         assert '"tickets_opened":1' in response
+        metrics = await _get(port, "/metrics")
+        assert "frontdesk_routing_decisions_total{disposition=" in metrics
     finally:
         stop.set()
         await asyncio.wait_for(task, 15)
