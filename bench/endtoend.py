@@ -63,6 +63,29 @@ async def _topology(nats_url: str) -> None:
         await bus.close()
 
 
+async def _backlog(bus: Bus) -> int:
+    total = 0
+    for stream in (s.STREAM_REQUESTS, s.STREAM_NOTIFY, s.STREAM_OUTBOX):
+        for info in await bus.js.consumers_info(stream):
+            total += int(info.num_pending or 0) + int(info.num_ack_pending or 0)
+    return total
+
+
+async def _drain(nats_url: str, timeout: float = 120.0) -> dict[str, Any]:
+    """Wait until every consumer has caught up: the earlier benchmarks leave requests on the bus,
+    and measuring while the router works through them would time the backlog, not the path."""
+    bus = await Bus.connect(BusConfig(url=(nats_url,)), "bench-drain")
+    try:
+        t0 = time.monotonic()
+        first = left = await _backlog(bus)
+        while left and time.monotonic() - t0 < timeout:
+            await asyncio.sleep(0.25)
+            left = await _backlog(bus)
+        return {"backlog": first, "drain_s": round(time.monotonic() - t0, 1), "left": left}
+    finally:
+        await bus.close()
+
+
 async def _offer(smtp_port: int, voice_base: str, accepted: dict[int, float], failures: list[str]) -> int:
     """Offer RATE requests/s for SECONDS, alternating email and SMS; returns how many were sent."""
     total = int(RATE * SECONDS)
@@ -169,8 +192,11 @@ async def bench_stack(nats_url: str, logs: Path, tmp: Path) -> dict[str, Any]:
         stack.wait_port(smtp_port, procs["intake_email"])
         stack.wait_port(voice_port, procs["intake_voice"])
         await asyncio.sleep(1.0)  # router and notifier have no port: give their consumers a moment
+        drained = await _drain(nats_url)
         end_to_end = await _end_to_end(sandbox, smtp_port, voice)
+        end_to_end["before"] = drained
         end_to_end["peak_rss_mb"] = {name: round(stack.peak_rss_mb(p), 1) for name, p in procs.items()}
+        await _drain(nats_url)
         router = await _router_through_nats(nats_url)
     finally:
         for name in reversed(ORDER):
