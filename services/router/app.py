@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
+import signal
 from typing import Any
 
 import msgspec
@@ -27,7 +29,7 @@ from services.contracts import (
 from services.contracts import subjects as s
 from services.contracts.events import TimelineKind
 from services.policy.decide import decide, identify
-from services.policy.load import load_policy
+from services.policy.load import PolicyError, load_policy
 from services.policy.model import Policy
 from services.router import routing as r
 from services.router.config import RouterConfig
@@ -325,6 +327,36 @@ class Router:
             await self.clock.wait(due, poll=poll)
 
 
+async def watch_policy(router: Router, path: str, stop: asyncio.Event, *, poll: float = 2.0) -> None:
+    """Reload the policy on SIGHUP or when the file changes; an invalid file keeps the old policy."""
+    reload = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+        loop.add_signal_handler(signal.SIGHUP, reload.set)
+    last = _mtime(path)
+    while not stop.is_set():
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(reload.wait(), poll)
+        current = _mtime(path)
+        if not reload.is_set() and current == last:
+            continue
+        reload.clear()
+        last = current
+        try:
+            router.policy = load_policy(path)
+        except (PolicyError, OSError) as exc:
+            log.error("policy reload refused; keeping the previous policy", extra={"error": str(exc)})
+            continue
+        log.info("policy reloaded")
+
+
+def _mtime(path: str) -> float:
+    try:
+        return os.stat(path).st_mtime
+    except OSError:
+        return 0.0
+
+
 async def main(cfg: RouterConfig, *, stop: asyncio.Event, clock: Clock | None = None) -> None:
     policy = load_policy(cfg.policy)
     bus = await Bus.connect(cfg.bus, "router", stop=stop)
@@ -350,6 +382,7 @@ async def main(cfg: RouterConfig, *, stop: asyncio.Event, clock: Clock | None = 
         tasks = [
             asyncio.create_task(consumer.run(stop)),
             asyncio.create_task(router.run_timers(stop, cfg.timer_poll)),
+            asyncio.create_task(watch_policy(router, str(cfg.policy), stop)),
         ]
         log.info("router ready", extra={"port": http.port})
         await stop.wait()
