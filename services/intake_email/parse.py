@@ -451,6 +451,29 @@ def classify(msg: Message, sender: str | None, subject: str) -> Nature:
     return "request"
 
 
+_QUOTED_MESSAGE_ID = re.compile(r"^\s*Message-ID:\s*(<[^>\s]+>)", re.IGNORECASE | re.MULTILINE)
+
+
+def _bounced_ids(msg: Message, full_text: str) -> tuple[str, ...]:
+    """Message-IDs of the original message carried by a bounce (RFC 3464 parts or quoted headers)."""
+    found: list[str] = []
+    try:
+        for part in msg.walk():
+            kind = part.get_content_type()
+            if kind in ("message/rfc822", "message/global"):
+                for inner in part.get_payload() or []:
+                    if isinstance(inner, Message):
+                        found.extend(_ids(str(inner.get("Message-ID", ""))))
+            elif kind in ("text/rfc822-headers", "message/global-headers"):
+                payload = part.get_payload(decode=True)
+                text = payload.decode("utf-8", "replace") if isinstance(payload, bytes) else str(payload)
+                found.extend(m.group(1) for m in _QUOTED_MESSAGE_ID.finditer(text))
+    except Exception:
+        pass
+    found.extend(m.group(1) for m in _QUOTED_MESSAGE_ID.finditer(full_text))
+    return tuple(dict.fromkeys(found))
+
+
 def parse(
     raw: bytes, *, secret: bytes, emergency_keywords: tuple[str, ...] = DEFAULT_EMERGENCY
 ) -> ParsedEmail:
@@ -479,6 +502,11 @@ def parse(
         date = None
     in_reply_to = _ids(_header(msg, "In-Reply-To"))
     references = _ids(_header(msg, "References"))
+    nature = classify(msg, sender_email, subject)
+    if nature == "bounce":
+        # A bounce is about a message we sent: its Message-ID (inside the DSN, or quoted by a vendor
+        # format) threads the bounce to the original ticket instead of opening a new one.
+        references = references + tuple(i for i in _bounced_ids(msg, full_text) if i not in references)
     token = find_subject_token(subject, secret)
     references_ours = any(verify_message_id(ref, secret) for ref in in_reply_to + references)
     lowered = subject.lower()
@@ -499,7 +527,7 @@ def parse(
         token_signed=bool(token and token.signed),
         token_forged=bool(token and token.forged),
         references_ours=references_ours,
-        nature=classify(msg, sender_email, subject),
+        nature=nature,
         priority_hint="emergency" if hits else "normal",
         hints=tuple(f"keyword:{k}" for k in hits),
         attachments=tuple(attachments),

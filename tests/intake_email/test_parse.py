@@ -139,3 +139,24 @@ def test_emergency_keywords_in_subject() -> None:
     assert parsed.priority_hint == "emergency"
     assert parsed.hints == ("keyword:outage", "keyword:not working")
     assert parse(mail("From: a@b.c\nSubject: Download link"), secret=SECRET).priority_hint == "normal"
+
+
+def test_bounce_threads_to_the_message_we_sent() -> None:
+    from services.contracts.threading import message_id, verify_message_id
+
+    ours = message_id("SR-1042", "abc123", "frontdesk.test", b"secret")
+    dsn = (
+        "From: MAILER-DAEMON@mx.example\r\nTo: support@frontdesk.test\r\n"
+        "Subject: Undelivered Mail Returned to Sender\r\n"
+        "MIME-Version: 1.0\r\nContent-Type: multipart/report; report-type=delivery-status; boundary=B\r\n\r\n"
+        "--B\r\nContent-Type: text/plain\r\n\r\nDelivery failed.\r\n"
+        "--B\r\nContent-Type: message/delivery-status\r\n\r\nReporting-MTA: dns; mx.example\r\n\r\n"
+        "Final-Recipient: rfc822; jane@acme.example\r\nAction: failed\r\nStatus: 5.1.1\r\n\r\n"
+        "--B\r\nContent-Type: text/rfc822-headers\r\n\r\nFrom: support@frontdesk.test\r\n"
+        f"Message-ID: {ours}\r\nSubject: Re: Printer [SR-1042-00000000]\r\n\r\n--B--\r\n"
+    ).encode()
+    parsed = parse(dsn, secret=b"secret")
+    assert parsed.nature == "bounce"
+    assert ours in parsed.references
+    assert parsed.references_ours
+    assert verify_message_id(ours, b"secret") == "SR-1042"
