@@ -11,11 +11,13 @@ from urllib.parse import parse_qsl
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from twilio.request_validator import RequestValidator
 
 from services.common.bus import Bus
 from services.common.clock import Clock, SystemClock
 from services.common.http import HttpServer
+from services.common.metrics import Metrics
 from services.contracts import subjects as s
 from services.contracts.events import OptOutChanged, RequestAmended, TechReplied
 from services.contracts.requests import Attachment, Priority, Sender, ServiceRequest, ThreadKeys
@@ -56,6 +58,7 @@ class Voice:
 
     def __post_init__(self) -> None:
         self.validator = RequestValidator(self.cfg.auth_token.reveal())
+        self.metrics = Metrics()
         self.tech_phones = {
             phone: t.id for t in self.policy.techs if (phone := parse.e164(t.phone, self.cfg.region))
         }
@@ -101,6 +104,7 @@ class Voice:
 
     async def publish_call(self, req: ServiceRequest) -> None:
         await self.outbox.send(s.request_subject("voice"), req, msg_id=req.id)
+        self.metrics.requests_received.labels("voice").inc()
 
 
 def _xml(body: str) -> Response:
@@ -269,6 +273,10 @@ def build_app(voice: Voice) -> FastAPI:
         body = {"status": "ready" if ok else "not ready", "spooled": len(voice.outbox.spool.pending())}
         return JSONResponse(body, status_code=200 if ok else 503)
 
+    @app.get("/metrics")
+    async def metrics() -> Response:
+        return Response(generate_latest(voice.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
     return app
 
 
@@ -347,6 +355,7 @@ async def _sms(voice: Voice, p: Params) -> None:
         hints=hints,
     )
     await voice.outbox.send(s.request_subject("sms"), req, msg_id=sid)
+    voice.metrics.requests_received.labels("sms").inc()
 
 
 def _int(value: str) -> int | None:

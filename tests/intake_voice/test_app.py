@@ -385,3 +385,18 @@ async def test_main_serves_over_a_real_socket(bus_config: BusConfig, tmp_path: P
         assert (req.id, req.channel, req.body) == ("SM60", "sms", "Hello")
     finally:
         await probe.close()
+
+
+async def test_metrics_count_requests_by_channel(harness: Harness) -> None:
+    params = {
+        "MessageSid": "SM77",
+        "From": ALICE,
+        "To": "+15558675310",
+        "Body": "Printer jammed",
+        "NumMedia": "0",
+    }
+    assert (await harness.post("/twilio/sms", params)).status_code == 200
+    assert (await harness.post("/twilio/sms", params)).status_code == 200  # Twilio retry: same sid
+    metrics = (await harness.http.get("/metrics")).text
+    assert 'frontdesk_requests_received_total{channel="sms"}' in metrics
+    assert len(await requests(harness.bus)) == 1
