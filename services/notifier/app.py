@@ -17,6 +17,7 @@ from twilio.rest import Client as TwilioClient
 from services.common.bus import Bus, Consumer, ConsumerSpec, Delivery
 from services.common.clock import Clock, SystemClock
 from services.common.http import HttpServer, health_app
+from services.common.metrics import Metrics
 from services.contracts import (
     AcknowledgeClient,
     DispatchTicket,
@@ -56,6 +57,7 @@ class Notifier:
         self.policy = policy
         self.clock = clock
         self.zone = ZoneInfo(policy.desk.timezone)
+        self.metrics = Metrics()
         self.secret = cfg.thread_secret.reveal().encode()
 
     # -- lookups ----------------------------------------------------------------------------------
@@ -382,8 +384,10 @@ class Notifier:
         if isinstance(firing, timers.Escalate):
             await self.escalate(ticket, firing)
         elif isinstance(firing, timers.WarnLate):
+            self.metrics.tickets_at_risk.inc()
             await self.warn_late(ticket, firing.new_estimate, timer)
         elif isinstance(firing, timers.Breach):
+            self.metrics.tickets_breached.inc()
             ops = self.policy.desk.ops_contact
             key = f"breach.{ticket.number}"
             await self.tell_client(
@@ -584,6 +588,7 @@ async def main(cfg: NotifierConfig, *, stop: asyncio.Event, clock: Clock | None 
         twilio.api.base_url = cfg.twilio.api_base.rstrip("/")
     notifier = Notifier(bus, cfg, policy, clock)
     sender = Sender(bus, cfg, clock, twilio)
+    sender.metrics = notifier.metrics  # one registry per process, served on /metrics
     consumers = [
         Consumer(
             bus,
