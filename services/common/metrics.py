@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+
 from prometheus_client import CollectorRegistry, Counter, Gauge
+
+from services.common.bus import Bus
 
 
 class Metrics:
@@ -46,3 +51,15 @@ class Metrics:
             "frontdesk_timers_pending", "Durable timers waiting to fire",
             registry=self.registry,
         )  # fmt: skip
+
+
+async def watch_consumer_lag(
+    metrics: Metrics, bus: Bus, consumers: list[tuple[str, str]], stop: asyncio.Event, *, every: float = 5.0
+) -> None:
+    """Keep the consumer-lag gauge current; a failed lookup keeps the last value."""
+    while not stop.is_set():
+        for stream, durable in consumers:
+            with contextlib.suppress(Exception):
+                metrics.consumer_lag.labels(durable).set(await bus.pending(stream, durable))
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), every)

@@ -17,7 +17,7 @@ from twilio.rest import Client as TwilioClient
 from services.common.bus import Bus, Consumer, ConsumerSpec, Delivery
 from services.common.clock import Clock, SystemClock
 from services.common.http import HttpServer, health_app
-from services.common.metrics import Metrics
+from services.common.metrics import Metrics, watch_consumer_lag
 from services.contracts import (
     AcknowledgeClient,
     DispatchTicket,
@@ -615,6 +615,8 @@ async def main(cfg: NotifierConfig, *, stop: asyncio.Event, clock: Clock | None 
     await server.start()
     tasks = [asyncio.create_task(c.run(stop)) for c in consumers]
     tasks.append(asyncio.create_task(notifier.timer_loop(stop)))
+    lagging = [(c.spec.stream, c.spec.durable) for c in consumers]
+    tasks.append(asyncio.create_task(watch_consumer_lag(notifier.metrics, bus, lagging, stop)))
     try:
         await stop.wait()
     finally:

@@ -15,7 +15,7 @@ from nats.js.errors import NoKeysError
 from services.common.bus import Bus, Consumer, ConsumerSpec, Delivery, Transient
 from services.common.clock import Clock, SystemClock
 from services.common.http import HttpServer, health_app
-from services.common.metrics import Metrics
+from services.common.metrics import Metrics, watch_consumer_lag
 from services.contracts import (
     AcknowledgeClient,
     Decision,
@@ -383,6 +383,9 @@ async def main(cfg: RouterConfig, *, stop: asyncio.Event, clock: Clock | None = 
             asyncio.create_task(consumer.run(stop)),
             asyncio.create_task(router.run_timers(stop, cfg.timer_poll)),
             asyncio.create_task(watch_policy(router, str(cfg.policy), stop)),
+            asyncio.create_task(
+                watch_consumer_lag(router.metrics, bus, [(s.STREAM_REQUESTS, cfg.durable)], stop)
+            ),
         ]
         log.info("router ready", extra={"port": http.port})
         await stop.wait()
