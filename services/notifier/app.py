@@ -226,7 +226,9 @@ class Notifier:
         try:
             keys = [k for k in await kv.keys() if k.startswith(f"{timers.OWNER}.")]
         except NoKeysError:
+            self.metrics.timers_pending.set(0)
             return None
+        self.metrics.timers_pending.set(len(keys))
         now = self.clock.now()
         upcoming: datetime | None = None
         for key in keys:

@@ -308,7 +308,9 @@ class Router:
         try:
             keys = [k for k in await kv.keys() if k.startswith(r.TIMER_PREFIX)]
         except NoKeysError:
+            self.metrics.timers_pending.set(0)
             return None
+        self.metrics.timers_pending.set(len(keys))
         dues = []
         for key in keys:
             raw, _ = await self.bus.kv_get(s.KV_TIMERS, key)

@@ -294,6 +294,7 @@ async def test_amendment_lands_on_the_timeline_and_health_reports_ready(
         metrics = await _get(port, "/metrics")
         assert "frontdesk_routing_decisions_total{disposition=" in metrics
         assert "frontdesk_consumer_lag{durable=" in metrics
+        assert "frontdesk_timers_pending " in metrics
     finally:
         stop.set()
         await asyncio.wait_for(task, 15)
