@@ -145,11 +145,13 @@ def build_app(voice: Voice) -> FastAPI:
             async def endpoint(request: Request) -> Response:
                 params = await signed(request)
                 if params is None:
+                    voice.metrics.messages_refused.labels("invalid_signature").inc()
                     return Response("invalid signature", status_code=403, media_type="text/plain")
                 try:
                     return _xml(await handler(params))
                 except KeyError as exc:
                     # A signed request without a field we need: say which, never a 500.
+                    voice.metrics.messages_refused.labels("missing_field").inc()
                     return Response(f"missing field {exc}", status_code=400, media_type="text/plain")
 
             endpoint.__name__ = handler.__name__

@@ -397,6 +397,9 @@ async def test_metrics_count_requests_by_channel(harness: Harness) -> None:
     }
     assert (await harness.post("/twilio/sms", params)).status_code == 200
     assert (await harness.post("/twilio/sms", params)).status_code == 200  # Twilio retry: same sid
+    forged = await harness.http.post("/twilio/sms", data=params, headers={"X-Twilio-Signature": "forged"})
+    assert forged.status_code == 403
     metrics = (await harness.http.get("/metrics")).text
     assert 'frontdesk_requests_received_total{channel="sms"}' in metrics
+    assert 'frontdesk_messages_refused_total{reason="invalid_signature"} 1.0' in metrics
     assert len(await requests(harness.bus)) == 1
