@@ -9,7 +9,10 @@ import sys
 from datetime import UTC, datetime
 from typing import Any
 
-_CONTEXT_FIELDS = ("ticket", "request", "client", "subject", "durable", "phone", "error", "count", "url")
+_CONTEXT_FIELDS = (
+    "ticket", "request", "client", "subject", "durable", "phone", "error", "count", "url",
+    "key", "port", "id", "disposition",
+)  # fmt: skip
 _PHONE = re.compile(r"\+\d{6,15}")
 
 

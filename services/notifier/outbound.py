@@ -120,6 +120,10 @@ class Sender:
                 )
                 await self._record(key, record)
                 self.metrics.outbound_sent.labels(channel).inc()
+                log.info(
+                    f"{channel} sent",
+                    extra={"ticket": message.ticket_number, "client": message.client_id, "key": message.key},
+                )
                 return
             log.warning("send failed, retrying", extra={"key": message.key, "error": error, "count": attempt})
             if attempt < attempts:

@@ -193,6 +193,15 @@ class Router:
             )
         )
         self.tickets_opened += 1
+        log.info(
+            "ticket opened",
+            extra={
+                "ticket": number,
+                "request": req.id,
+                "client": decision.client_id,
+                "disposition": decision.disposition,
+            },
+        )
 
     async def _thread(self, req: ServiceRequest, record: r.RequestRecord) -> None:
         assert record.ticket_number is not None
