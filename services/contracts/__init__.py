@@ -14,6 +14,7 @@ from services.contracts.commands import (
 from services.contracts.events import (
     OptOutChanged,
     RequestAmended,
+    SmsStatusReported,
     TechReplied,
     TimelineEntry,
 )
@@ -33,6 +34,7 @@ __all__ = [
     "SendSms",
     "Sender",
     "ServiceRequest",
+    "SmsStatusReported",
     "TechReplied",
     "ThreadKeys",
     "Ticket",

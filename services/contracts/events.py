@@ -32,6 +32,18 @@ class TechReplied(msgspec.Struct, frozen=True, kw_only=True, tag=True):
     text: str = ""
 
 
+class SmsStatusReported(msgspec.Struct, frozen=True, kw_only=True, tag=True):
+    """Twilio's final word on an SMS we sent (status callback): delivered, undelivered or failed."""
+
+    id: str  # "<MessageSid>.<status>": one event per final status
+    message_sid: str
+    status: Literal["delivered", "undelivered", "failed"]
+    to: str
+    reported_at: datetime
+    key: str = ""  # our idempotency key, carried in the callback URL we gave Twilio
+    error_code: int | None = None
+
+
 class OptOutChanged(msgspec.Struct, frozen=True, kw_only=True, tag=True):
     id: str  # MessageSid
     phone: str

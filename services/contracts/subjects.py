@@ -15,6 +15,7 @@ STREAM_REPLIES = "FD_REPLIES"
 REPLIES_ALL = f"{PREFIX}.replies.>"
 TECH_REPLIED = f"{PREFIX}.replies.tech"
 OPT_OUT_CHANGED = f"{PREFIX}.replies.optout"
+SMS_STATUS_REPORTED = f"{PREFIX}.replies.status"
 
 STREAM_NOTIFY = "FD_NOTIFY"
 NOTIFY_ALL = f"{PREFIX}.notify.>"

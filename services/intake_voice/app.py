@@ -19,7 +19,7 @@ from services.common.clock import Clock, SystemClock
 from services.common.http import HttpServer
 from services.common.metrics import Metrics
 from services.contracts import subjects as s
-from services.contracts.events import OptOutChanged, RequestAmended, TechReplied
+from services.contracts.events import OptOutChanged, RequestAmended, SmsStatusReported, TechReplied
 from services.contracts.requests import Attachment, Priority, Sender, ServiceRequest, ThreadKeys
 from services.intake_voice import menu, parse
 from services.intake_voice.config import VoiceConfig
@@ -262,6 +262,26 @@ def build_app(voice: Voice) -> FastAPI:
     @webhook("/twilio/sms")
     async def sms(p: Params) -> str:
         await _sms(voice, p)
+        return menu.empty()
+
+    @webhook("/twilio/sms/status")
+    async def sms_status(p: Params) -> str:
+        status = p.get("MessageStatus") or p.get("SmsStatus", "")
+        # Only final states matter to the notifier; queued/sent are progress, answered and dropped.
+        if status in ("delivered", "undelivered", "failed"):
+            sid = p["MessageSid"]
+            code = _int(p.get("ErrorCode", ""))
+            report = SmsStatusReported(
+                id=f"{sid}.{status}",
+                message_sid=sid,
+                status=status,  # type: ignore[arg-type]
+                to=parse.e164(p.get("To", ""), voice.cfg.region) or p.get("To", ""),
+                reported_at=voice.clock.now(),
+                key=p.get("key", ""),
+                error_code=code,
+            )
+            # Twilio retries callbacks it could not deliver; the msg id makes a retry a no-op.
+            await voice.outbox.send(s.SMS_STATUS_REPORTED, report, msg_id=report.id)
         return menu.empty()
 
     @app.get("/healthz")

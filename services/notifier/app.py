@@ -25,6 +25,7 @@ from services.contracts import (
     RelayClientMessage,
     SendEmail,
     SendSms,
+    SmsStatusReported,
     TechReplied,
     Ticket,
     TimelineEntry,
@@ -41,7 +42,7 @@ from services.notifier.timers import Timer
 from services.policy.calendar import BusinessCalendar
 from services.policy.coverage import describe
 from services.policy.load import load_policy
-from services.policy.model import Policy, Tech
+from services.policy.model import Contact, Policy, Tech
 
 log = logging.getLogger(__name__)
 OPS = "ops"  # assignee once every tech was tried: the desk ops contact owns the ticket
@@ -154,12 +155,27 @@ class Notifier:
                 )
             )
 
+    def directory_contact(self, ticket: Ticket) -> Contact | None:
+        """The policy's entry for whoever raised the ticket, matched by phone or email address."""
+        client = next((c for c in self.policy.clients if c.id == ticket.client_id), None)
+        if client is None:
+            return None
+        phone, email = ticket.contact.phone, (ticket.contact.email or "").lower()
+        for known in client.contacts:
+            if (phone and known.phone == phone) or (email and (known.email or "").lower() == email):
+                return known
+        return None
+
     async def tell_client(self, ticket: Ticket, body: str, purpose: Purpose, key: str) -> bool:
-        """Answer on the channel the client used; SMS falls back to email when the number is dead."""
+        """Answer on the channel the client used (or prefers); SMS falls back to email when it fails."""
         contact = ticket.contact
+        known = self.directory_contact(ticket)
         now = self.clock.now()
-        email_ok = bool(contact.email) and suppression.may_auto_answer(contact.email)
-        if contact.phone and (ticket.channel != "email" or not email_ok):
+        # A caller's email address comes from the directory: it is where a dead number falls back to.
+        email = contact.email or (known.email if known else None)
+        email_ok = bool(email) and suppression.may_auto_answer(email or "")
+        wants_email = ticket.channel == "email" or (known is not None and known.preferred == "email")
+        if contact.phone and not (wants_email and email_ok):
             await self.send(
                 SendSms(
                     key=key,
@@ -169,17 +185,17 @@ class Notifier:
                     created_at=now,
                     client_id=ticket.client_id,
                     ticket_number=ticket.number,
-                    fallback_email=contact.email if email_ok else None,
+                    fallback_email=email if email_ok else None,
                 )
             )
             return True
-        if contact.email and email_ok:
+        if email and email_ok:
             token = threading.subject_token(ticket.number, self.secret)
             origin = ticket.origin_message_id
             await self.send(
                 SendEmail(
                     key=key,
-                    to=contact.email,
+                    to=email,
                     subject=compose.email_subject(ticket, token),
                     body=body,
                     purpose=purpose,
@@ -591,6 +607,13 @@ async def main(cfg: NotifierConfig, *, stop: asyncio.Event, clock: Clock | None 
     notifier = Notifier(bus, cfg, policy, clock)
     sender = Sender(bus, cfg, clock, twilio)
     sender.metrics = notifier.metrics  # one registry per process, served on /metrics
+
+    async def on_reply(event: TechReplied | OptOutChanged | SmsStatusReported, delivery: Delivery) -> None:
+        if isinstance(event, SmsStatusReported):
+            await sender.reported(event)
+        else:
+            await notifier.handle_reply(event, delivery)
+
     consumers = [
         Consumer(
             bus,
@@ -601,8 +624,8 @@ async def main(cfg: NotifierConfig, *, stop: asyncio.Event, clock: Clock | None 
         Consumer(
             bus,
             ConsumerSpec(s.STREAM_REPLIES, "notifier-replies", s.REPLIES_ALL),
-            msgspec.json.Decoder(TechReplied | OptOutChanged).decode,
-            notifier.handle_reply,
+            msgspec.json.Decoder(TechReplied | OptOutChanged | SmsStatusReported).decode,
+            on_reply,
         ),
         Consumer(
             bus,
@@ -612,7 +635,7 @@ async def main(cfg: NotifierConfig, *, stop: asyncio.Event, clock: Clock | None 
         ),
     ]
     server = HttpServer(
-        health_app(lambda: bus.connected, None, sender.metrics.registry), "127.0.0.1", cfg.http_port
+        health_app(lambda: bus.connected, None, sender.metrics.registry), cfg.host, cfg.http_port
     )
     await server.start()
     tasks = [asyncio.create_task(c.run(stop)) for c in consumers]

@@ -19,6 +19,7 @@ class TwilioConfig(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class NotifierConfig(msgspec.Struct, frozen=True, kw_only=True):
+    host: str = "127.0.0.1"  # health and metrics; 0.0.0.0 in a container so Prometheus can scrape
     http_port: int = 9103
     relay_host: str = "127.0.0.1"
     relay_port: int = 2526
@@ -27,6 +28,12 @@ class NotifierConfig(msgspec.Struct, frozen=True, kw_only=True):
     send_attempts: int = 5  # 429/5xx retries inside one delivery before handing back to JetStream
     retry_base: float = 0.2  # seconds; doubled per attempt, capped at 5 s
     timer_poll: float = 1.0
+    # Where Twilio reports final SMS status (intake_voice's /twilio/sms/status on its public URL);
+    # empty = no callbacks, so carrier failures such as 30003 go unnoticed.
+    status_callback: str = ""
+    # A delivery record still "sending" after this many seconds belongs to a crashed or stuck sender
+    # (the Twilio HTTP timeout is 10 s): it is reconciled against Twilio's message list.
+    reconcile_after: float = 20.0
     twilio: TwilioConfig = TwilioConfig()
     thread_secret: Secret = Secret("")
     policy: str = "deploy/policy.example.yaml"

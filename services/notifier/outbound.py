@@ -5,20 +5,22 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
-from datetime import datetime
+import time
+from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from email.utils import format_datetime
 from typing import Literal
+from urllib.parse import quote
 
 import aiosmtplib
 import msgspec
-from twilio.base.exceptions import TwilioRestException
+from twilio.base.exceptions import TwilioException, TwilioRestException
 from twilio.rest import Client as TwilioClient
 
 from services.common.bus import Bus, Delivery, Transient
 from services.common.clock import Clock
 from services.common.metrics import Metrics
-from services.contracts import SendEmail, SendSms, TimelineEntry, threading
+from services.contracts import SendEmail, SendSms, SmsStatusReported, TimelineEntry, threading
 from services.contracts import subjects as s
 from services.notifier import sanitize, suppression
 from services.notifier.config import NotifierConfig
@@ -30,9 +32,14 @@ log = logging.getLogger(__name__)
 RATE_EXEMPT = frozenset({"tech_dispatch", "tech_escalation", "tech_relay", "ops_alert"})
 
 # Twilio errors that no retry will fix: invalid number, unsubscribed, not a mobile, unreachable.
-PERMANENT = frozenset({21211, 21610, 21614, 30003})
+# The 300xx ones normally arrive later, through the status callback (see Sender.reported).
+PERMANENT = frozenset({21211, 21408, 21610, 21612, 21614, 30003, 30004, 30005, 30006, 30007})
 
-State = Literal["sending", "sent", "failed", "retry", "suppressed"]
+# How far back to look in Twilio's message list for a send whose outcome we lost; covers clock
+# skew between us and Twilio and the time the lost request was in flight.
+RECONCILE_WINDOW = timedelta(minutes=2)
+
+State = Literal["sending", "sent", "delivered", "failed", "retry", "suppressed"]
 Outbound = SendSms | SendEmail
 
 
@@ -43,6 +50,12 @@ class DeliveryRecord(msgspec.Struct, frozen=True, kw_only=True):
     sid: str | None = None
     error: str = ""
     attempts: int = 0
+    # Wall-clock seconds when a sender took the message: "is that request still in flight" is a
+    # question about real time, not about the injected business clock.
+    claimed: float = 0.0
+    unsure: bool = False  # "retry" after an attempt whose outcome we never heard
+    # The command itself, so a late carrier failure (status callback) can still fall back.
+    message: SendSms | SendEmail | None = None
 
 
 class OptOut(msgspec.Struct, frozen=True, kw_only=True):
@@ -75,24 +88,43 @@ class Sender:
         key = outbound_key(message.key)
         channel: Literal["sms", "email"] = "sms" if isinstance(message, SendSms) else "email"
         now = self.clock.now()
-        claimed = False
+        wall = time.time()
+        outcome: Literal["new", "again", "reconcile", "busy", "done"] = "done"
+        first_at = now
 
         def claim(current: bytes | None) -> bytes | None:
-            nonlocal claimed
-            claimed = False
+            nonlocal outcome, first_at
+            outcome, first_at = "new", now
             if current is not None:
                 record = msgspec.json.decode(current, type=DeliveryRecord)
-                # "sending" left behind means a crash mid-request: Twilio may have sent it, and
-                # at-most-once beats a duplicate SMS. Only an explicit "retry" is sent again.
-                if record.state != "retry":
+                if record.state == "sending":
+                    # Left behind by a sender that crashed or timed out mid-request: Twilio may
+                    # or may not have the message. Wait until that request cannot still be in
+                    # flight, then ask Twilio instead of guessing (see _find_sent).
+                    if wall - record.claimed < self.cfg.reconcile_after:
+                        outcome = "busy"
+                        return None
+                    outcome, first_at = "reconcile", record.at
+                elif record.state == "retry":
+                    outcome = "reconcile" if record.unsure else "again"
+                    first_at = record.at
+                else:
+                    outcome = "done"  # sent, delivered, failed or suppressed: never again
                     return None
-            claimed = True
-            return msgspec.json.encode(DeliveryRecord(state="sending", at=now, channel=channel))
+            return msgspec.json.encode(
+                DeliveryRecord(state="sending", at=first_at, channel=channel, claimed=wall, message=message)
+            )
 
         await self.bus.kv_update(s.KV_OUTBOUND, key, claim)
-        if not claimed:
+        if outcome == "done":
             return
-        if message.purpose not in RATE_EXEMPT and not await self._admitted(message.to, now):
+        if outcome == "busy":
+            raise Transient(f"{message.key}: a send may still be in flight")
+        if (
+            outcome == "new"
+            and message.purpose not in RATE_EXEMPT
+            and not await self._admitted(message.to, now)
+        ):
             await self._record(key, DeliveryRecord(state="suppressed", at=now, channel=channel, error="rate"))
             await self._timeline(
                 message, "message_failed", f"{channel} to {message.to} suppressed: rate limit"
@@ -101,24 +133,41 @@ class Sender:
         if isinstance(message, SendSms) and await self._opted_out(message.to):
             await self._permanent(message, key, 21610, "recipient opted out")
             return
+        # Before sending again after an outcome we never heard (a crash, a timeout, a 5xx), ask
+        # Twilio whether it has the message. Email has no such list: it is sent again with the same
+        # Message-ID, which mail systems collapse, so an interrupted email is at-least-once.
+        unsure = outcome == "reconcile" and isinstance(message, SendSms)
+        error = ""
         attempts = max(1, self.cfg.send_attempts)
         for attempt in range(1, attempts + 1):
+            if attempt > 1:
+                await asyncio.sleep(min(self.cfg.retry_base * 2 ** (attempt - 2), 5.0))
             try:
+                if unsure and isinstance(message, SendSms):
+                    found = await self._find_sent(message, first_at)
+                    unsure = False
+                    if found is not None:
+                        log.info("sms found at Twilio after an unanswered send", extra={"key": message.key})
+                        await self._settle(key, channel, found, attempts=attempt)
+                        return
                 sid = await (self._sms(message) if isinstance(message, SendSms) else self._email(message))
             except TwilioRestException as exc:
                 if exc.code in PERMANENT or not retryable(exc):
                     await self._permanent(message, key, int(exc.code or 0), exc.msg)
                     return
                 error = f"{exc.status}/{exc.code}"
+                # A 429 was refused at Twilio's edge; a 5xx may come after the message was created.
+                unsure = unsure or exc.status != 429
+            except TwilioException as exc:
+                # The message list could not be read (it raises the base class): still unsure.
+                error = repr(exc)
             except Exception as exc:
                 if not retryable(exc):
                     raise
                 error = repr(exc)
+                unsure = True  # e.g. a read timeout after Twilio accepted the request
             else:
-                record = DeliveryRecord(
-                    state="sent", at=self.clock.now(), channel=channel, sid=sid, attempts=attempt
-                )
-                await self._record(key, record)
+                await self._settle(key, channel, sid, attempts=attempt)
                 self.metrics.outbound_sent.labels(channel).inc()
                 log.info(
                     f"{channel} sent",
@@ -126,17 +175,106 @@ class Sender:
                 )
                 return
             log.warning("send failed, retrying", extra={"key": message.key, "error": error, "count": attempt})
-            if attempt < attempts:
-                await asyncio.sleep(min(self.cfg.retry_base * 2 ** (attempt - 1), 5.0))
-        # Nothing was sent: let the next delivery try again (JetStream backoff, then dead letter).
+        # Let the next delivery try again (JetStream backoff, then dead letter); if we never learned
+        # whether Twilio took the last attempt, that delivery asks Twilio first.
         await self._record(
-            key, DeliveryRecord(state="retry", at=self.clock.now(), channel=channel, error=error)
+            key,
+            DeliveryRecord(
+                state="retry",
+                at=first_at,
+                channel=channel,
+                error=error,
+                claimed=wall,
+                unsure=unsure,
+                message=message,
+            ),
         )
         raise Transient(f"{message.key}: {error}")
+
+    async def _settle(self, key: str, channel: Literal["sms", "email"], sid: str, *, attempts: int) -> None:
+        """Record the send, unless a status callback already said delivered or failed."""
+
+        def sent(current: bytes | None) -> bytes | None:
+            record = msgspec.json.decode(current, type=DeliveryRecord) if current else None
+            if record is not None and record.state not in ("sending", "retry"):
+                return None
+            return msgspec.json.encode(
+                DeliveryRecord(
+                    state="sent",
+                    at=self.clock.now(),
+                    channel=channel,
+                    sid=sid,
+                    attempts=attempts,
+                    message=record.message if record else None,
+                )
+            )
+
+        await self.bus.kv_update(s.KV_OUTBOUND, key, sent)
+
+    async def _find_sent(self, message: SendSms, since: datetime) -> str | None:
+        """The sid of this exact SMS if Twilio already has it (same recipient, sender and body)."""
+        tw = self.cfg.twilio
+        body = sanitize.sms(message.body)
+        after = (since - RECONCILE_WINDOW).astimezone(UTC)
+        # Twilio filters DateSent by day; the exact bound is applied to date_created below.
+        day = after.replace(hour=0, minute=0, second=0, microsecond=0)
+        listed = await self.twilio.messages.list_async(to=message.to, date_sent_after=day, limit=100)
+        for sent in listed:
+            if sent.date_created is not None and sent.date_created < after:
+                continue
+            same_sender = (
+                sent.messaging_service_sid == tw.messaging_service_sid
+                if tw.messaging_service_sid
+                else sent.from_ == tw.from_
+            )
+            if same_sender and sent.body == body and sent.direction != "inbound":
+                return str(sent.sid)
+        return None
+
+    async def reported(self, event: SmsStatusReported) -> None:
+        """Twilio's status callback: a carrier failure after acceptance falls back like a refusal."""
+        if not event.key:
+            log.info("status callback without our key", extra={"id": event.id})
+            return
+        key = outbound_key(event.key)
+        code = event.error_code or 0
+        failed: DeliveryRecord | None = None
+
+        def mark(current: bytes | None) -> bytes | None:
+            nonlocal failed
+            failed = None
+            if current is None:
+                return None
+            record = msgspec.json.decode(current, type=DeliveryRecord)
+            if record.sid is not None and record.sid != event.message_sid:
+                return None  # a report about some other message
+            if event.status == "delivered":
+                if record.state not in ("sending", "sent"):
+                    return None
+                return msgspec.json.encode(
+                    msgspec.structs.replace(record, state="delivered", sid=event.message_sid)
+                )
+            if record.state not in ("sending", "sent", "delivered"):
+                return None  # already failed: the fallback ran once
+            failed = record
+            return msgspec.json.encode(
+                msgspec.structs.replace(
+                    record, state="failed", sid=event.message_sid, error=f"{code} {event.status}"
+                )
+            )
+
+        await self.bus.kv_update(s.KV_OUTBOUND, key, mark)
+        if failed is not None and failed.message is not None:
+            await self._failed(failed.message, code, f"carrier reported {event.status}")
 
     async def _sms(self, message: SendSms) -> str:
         tw = self.cfg.twilio
         options: dict[str, str] = {"to": message.to, "body": sanitize.sms(message.body)}
+        if self.cfg.status_callback:
+            # Our key rides in the callback URL (Twilio signs it with the URL): the report comes
+            # back through intake_voice and finds its delivery record without a sid index.
+            glue = "&" if "?" in self.cfg.status_callback else "?"
+            options["status_callback"] = f"{self.cfg.status_callback}{glue}key={quote(message.key, safe='')}"
         if tw.messaging_service_sid:
             options["messaging_service_sid"] = tw.messaging_service_sid
         else:
@@ -179,6 +317,13 @@ class Sender:
         await self._record(
             key, DeliveryRecord(state="failed", at=now, channel=channel, error=f"{code} {why}")
         )
+        await self._failed(message, code, why)
+
+    async def _failed(self, message: Outbound, code: int, why: str) -> None:
+        """Count, record on the timeline, then fall back: email for a client, the next tech for a tech."""
+        now = self.clock.now()
+        channel: Literal["sms", "email"] = "sms" if isinstance(message, SendSms) else "email"
+        log.warning(f"{channel} failed permanently", extra={"key": message.key, "error": f"{code} {why}"})
         self.metrics.outbound_failed.labels(channel, str(code)).inc()
         await self._timeline(
             message, "message_failed", f"{channel} to {message.to} failed permanently ({code})"

@@ -15,7 +15,8 @@ class Contact(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=T
     name: str
     email: str | None = None
     phone: str | None = None  # E.164
-    preferred: Literal["email", "sms", "voice"] = "email"
+    # None: answer on the channel the request came in on; "email": answer calls and texts by email.
+    preferred: Literal["email", "sms", "voice"] | None = None
 
 
 class Desk(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):

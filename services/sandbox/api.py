@@ -33,6 +33,9 @@ class Fault(msgspec.Struct, frozen=True, kw_only=True):
     number: str | None = None
     error_code: int | None = None
     burst: list[int] = []
+    # The next N sends are created, then answered 502: the response lost after Twilio accepted,
+    # the case where a naive retry sends a second SMS.
+    lost_responses: int = 0
 
 
 class Ledger:
@@ -45,6 +48,7 @@ class Ledger:
         self.webhooks: list[dict[str, Any]] = []
         self.number_faults: dict[str, int] = {}
         self.burst: deque[int] = deque()
+        self.lost_responses = 0
         self.callbacks: list[dict[str, Any]] = []  # status callbacks we posted (for inspection)
 
     def message(self, message_sid: str) -> dict[str, Any] | None:
@@ -159,6 +163,9 @@ def build(
             spawn(report(record["_status_callback"], record, fault))
         elif fault is not None:
             record["status"] = "undelivered"
+        if ledger.lost_responses:
+            ledger.lost_responses -= 1
+            return _twilio_error(20502, 502)
         return JSONResponse(answer, status_code=201)
 
     @app.get(prefix + "/Messages.json")
@@ -265,12 +272,20 @@ def build(
                 )
             ledger.number_faults[fault.number] = fault.error_code
         ledger.burst.extend(fault.burst)
-        return JSONResponse({"numbers": ledger.number_faults, "burst": list(ledger.burst)})
+        ledger.lost_responses += max(0, fault.lost_responses)
+        return JSONResponse(
+            {
+                "numbers": ledger.number_faults,
+                "burst": list(ledger.burst),
+                "lost_responses": ledger.lost_responses,
+            }
+        )
 
     @app.delete("/api/faults")
     async def clear_faults() -> Response:
         ledger.number_faults.clear()
         ledger.burst.clear()
+        ledger.lost_responses = 0
         return Response(status_code=204)
 
     @app.get("/api/messages")

@@ -87,6 +87,12 @@ class Stack:
         result: dict[str, Any] = answer.json()
         return result
 
+    async def fault(self, phone: str, error_code: int) -> None:
+        answer = await self.http.post(
+            f"{self.sandbox.url}/api/faults", json={"number": phone, "error_code": error_code}
+        )
+        answer.raise_for_status()
+
     async def mail(self, sender: str, subject: str, body: str, **headers: str) -> None:
         message = EmailMessage()
         message["From"] = sender
@@ -185,6 +191,7 @@ async def stack(bus_config: BusConfig, tmp_path: Path) -> AsyncIterator[Stack]:
             bus=bus_config,
             retry_base=0.01,
             timer_poll=0.05,
+            status_callback=f"{voice_base}/twilio/sms/status",
         )
         tasks.append(asyncio.create_task(notifier.main(notifier_cfg, stop=stop, clock=clock)))
         await asyncio.wait_for(listening.wait(), 10)

@@ -141,3 +141,19 @@ async def test_reply_email_threads_onto_its_ticket(stack: Stack) -> None:
     assert value is None, "the reply opened a new ticket"
     assert await recipients(stack) == [ALICE, ALICE]
     assert len(await stack.emails()) == 1  # no second acknowledgment
+
+
+async def test_unreachable_handset_reported_later_falls_back_to_email(stack: Stack) -> None:
+    """Twilio accepts the acknowledgment SMS, then reports 30003 through the status callback."""
+    await stack.fault(JANE, 30003)
+    stack.clock.set(MON_2100)
+    await stack.call(JANE, ["1"])
+    [ack_sms] = await sms_for(stack, JANE)
+    assert "paging our on-call technician" in ack_sms["body"]
+    [fallback] = await emails_for(stack, "jane@acme.example")
+    assert "paging our on-call technician" in fallback["body"]
+    await stack.settled()
+    assert await recipients(stack) == [BOB, JANE]  # no second SMS to a dead handset
+    assert len(await stack.emails()) == 1
+    callbacks = [c["params"]["MessageStatus"] for c in stack.sandbox.ledger.callbacks]
+    assert "undelivered" in callbacks and callbacks.count("delivered") >= 1  # bob's page arrived

@@ -22,7 +22,7 @@ from services.common.clock import ManualClock
 from services.common.config import BusConfig, Secret
 from services.common.natsserver import NatsServer, free_port
 from services.contracts import subjects as s
-from services.contracts.events import OptOutChanged, RequestAmended, TechReplied
+from services.contracts.events import OptOutChanged, RequestAmended, SmsStatusReported, TechReplied
 from services.contracts.requests import ServiceRequest
 from services.intake_voice.app import Voice, build_app, main
 from services.intake_voice.config import VoiceConfig
@@ -248,6 +248,38 @@ async def test_tech_replies_are_parsed(harness: Harness) -> None:
         ("SM22", TARA, "unknown", None, None),
     ]
     assert await requests(harness.bus) == []
+
+
+async def test_sms_status_callbacks_report_final_states_once(harness: Harness) -> None:
+    path = "/twilio/sms/status?key=ack.cmd-7"
+    base = {"MessageSid": "SM70", "To": "+13125550150", "From": "+13125550199", "AccountSid": "AC1"}
+    sent = await harness.post(path, {**base, "MessageStatus": "sent"})
+    assert sent.status_code == 200 and await stored(harness.bus, s.STREAM_REPLIES) == []
+    for _ in range(2):  # Twilio retries a callback it thinks failed
+        answer = await harness.post(path, {**base, "MessageStatus": "undelivered", "ErrorCode": "30003"})
+        assert answer.status_code == 200
+    found = await stored(harness.bus, s.STREAM_REPLIES)
+    assert [(subject, headers["Nats-Msg-Id"]) for subject, headers, _ in found] == [
+        (s.SMS_STATUS_REPORTED, "SM70.undelivered")
+    ]
+    report = msgspec.convert(found[0][2], SmsStatusReported)
+    assert (report.message_sid, report.status, report.error_code, report.key, report.to) == (
+        "SM70",
+        "undelivered",
+        30003,
+        "ack.cmd-7",
+        "+13125550150",
+    )
+    # The key is part of the signed URL: changing it breaks the signature.
+    sig = RequestValidator(TOKEN).compute_signature(PUBLIC + path, {**base, "MessageStatus": "failed"})
+    forged = await harness.http.post(
+        "/twilio/sms/status?key=other",
+        data={**base, "MessageStatus": "failed"},
+        headers={"X-Twilio-Signature": sig},
+    )
+    assert forged.status_code == 403
+    missing = await harness.post("/twilio/sms/status", {"MessageStatus": "failed"})
+    assert missing.status_code == 400 and "MessageSid" in missing.text
 
 
 async def test_stop_and_start(harness: Harness) -> None:

@@ -139,6 +139,21 @@ async def test_burst_answers_statuses_then_recovers(sandbox: Sandbox) -> None:
     assert sent.status == "queued"
 
 
+async def test_lost_response_creates_the_message_then_answers_502(sandbox: Sandbox) -> None:
+    async with httpx.AsyncClient(base_url=sandbox.url) as http:
+        armed = await http.post("/api/faults", json={"lost_responses": 1})
+        assert armed.json()["lost_responses"] == 1
+    client = sync_client(sandbox)
+    with pytest.raises(TwilioRestException) as caught:
+        await asyncio.to_thread(client.messages.create, to="+15005550006", from_="+13125550100", body="a")
+    assert caught.value.status == 502
+    # Twilio has it even though the sender never heard: the list shows it, and only once.
+    listed = await asyncio.to_thread(client.messages.list, to="+15005550006")
+    assert [m.body for m in listed] == ["a"]
+    sent = await asyncio.to_thread(client.messages.create, to="+15005550006", from_="+13125550100", body="b")
+    assert sent.status == "queued"
+
+
 async def test_delete_faults_and_messages_reset(sandbox: Sandbox) -> None:
     client = sync_client(sandbox)
     async with httpx.AsyncClient(base_url=sandbox.url) as http:
