@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import codecs
 import email
-import email.header
 import email.policy
 import email.utils
 import hashlib
 import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from email.message import EmailMessage, Message
+from email.message import Message
 from email.utils import getaddresses, parseaddr, parsedate_to_datetime
 from html.parser import HTMLParser
 
@@ -33,6 +34,28 @@ _CHARSET_ALIASES = {
     "us-ascii": "utf-8",  # mislabeled 8-bit text is far more often UTF-8 than anything else
     "ascii": "utf-8",
 }
+
+# Raw 8-bit header bytes carry no label. After UTF-8 and the charsets the message's own parts declare,
+# these are tried in order and the first strict decode wins: the multi-byte East Asian encodings reject
+# most byte strings that are not theirs, while windows-1252 accepts almost anything, so it comes last.
+_LEGACY_CHARSETS = ("cp932", "euc_jp", "gb18030", "big5", "cp949", "cp1252")
+# ...unless nothing in the message hints at East Asian text: then raw bytes are far more likely Latin-1
+# or windows-1252 ("Bérénice"), which cp932 would also "decode" strictly, into nonsense.
+_WESTERN_FIRST = ("cp1252", *_LEGACY_CHARSETS[:-1])
+_CJK_CODECS = (
+    "cp932",
+    "shift_jis",
+    "euc_jp",
+    "iso2022_jp",
+    "gb",
+    "big5",
+    "cp949",
+    "euc_kr",
+    "iso2022_kr",
+    "hz",
+)
+# Decoding 8-bit header bytes as UTF-16/32 "succeeds" on any even length and yields nonsense.
+_WIDE_CODECS = ("utf_16", "utf_32")
 
 DEFAULT_EMERGENCY = ("down", "outage", "urgent", "emergency", "offline", "not working")
 
@@ -275,31 +298,118 @@ def _parse_message(raw: bytes) -> Message:
         return email.message_from_bytes(raw, policy=email.policy.compat32)
 
 
-def _decode_words(text: str) -> str:
-    """RFC 2047 encoded words that policy.default left undecoded (e.g. under compat32)."""
+def _decode_strict(data: bytes, codecs_in_order: tuple[str, ...]) -> str:
+    """The first codec that decodes every byte; latin-1 (total) when none does, so this never raises."""
+    for codec in dict.fromkeys(codecs_in_order):
+        try:
+            return data.decode(codec)
+        except (UnicodeDecodeError, LookupError):
+            continue
+    return data.decode("latin-1")
+
+
+def _declared_charsets(msg: Message) -> tuple[str, ...]:
+    """Codecs for the charsets the message's parts declare, then the legacy guesses in the order they hint.
+
+    The best guess for the message's unlabeled header bytes.
+    """
+    found: list[str] = []
     try:
-        parts = email.header.decode_header(text)
+        for part in msg.walk():
+            label = part.get_content_charset()
+            if label:
+                codec = charset_codec(label)
+                if not codec.startswith(_WIDE_CODECS):
+                    found.append(codec)
+    except Exception:  # a broken structure only costs us the hint, never the mail
+        pass
+    east_asian = any(codec.replace("-", "_").startswith(_CJK_CODECS) for codec in found)
+    return tuple(dict.fromkeys((*found, *(_LEGACY_CHARSETS if east_asian else _WESTERN_FIRST))))
+
+
+# As lenient as email.header: the text may contain "?" (seen in the wild, and in spoofing attempts).
+_ENCODED_WORD = re.compile(r"=\?([^?\s]*?)\?([bBqQ])\?(.*?)\?=")
+# RFC 2047 6.2: whitespace between two adjacent encoded words is not part of the text.
+_BETWEEN_WORDS = re.compile(r"(?<=\?=)\s+(?==\?[^?\s]*?\?[bBqQ]\?.*?\?=)")
+_QP_BYTE = re.compile(rb"=([0-9A-Fa-f]{2})")
+
+
+def _word_bytes(match: re.Match[str]) -> bytes | None:
+    encoding, payload = match.group(2), match.group(3)
+    try:
+        if encoding in "bB":
+            return base64.b64decode(payload + "=" * (-len(payload) % 4))
+        return _QP_BYTE.sub(lambda h: bytes([int(h.group(1), 16)]), payload.replace("_", " ").encode("ascii"))
+    except (binascii.Error, ValueError, UnicodeEncodeError):
+        return None  # not really an encoded word: it stays as written
+
+
+def _decode_words(text: str, fallbacks: tuple[str, ...] = _LEGACY_CHARSETS) -> str:
+    """RFC 2047 encoded words; a word whose bytes do not fit its label gets UTF-8, then `fallbacks`."""
+    text = _BETWEEN_WORDS.sub("", text)
+    out: list[str] = []
+    pos = 0
+    run = bytearray()
+    run_label: str | None = None
+
+    def flush() -> None:
+        if run_label is not None:
+            # Mislabeled words are common (Shift_JIS bytes labeled ISO-2022-JP): the label is a hint.
+            out.append(_decode_strict(bytes(run), (charset_codec(run_label), "utf-8", *fallbacks)))
+
+    for match in _ENCODED_WORD.finditer(text):
+        data = _word_bytes(match)
+        if data is None:
+            continue
+        label = match.group(1).split("*")[0].lower()
+        if run_label == label and match.start() == pos:
+            # Senders split multi-byte text across adjacent words: decode their bytes together.
+            run += data
+        else:
+            flush()
+            out.append(text[pos : match.start()])
+            run, run_label = bytearray(data), label
+        pos = match.end()
+    flush()
+    out.append(text[pos:])
+    return "".join(out)
+
+
+def _raw_header(msg: Message, name: str) -> str | None:
+    """The header as it arrived (8-bit bytes kept as surrogate escapes), before any policy decoding."""
+    try:
+        for key, value in msg.raw_items():
+            if key.lower() == name.lower():
+                return str(value)
     except Exception:
-        return text
-    return "".join(
-        p.decode(charset_codec(c), errors="replace") if isinstance(p, bytes) else p for p, c in parts
-    )
+        pass
+    return None
+
+
+def _has_8bit(text: str) -> bool:
+    return any("\udc80" <= c <= "\udcff" for c in text)
 
 
 def _header(msg: Message, name: str) -> str:
+    raw = _raw_header(msg, name)
     try:
         value = msg.get(name)
     except Exception:
-        value = None
-        for key, raw_value in msg.raw_items() if isinstance(msg, EmailMessage) else msg.items():
-            if key.lower() == name.lower():
-                value = raw_value
-                break
+        value = raw
     if value is None:
         return ""
     text = str(value)
-    if "=?" in text:
-        text = _decode_words(text)
+    if raw is not None and (_has_8bit(raw) or "\ufffd" in text):
+        # The policy could not decode it (undeclared 8-bit bytes, an encoded word whose bytes do not fit
+        # its label): decode the bytes as they arrived, trying the charsets this message declares first.
+        fallbacks = _declared_charsets(msg)
+        if _has_8bit(raw):
+            raw = _decode_strict(raw.encode("utf-8", "surrogateescape"), ("utf-8", *fallbacks))
+        text = _decode_words(raw, fallbacks)
+    elif "=?" in text:
+        # Encoded words the policy left alone (e.g. one multi-byte character split across two words):
+        # decode them from the header as it arrived, which the policy's partial decoding may have lost.
+        text = _decode_words(raw if raw is not None else text, _declared_charsets(msg))
     return " ".join(text.split())
 
 
@@ -333,18 +443,122 @@ def _filename(part: Message) -> str | None:
     return name.strip() if name else None
 
 
+# Unnamed parts get a name from their type, as Zammad names them: "<Content-Description or stem>.<ext>".
+_NAMES_BY_TYPE = {
+    "message/delivery-status": ("delivery-status", "txt"),
+    "message/global-delivery-status": ("delivery-status", "txt"),
+    "message/disposition-notification": ("disposition-notification", "txt"),
+    "message/feedback-report": ("feedback-report", "txt"),
+    "text/rfc822-headers": ("headers", "txt"),
+    "message/global-headers": ("headers", "txt"),
+    "text/plain": ("document", "txt"),
+    "text/html": ("document", "html"),
+    "text/calendar": ("calendar", "ics"),
+    "video/quicktime": ("video", "mov"),
+    "image/jpeg": ("image", "jpg"),
+    "image/jpg": ("image", "jpg"),
+    "image/png": ("image", "png"),
+    "image/gif": ("image", "gif"),
+}
+_EMBEDDED_MESSAGES = ("message/rfc822", "message/global", "message/news")
+# Part headers inside a "multipart" whose boundary never appears: its text is MIME, not a message body.
+# Any line ending counts: CR-only (classic Mac) mail is one of the ways a boundary goes unseen.
+_MIME_LINES = re.compile(r"(?:^|[\r\n])content-(?:type|transfer-encoding|disposition)\s*:", re.IGNORECASE)
+
+
+def _description(part: Message) -> str:
+    return _decode_words(" ".join(str(part.get("Content-Description") or "").split()))
+
+
+def _generated_name(part: Message, ctype: str) -> str:
+    """A name for a part that carries none, in Zammad's order: Content-ID, embedded subject, type, "file"."""
+    cid = re.match(r"<?([^<>@\s]+)@", str(part.get("Content-ID") or "").strip())
+    if cid:
+        return cid.group(1)
+    description = _description(part)
+    if ctype in _EMBEDDED_MESSAGES:
+        payload = part.get_payload()
+        inner = payload[0] if isinstance(payload, list) and payload else None
+        subject = _header(inner, "Subject") if isinstance(inner, Message) else ""
+        return f"{subject or description or 'Mail'}.eml"
+    if ctype in _NAMES_BY_TYPE:
+        stem, ext = _NAMES_BY_TYPE[ctype]
+        return f"{description or stem}.{ext}"
+    return "file"
+
+
+def _unique(name: str, taken: set[str]) -> str:
+    """Zammad's scheme: a repeated name gets a counter before its extension (file, file1, file2...)."""
+    stem, dot, ext = name.partition(".")
+    if not stem:  # ".htaccess": the whole name is the stem
+        stem, dot, ext = name, "", ""
+    candidate, i = name, 0
+    while candidate in taken:
+        i += 1
+        candidate = f"{stem}{i}{dot}{ext}"
+    taken.add(candidate)
+    return candidate
+
+
+def _embedded_bytes(part: Message) -> bytes:
+    """The body of a message/* part that the parser split into sub-messages, serialized as it arrived."""
+    payload = part.get_payload()
+    if not isinstance(payload, list):
+        return b""
+    # compat32 without a line limit re-emits parsed headers unchanged (no refolding, 8-bit bytes kept).
+    unchanged = email.policy.compat32.clone(max_line_length=0)
+    return b"".join(inner.as_bytes(policy=unchanged) for inner in payload if isinstance(inner, Message))
+
+
+def _attachment(part: Message, ctype: str, data: bytes, name: str) -> ParsedAttachment:
+    disposition = (part.get("Content-Disposition") or "").split(";")[0].strip().lower()
+    cid = part.get("Content-ID")
+    return ParsedAttachment(
+        filename=name,
+        content_type=ctype,
+        data=data,
+        content_id=str(cid).strip() if cid else None,
+        inline=disposition == "inline" or (disposition == "" and cid is not None),
+    )
+
+
 def _walk(msg: Message) -> tuple[str, str, list[ParsedAttachment]]:
     plain: list[str] = []
     html: list[str] = []
     attachments: list[ParsedAttachment] = []
-    for part in msg.walk():
-        if part.is_multipart():
-            continue
+    taken: set[str] = set()
+    pending: list[Message] = [msg]
+    while pending:
+        part = pending.pop()
         ctype = part.get_content_type()
-        disposition = (part.get("Content-Disposition") or "").split(";")[0].strip().lower()
+        if ctype.startswith("message/") and part.is_multipart():
+            # A forwarded or bounced message, a delivery report: one attachment, as the sender sent it.
+            # Its own text is not this message's text (bounce threading reads these parts separately).
+            try:
+                embedded = _embedded_bytes(part)
+            except Exception:
+                embedded = b""
+            name = _filename(part) or _generated_name(part, ctype)
+            attachments.append(_attachment(part, ctype, embedded, _unique(name, taken)))
+            continue
+        if part.is_multipart():
+            payload = part.get_payload()
+            if isinstance(payload, list):
+                pending.extend(p for p in reversed(payload) if isinstance(p, Message))
+            continue
         filename = _filename(part)
+        disposition = (part.get("Content-Disposition") or "").split(";")[0].strip().lower()
+        if ctype.startswith("multipart/") and not filename and disposition != "attachment":
+            # No boundary line was found (a truncated or hand-made message). Readable text is the body;
+            # only MIME-looking leftovers become an attachment, and nothing at all is not one.
+            text = _part_text(part)
+            if not text.strip():
+                continue
+            if not _MIME_LINES.search(text):
+                plain.append(text)
+                continue
         is_text = ctype in ("text/plain", "text/html")
-        if filename or disposition == "attachment" or not (is_text or ctype.startswith("message/")):
+        if filename or disposition == "attachment" or not is_text:
             try:
                 data = part.get_payload(decode=True)
             except Exception:
@@ -352,22 +566,17 @@ def _walk(msg: Message) -> tuple[str, str, list[ParsedAttachment]]:
             if not isinstance(data, bytes):
                 payload = part.get_payload()
                 data = payload.encode("utf-8", "replace") if isinstance(payload, str) else b""
-            cid = part.get("Content-ID")
-            attachments.append(
-                ParsedAttachment(
-                    filename=filename or f"part-{len(attachments) + 1}",
-                    content_type=ctype,
-                    data=data,
-                    content_id=str(cid).strip() if cid else None,
-                    inline=disposition == "inline" or (disposition == "" and cid is not None),
-                )
-            )
+            name = filename or _generated_name(part, ctype)
+            attachments.append(_attachment(part, ctype, data, _unique(name, taken)))
             continue
         if ctype == "text/plain":
             plain.append(_part_text(part))
         elif ctype == "text/html":
             html.append(_part_text(part))
     return "\n".join(plain), "\n".join(html), attachments
+
+
+_NAME_THEN_ADDRESS = re.compile(r"^\s*([^<>\"@,;]*?[^<>\"@,;\s])\s+([\w.+'-]+@[\w-]+(?:\.[\w-]+)+)\s*$")
 
 
 def _address(msg: Message) -> tuple[str | None, str | None]:
@@ -382,6 +591,11 @@ def _address(msg: Message) -> tuple[str | None, str | None]:
         for display, candidate in pairs:
             addr = candidate.strip().strip("<>")
             if "@" in addr:
+                loose = _NAME_THEN_ADDRESS.match(_raw_header(msg, name) or "") if " " in addr else None
+                if loose:
+                    # "From: Test test@example.com" is a name and an address that lost their brackets;
+                    # RFC 5322 would read one address with a space in its local part, which nobody owns.
+                    return loose.group(2).lower(), _decode_words(" ".join(loose.group(1).split()))
                 return addr.lower(), display.strip() or None
         found = re.search(r"[\w.+'-]+@[\w-]+(?:\.[\w-]+)+", value)
         if found:
@@ -410,10 +624,27 @@ _BOUNCE_SUBJECT = re.compile(
     r"undeliver|delivery (?:status )?notification|delivery failure|returned mail|mail delivery|"
     r"failure notice|delivery has failed|non[- ]?delivery|could not be delivered|"
     r"message not delivered|unzustellbar|nicht zustellbar|rejected:|returned to sender|delivery problem|"
-    r"warning: could not send|mail system error|undelivered|permanent error|delivery report",
+    r"warning: could not send|mail system error|undelivered|permanent error|delivery report|"
+    r"メールエラー",
     re.IGNORECASE,
 )
-_DAEMON = re.compile(r"^(?:mailer-daemon|postmaster|mail-daemon|mailerdaemon|bounce[s]?)@", re.IGNORECASE)
+_DAEMON = re.compile(
+    r"^(?:mailer-daemon|postmaster|post_master|post-master|mail-daemon|mailerdaemon|bounce[s]?)@",
+    re.IGNORECASE,
+)
+# Amazon SES delivers bounce and complaint notifications as JSON in a plain mail from SNS.
+_SES_NOTICE = re.compile(rb'"notificationType"\s*:\s*"(Bounce|Complaint)"')
+
+
+def _ses_notice(msg: Message) -> str | None:
+    try:
+        if msg.is_multipart():
+            return None
+        payload = msg.get_payload(decode=True)
+    except Exception:
+        return None
+    found = _SES_NOTICE.search(payload) if isinstance(payload, bytes) else None
+    return found.group(1).decode() if found else None
 
 
 def classify(msg: Message, sender: str | None, subject: str) -> Nature:
@@ -424,22 +655,29 @@ def classify(msg: Message, sender: str | None, subject: str) -> Nature:
     has_dsn = any(
         p.get_content_type() in ("message/delivery-status", "message/feedback-report") for p in msg.walk()
     )
+    ses = _ses_notice(msg)
+    has_rfc822 = any(p.get_content_type() == "message/rfc822" for p in msg.walk())
     if (
         report_type in ("delivery-status", "feedback-report")
         or has_dsn
         or (sender is not None and _DAEMON.match(sender))
-        or (return_path.replace(" ", "") == "<>" and _BOUNCE_SUBJECT.search(subject))
         or _BOUNCE_SUBJECT.search(subject)
+        or ses is not None
+        # Hotmail's complaint loop (JMRP): a fixed subject plus the complained-about message attached.
+        or (subject.lower().startswith("complaint about message from") and has_rfc822)
     ):
         return "bounce"
     auto_submitted = _header(msg, "Auto-Submitted").lower()
     precedence = _header(msg, "Precedence").lower()
     autoreply_headers = any(
-        _header(msg, h) for h in ("X-Autoreply", "X-Autorespond", "X-Auto-Response-Suppress")
+        _header(msg, h)
+        for h in ("X-Autoreply", "X-Autorespond", "X-Auto-Response-Suppress", "X-Apple-Action")
     )
     automatic = (auto_submitted not in ("", "no")) or autoreply_headers or bool(precedence)
     # "Out of office" is unambiguous; "vacation" only counts when the message is marked automatic.
-    if _OOO_STRONG.search(subject) or (automatic and _OOO_SUBJECT.search(subject)):
+    # iCloud marks its vacation replies with X-Apple-Action: VACATION and nothing standard.
+    vacation = _header(msg, "X-Apple-Action").upper() == "VACATION"
+    if vacation or _OOO_STRONG.search(subject) or (automatic and _OOO_SUBJECT.search(subject)):
         return "out_of_office"
     if (
         (auto_submitted and auto_submitted != "no")
@@ -463,7 +701,10 @@ def _bounced_ids(msg: Message, full_text: str) -> tuple[str, ...]:
             if kind in ("message/rfc822", "message/global"):
                 for inner in part.get_payload() or []:
                     if isinstance(inner, Message):
-                        found.extend(_ids(str(inner.get("Message-ID", ""))))
+                        found.extend(_ids(_raw_header(inner, "Message-ID") or ""))
+                # A blank line before the returned headers makes them the embedded message's body text.
+                text = _embedded_bytes(part).decode("utf-8", "replace")
+                found.extend(m.group(1) for m in _QUOTED_MESSAGE_ID.finditer(text))
             elif kind in ("text/rfc822-headers", "message/global-headers"):
                 payload = part.get_payload(decode=True)
                 text = payload.decode("utf-8", "replace") if isinstance(payload, bytes) else str(payload)

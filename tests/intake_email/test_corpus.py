@@ -3,21 +3,22 @@
 from __future__ import annotations
 
 from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
-from services.intake_email.parse import parse, trim_reply
+from services.intake_email.parse import ParsedEmail, parse, trim_reply
 from tests.conftest import corpus
 
 pytestmark = pytest.mark.corpus
 
 # Scores measured when this suite was written; a drop below them is a regression.
 TRIMMER_FLOOR = 61  # of 64
-BOUNCE_FLOOR = 566  # of 589 bounce samples classified "bounce"
-AUTOMATED_FLOOR = 575  # of 589 classified anything but "request"
+BOUNCE_FLOOR = 574  # of 589 bounce samples classified "bounce"
+AUTOMATED_FLOOR = 584  # of 589 classified anything but "request"
 
 
 def test_reply_trimmer_corpus() -> None:
@@ -72,27 +73,123 @@ def _expected(path: Path) -> dict[str, Any] | None:
     return data if isinstance(data, dict) else None
 
 
-def test_zammad_from_subject_and_attachment_names() -> None:
+Attachments = tuple[tuple[str, str | None], ...]
+
+
+@dataclass(frozen=True)
+class Known:
+    """A field where Zammad's fixture and our parser differ on purpose: both values pinned, and why."""
+
+    zammad: str | Attachments | None
+    ours: str | Attachments | None
+    reason: str
+
+
+# Every entry is checked both ways: the fixture must still say `zammad` and we must still produce `ours`,
+# so a fix on either side (or a corpus update) fails the test until the entry is removed or updated.
+KNOWN_DIFFERENCES: dict[tuple[str, str], Known] = {
+    ("mail071", "sender"): Known(
+        "power quadrant system@example.com",
+        '"power quadrant system"@example.com',
+        "<power quadrant system@example.com> has spaces in its local part; the quoted form is the only "
+        "valid spelling of that mailbox (RFC 5322 3.4.1), Zammad's cannot be replied to",
+    ),
+    ("mail076", "sender"): Known(
+        '"millions lottery spain transfer"@example.com>',
+        '"millions lottery spain transfer"@example.com',
+        'the trailing ">" of `"..."@example.com>` is a stray bracket, not part of the address',
+    ),
+    ("mail087", "sender"): Known(
+        "test test@example.com",
+        "test@example.com",
+        '"From: Test test@example.com" is a name and an address that lost their brackets; Zammad keeps '
+        "the whole value as the address",
+    ),
+    ("mail077", "subject"): Known(
+        " Personaländerung",
+        "Personaländerung",
+        "the space is inside the encoded word; we trim and unfold every header, and a leading space "
+        "means nothing in a ticket title",
+    ),
+    ("mail089", "subject"): Known(
+        "Incident INC678439 -- zugewiesen an EXT-XXXINIS",
+        "Incident INC678439: -- zugewiesen an EXT-XXXINIS",
+        "the raw Subject has the colon and no parser rule removes it; we keep what was sent",
+    ),
+    ("mail071", "attachments"): Known(
+        (("file", "multipart/mixed"),),
+        (),
+        "a multipart whose boundary never appears and that holds nothing: there is nothing to attach "
+        "(the raw message is stored anyway)",
+    ),
+    ("mail105", "attachments"): Known(
+        (("file", "multipart/mixed"),),
+        (),
+        "a multipart whose boundary never appears but whose content is plain text: it becomes the body "
+        "instead of an opaque multipart/mixed file",
+    ),
+    ("mail087", "attachments"): Known(
+        (("fax_1234.pdf", "application/pdf"), ("file", None)),
+        (("fax_1234.pdf", "application/pdf"),),
+        "the unnamed text part without Content-Disposition is the message body (the fax notice); Zammad "
+        "only takes a body from the first part",
+    ),
+}
+
+
+def _pinned(expected: dict[str, Any], parsed: ParsedEmail) -> list[tuple[str, Any, Any]]:
+    """(field, Zammad's value, ours) for the fields this fixture pins; Zammad's own spec compares the
+    fixture as a subset of the parse, so an absent key (mail050/077 pin only the subject) is no claim."""
+    compared: list[tuple[str, Any, Any]] = []
+    if "from_email" in expected:
+        compared.append(("sender", (expected["from_email"] or "").lower() or None, parsed.sender_email))
+    if "subject" in expected:
+        compared.append(("subject", expected["subject"] or "", parsed.subject))
+    if "attachments" in expected:
+        # Zammad stores an HTML body as an attachment named message.html; we keep it as text.
+        listed = [a for a in expected["attachments"] or [] if isinstance(a, dict)]
+        theirs = sorted(
+            (str(a.get("filename", "")), (a.get("preferences") or {}).get("Mime-Type"))
+            for a in listed
+            if a.get("filename") != "message.html"
+        )
+        ours = sorted((a.filename, a.content_type) for a in parsed.attachments)
+        compared.append(("attachments", tuple(theirs), tuple(ours)))
+    return compared
+
+
+def test_zammad_sender_subject_and_attachments() -> None:
     root = corpus("zammad") / "test" / "data" / "mail"
-    counts: Counter[str] = Counter()
+    counts: Counter[tuple[str, str]] = Counter()
+    unexplained: list[str] = []
+    seen: set[tuple[str, str]] = set()
+    mails = 0
     for box in sorted(root.glob("*.box")):
         expected = _expected(box.with_suffix(".yml")) if box.with_suffix(".yml").exists() else None
         if expected is None:
             continue
-        counts["total"] += 1
+        mails += 1
         parsed = parse(box.read_bytes(), secret=b"s")
-        if parsed.sender_email == ((expected.get("from_email") or "").lower() or None):
-            counts["from_email"] += 1
-        if parsed.subject == (expected.get("subject") or ""):
-            counts["subject"] += 1
-        # Zammad stores an HTML body as an attachment named message.html; we keep it as text.
-        names = sorted(
-            a.get("filename", "")
-            for a in expected.get("attachments") or []
-            if isinstance(a, dict) and a.get("filename") != "message.html"
+        for name, theirs, ours in _pinned(expected, parsed):
+            key = (box.stem.split("-")[0], name)
+            seen.add(key)
+            counts[name, "pinned"] += 1
+            known = KNOWN_DIFFERENCES.get(key)
+            if known is None and theirs == ours:
+                counts[name, "match"] += 1
+            elif known is not None and (known.zammad, known.ours) == (theirs, ours) and theirs != ours:
+                counts[name, "documented"] += 1
+            else:
+                documented = f" (documented: {known.zammad!r} vs {known.ours!r})" if known else ""
+                unexplained.append(f"{box.name} {name}: zammad {theirs!r}, ours {ours!r}{documented}")
+    print(
+        f"zammad: {mails} mails; "
+        + "; ".join(
+            f"{name} {counts[name, 'match']}/{counts[name, 'pinned']} "
+            f"(+{counts[name, 'documented']} documented differences)"
+            for name in ("sender", "subject", "attachments")
         )
-        if sorted(a.filename for a in parsed.attachments) == names:
-            counts["attachments"] += 1
-    print(f"zammad: {dict(counts)}")
-    assert counts["total"] >= 30
-    assert counts["from_email"] >= 31 and counts["subject"] >= 33 and counts["attachments"] >= 32
+    )
+    assert mails >= 30
+    assert not unexplained, "\n".join(unexplained)
+    assert not set(KNOWN_DIFFERENCES) - seen, "documented differences for mails no longer compared"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+
 from services.contracts.threading import message_id, subject_token
 from services.intake_email.parse import charset_codec, decode_bytes, html_to_text, parse, trim_reply
 
@@ -160,3 +162,129 @@ def test_bounce_threads_to_the_message_we_sent() -> None:
     assert ours in parsed.references
     assert parsed.references_ours
     assert verify_message_id(ours, b"secret") == "SR-1042"
+
+
+def test_undeclared_8bit_header_bytes_try_utf8_then_the_message_charsets_then_legacy_ones() -> None:
+    def subject(raw_subject: bytes, body_charset: str) -> str:
+        raw = (
+            b"From: a@b.c\r\nSubject: " + raw_subject + b"\r\n"
+            b"Content-Type: text/plain; charset=" + body_charset.encode() + b"\r\n\r\nhi\r\n"
+        )
+        return parse(raw, secret=SECRET).subject
+
+    assert subject("Grüße".encode(), "iso-8859-1") == "Grüße"  # valid UTF-8 wins over any label
+    # Shift_JIS in a mail whose parts say ISO-2022-JP (which rejects 8-bit): the legacy list finds it.
+    assert subject("ツール".encode("shift_jis"), "iso-2022-jp") == "ツール"
+    # Latin-1 would also "decode" as Shift_JIS nonsense; the part's declared charset is tried first.
+    assert subject("Bérénice".encode("latin-1"), "iso-8859-1") == "Bérénice"
+    # ...and with no hint at all (a UTF-8 body), Western bytes are the likelier reading.
+    assert subject("Bérénice".encode("latin-1"), "utf-8") == "Bérénice"
+    assert subject("Réunion à 9h".encode("cp1252"), "us-ascii") == "Réunion à 9h"
+    # A Japanese hint anywhere in the message puts the East Asian codecs first again.
+    assert subject("ツール".encode("shift_jis"), "shift_jis") == "ツール"
+
+
+def test_mislabeled_and_split_encoded_words() -> None:
+    sjis = base64.b64encode("ツール EXAMPLE".encode("shift_jis")).decode()
+    raw = f"From: =?ISO-2022-JP?B?{sjis}?= <bar@example.org>\nSubject: x\n\nhi\n".encode()
+    parsed = parse(raw, secret=SECRET)
+    assert (parsed.sender_name, parsed.sender_email) == ("ツール EXAMPLE", "bar@example.org")
+    # One ISO-2022-JP character cut in half by the sender's encoder: the two words decode together.
+    data = "Undeliverable: ニャーン".encode("iso-2022-jp")
+    cut = data.index(b"%c") + 1  # between the two bytes of ャ
+    first, second = (base64.b64encode(chunk).decode() for chunk in (data[:cut], data[cut:]))
+    raw = f"From: a@b.c\nSubject: =?iso-2022-jp?B?{first}?=\n =?iso-2022-jp?B?{second}?=\n\nhi\n".encode()
+    assert parse(raw, secret=SECRET).subject == "Undeliverable: ニャーン"
+
+
+def test_delivery_report_and_returned_message_are_attachments() -> None:
+    ours = message_id("SR-9", "abc", "frontdesk.test", SECRET)
+    dsn = (
+        "From: MAILER-DAEMON@mx.example\r\nSubject: Undelivered Mail Returned to Sender\r\n"
+        "MIME-Version: 1.0\r\nContent-Type: multipart/report; report-type=delivery-status; boundary=B\r\n\r\n"
+        "--B\r\nContent-Type: text/plain\r\n\r\nDelivery failed.\r\n"
+        "--B\r\nContent-Description: Delivery report\r\nContent-Type: message/delivery-status\r\n\r\n"
+        "Reporting-MTA: dns; mx.example\r\n\r\nFinal-Recipient: rfc822; jane@acme.example\r\n"
+        "Action: failed\r\nStatus: 5.1.1\r\n\r\n"
+        "--B\r\nContent-Type: message/rfc822\r\n\r\n"
+        f"From: support@frontdesk.test\r\nMessage-ID: {ours}\r\nSubject: Printer [SR-9]\r\n\r\n"
+        "Your printer ticket.\r\n--B--\r\n"
+    ).encode()
+    parsed = parse(dsn, secret=SECRET)
+    assert parsed.nature == "bounce" and parsed.references_ours and ours in parsed.references
+    report, returned = parsed.attachments
+    assert (report.filename, report.content_type) == ("Delivery report.txt", "message/delivery-status")
+    assert b"Final-Recipient: rfc822; jane@acme.example" in report.data
+    assert (returned.filename, returned.content_type) == ("Printer [SR-9].eml", "message/rfc822")
+    assert (
+        returned.data.startswith(b"From: support@frontdesk.test") and b"Your printer ticket." in returned.data
+    )
+    # The returned message is ours, not the bounce's text.
+    assert parsed.full_text == "Delivery failed."
+
+
+def test_unnamed_parts_are_named_by_type_and_every_name_is_unique() -> None:
+    def part(headers: str, body: str = "eA==") -> str:
+        return f"--B\nContent-Transfer-Encoding: base64\n{headers}\n\n{body}\n"
+
+    raw = (
+        "From: a@b.c\nSubject: x\nContent-Type: multipart/mixed; boundary=B\n\n"
+        + part("Content-Type: text/plain", "aGk=")
+        + part("Content-Type: application/octet-stream")
+        + part("Content-Type: application/octet-stream")
+        + part("Content-Type: application/pdf; name=scan.pdf")
+        + part("Content-Type: application/pdf\nContent-Disposition: attachment; filename=scan.pdf")
+        + part("Content-Type: image/png")
+        + part("Content-Type: image/png\nContent-ID: <logo.png@01D2>")
+        + "--B--\n"
+    ).encode()
+    parsed = parse(raw, secret=SECRET)
+    names = [a.filename for a in parsed.attachments]
+    assert names == ["file", "file1", "scan.pdf", "scan1.pdf", "image.png", "logo.png"]
+    assert parsed.full_text == "hi"
+    assert parsed.attachments[-1].inline
+
+
+def test_multipart_without_boundary_lines() -> None:
+    def parsed(body: str) -> tuple[str, list[tuple[str, str]]]:
+        raw = f"From: a@b.c\nSubject: x\nContent-Type: multipart/mixed; boundary=NOPE\n\n{body}".encode()
+        result = parse(raw, secret=SECRET)
+        return result.full_text, [(a.filename, a.content_type) for a in result.attachments]
+
+    assert parsed("The printer is on fire.\n") == ("The printer is on fire.", [])
+    assert parsed("") == ("", [])
+    # Part headers under a boundary we cannot see: not a body, so kept whole as an attachment.
+    assert parsed("--OTHER\nContent-Type: text/plain\n\nhi\n--OTHER--\n") == (
+        "",
+        [("file", "multipart/mixed")],
+    )
+
+
+def test_sender_name_and_address_without_brackets() -> None:
+    def sender(value: str) -> tuple[str | None, str | None]:
+        parsed = parse(mail(f"From: {value}\nSubject: x"), secret=SECRET)
+        return parsed.sender_email, parsed.sender_name
+
+    assert sender("Test test@example.com") == ("test@example.com", "Test")
+    assert sender("John Q. Public jq@example.com") == ("jq@example.com", "John Q. Public")
+    # Inside brackets the spaces belong to the address: keep the one valid (quoted) spelling of it.
+    assert sender('"x" <power quadrant@example.com>') == ('"power quadrant"@example.com', "x")
+
+
+def test_vendor_bounce_and_vacation_formats() -> None:
+    def nature(headers: str, body: str = "hi") -> str:
+        return parse(f"{headers}\r\n\r\n{body}\r\n".encode(), secret=SECRET).nature
+
+    ses = '{"notificationType":"Bounce","bounce":{"bounceType":"Permanent"}}'
+    assert nature("From: no-reply@sns.amazonaws.com\r\nSubject: AWS Notification Message", ses) == "bounce"
+    assert nature("From: post_master@vtext.example.com\r\nSubject: Re: Test") == "bounce"
+    apple = "From: k@apple.example.com\r\nSubject: Auto reply: Nyaan\r\nX-Apple-Action: VACATION"
+    assert nature(apple) == "out_of_office"
+    jmrp = (
+        "From: staff@hotmail.com\r\nSubject: complaint about message from 192.0.2.1\r\nMIME-Version: 1.0\r\n"
+        'Content-Type: multipart/mixed; boundary="B"\r\n\r\n--B\r\nContent-Type: message/rfc822\r\n\r\n'
+        "From: us@frontdesk.test\r\nSubject: x\r\n\r\nbody\r\n--B--"
+    )
+    assert parse(jmrp.encode(), secret=SECRET).nature == "bounce"
+    # A person complaining is a request, whatever their words.
+    assert nature("From: jane@acme.example\r\nSubject: Complaint about message from your tech") == "request"
