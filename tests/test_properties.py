@@ -41,6 +41,8 @@ def test_parser_never_raises(raw: bytes) -> None:
     parsed = parse(raw, secret=b"s", emergency_keywords=("down",))
     assert isinstance(parsed.full_text, str)
     assert parsed.message_id  # synthesized when missing
+    names = [a.filename for a in parsed.attachments]
+    assert len(names) == len(set(names))  # attachments are stored and listed by name
 
 
 @settings(max_examples=300, deadline=None)
