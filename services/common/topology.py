@@ -42,6 +42,8 @@ BUCKETS: tuple[KeyValueConfig, ...] = (
     KeyValueConfig(bucket=s.KV_TIMERS, history=1),
     KeyValueConfig(bucket=s.KV_OUTBOUND, history=1, ttl=30 * DAY),
     KeyValueConfig(bucket=s.KV_CONTACTS, history=1),
+    # Redeliveries come within minutes; a week is ample and keeps the bucket from growing forever.
+    KeyValueConfig(bucket=s.KV_SEEN, history=1, ttl=7 * DAY),
 )
 
 

@@ -495,7 +495,7 @@ class Notifier:
             await kv.put(s.kv_key(f"optout.{event.phone}"), msgspec.json.encode(record))
             return
         seen_key = s.kv_key(f"reply.{event.id}")
-        seen, _ = await self.bus.kv_get(s.KV_CONTACTS, seen_key)
+        seen, _ = await self.bus.kv_get(s.KV_SEEN, seen_key)
         if seen is not None:
             return  # a redelivered DELAY must not push the time twice
         tech = self.tech_by_phone(event.phone)
@@ -509,7 +509,7 @@ class Notifier:
             await self.help(tech, event, outcome)
         else:
             await self.applied(tech, event, outcome)
-        kv = await self.bus.kv(s.KV_CONTACTS)
+        kv = await self.bus.kv(s.KV_SEEN)
         await kv.put(seen_key, b"1")
 
     async def help(self, tech: Tech, event: TechReplied, outcome: replies.Help) -> None:
