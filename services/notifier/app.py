@@ -51,6 +51,17 @@ _ticket = msgspec.json.Decoder(Ticket)
 _timer = msgspec.json.Decoder(Timer)
 
 
+class LastTouch(msgspec.Struct, frozen=True, kw_only=True):
+    """The client's most recent finished job, quoted to the next tech as context."""
+
+    text: str
+    ticket_number: str
+    at: datetime
+
+
+_touch = msgspec.json.Decoder(LastTouch)
+
+
 class Notifier:
     def __init__(self, bus: Bus, cfg: NotifierConfig, policy: Policy, clock: Clock) -> None:
         self.bus = bus
@@ -72,6 +83,14 @@ class Notifier:
     def notes(self, client_id: str) -> str:
         client = next((c for c in self.policy.clients if c.id == client_id), None)
         return client.notes if client is not None else ""
+
+    async def last_touch(self, ticket: Ticket) -> str:
+        """The client's last finished job, unless it is this very ticket (a reopened one, say)."""
+        value, _ = await self.bus.kv_get(s.KV_CONTACTS, s.kv_key(f"touch.{ticket.client_id}"))
+        if not value:
+            return ""
+        touch = _touch.decode(value)
+        return "" if touch.ticket_number == ticket.number else touch.text
 
     async def ticket(self, number: str) -> Ticket | None:
         value, _ = await self.bus.kv_get(s.KV_TICKETS, s.kv_key(number))
@@ -322,7 +341,12 @@ class Notifier:
         if tech is None:
             await self.tell_ops(ticket, "no technician could be assigned", key=f"ops.unassigned.{command.id}")
             return
-        body = compose.tech_dispatch(ticket, zone=self.zone, notes=self.notes(ticket.client_id))
+        body = compose.tech_dispatch(
+            ticket,
+            zone=self.zone,
+            notes=self.notes(ticket.client_id),
+            last_touch=await self.last_touch(ticket),
+        )
         await self.text_tech(tech, ticket, body, "tech_dispatch", key=f"dispatch.{command.id}")
         now = self.clock.now()
         for timer in timers.plan(
@@ -430,7 +454,11 @@ class Notifier:
         tech = self.tech(step.tech)
         if tech is not None:
             body = compose.tech_dispatch(
-                moved, zone=self.zone, notes=self.notes(moved.client_id), escalated=True
+                moved,
+                zone=self.zone,
+                notes=self.notes(moved.client_id),
+                last_touch=await self.last_touch(moved),
+                escalated=True,
             )
             await self.text_tech(
                 tech, moved, body, "tech_escalation", key=f"escalate.{moved.number}.{step.step}"
@@ -590,6 +618,14 @@ class Notifier:
                 stored, "delay_update_sent", f"{tech.name}: delayed ({event.reason})", key, tech.id
             )
         elif outcome.effect == "resolved":
+            now = self.clock.now()
+            touch = LastTouch(
+                text=compose.last_touch(tech.name, stored, now, self.zone),
+                ticket_number=stored.number,
+                at=now,
+            )
+            kv = await self.bus.kv(s.KV_CONTACTS)
+            await kv.put(s.kv_key(f"touch.{stored.client_id}"), msgspec.json.encode(touch))
             await self.tell_client(stored, compose.client_resolved(stored, tech.name), "client_resolved", key)
             await self.timeline(stored, "resolved", f"{tech.name} resolved it", key, tech.id)
 

@@ -29,7 +29,13 @@ def _callback(ticket: Ticket) -> str:
 
 
 def tech_dispatch(
-    ticket: Ticket, *, zone: ZoneInfo, notes: str = "", escalated: bool = False, single_ticket: bool = True
+    ticket: Ticket,
+    *,
+    zone: ZoneInfo,
+    notes: str = "",
+    last_touch: str = "",
+    escalated: bool = False,
+    single_ticket: bool = True,
 ) -> str:
     """The SMS that hands a ticket to a tech: everything needed to act without opening a laptop."""
     decision = ticket.decision
@@ -46,6 +52,8 @@ def tech_dispatch(
     ]
     if notes.strip():
         lines.append(f"Note: {sanitize.one_line(notes, 100)}")
+    if last_touch.strip():
+        lines.append(f"Last: {sanitize.one_line(last_touch, 100)}")
     # With several open tickets the tech must say which one; show the prefix form.
     prefix = "" if single_ticket else f"Start with {ticket.number}. "
     lines.append(prefix + REPLY_HELP)
@@ -139,3 +147,9 @@ def email_subject(ticket: Ticket, token: str) -> str:
     if base.lower().startswith("re:"):
         base = base[3:].strip()
     return f"Re: {base} {token}"
+
+
+def last_touch(tech_name: str, ticket: Ticket, at: datetime, zone: ZoneInfo) -> str:
+    """What the next tech should know about this client: who last finished what, and when."""
+    what = sanitize.one_line(ticket.subject or ticket.summary or "a request", 50)
+    return f'{tech_name} resolved {ticket.number} "{what}" on {at.astimezone(zone):%m/%d}'

@@ -228,3 +228,16 @@ async def test_at_most_ten_system_messages_per_recipient_per_ten_minutes(stack: 
     late = SendSms(key="upd-late", to=JANE, body="later", purpose="client_update", created_at=NOW)
     await stack.bus.publish(s.OUTBOX_SMS, late, msg_id=late.key)
     await stack.until(lambda: len(stack.sms(JANE)) == 11)
+
+
+async def test_next_dispatch_quotes_the_last_finished_job(stack: Stack) -> None:
+    await dispatch(stack, make_ticket())
+    await stack.until(lambda: len(stack.sms(ALICE)) == 1)
+    assert "Last:" not in stack.sms(ALICE)[0]["body"]  # nothing finished for Acme yet
+    await reply(stack, "SM-done-1", ALICE, "done")
+    await stack.until(lambda: len(stack.emails("jane@acme.example")) == 1)
+    await dispatch(stack, make_ticket("SR-1043"), command_id="cmd-2")
+    await stack.until(lambda: len(stack.sms(ALICE)) == 2)
+    assert 'Last: Alice Nguyen resolved SR-1042 "MES server slow" on 11/23' in stack.sms(ALICE)[1]["body"]
+    await stack.settled()
+    assert len(stack.sms()) == 2

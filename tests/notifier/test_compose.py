@@ -27,6 +27,15 @@ def test_dispatch_sms_has_every_field() -> None:
     assert sanitize.septets(body) <= sanitize.SMS_MAX
 
 
+def test_dispatch_sms_quotes_the_clients_last_finished_job() -> None:
+    # Resolved late on 12 Nov in New York, which is already 13 Nov in UTC: the desk's date is shown.
+    done = compose.last_touch("Bob Li", ticket("SR-1001"), NOW.replace(month=11, day=13, hour=3), NY)
+    assert done == 'Bob Li resolved SR-1001 "Printer offline" on 11/12'
+    body = compose.tech_dispatch(ticket(), zone=NY, notes="Key at reception", last_touch=done)
+    assert body.split("\n")[4:6] == ["Note: Key at reception", f"Last: {done}"]
+    assert sanitize.septets(body) <= sanitize.SMS_MAX
+
+
 def test_dispatch_sms_flags_emergency_and_escalation_and_prefix() -> None:
     body = compose.tech_dispatch(ticket(priority="emergency"), zone=NY, escalated=True, single_ticket=False)
     assert body.startswith("SR-1042 EMERGENCY (escalated) Acme Dental")
