@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import httpx
+import msgspec
 
 from services.contracts import AcknowledgeClient, OptOutChanged, SendSms, threading
 from services.contracts import subjects as s
@@ -241,3 +242,24 @@ async def test_next_dispatch_quotes_the_last_finished_job(stack: Stack) -> None:
     assert 'Last: Alice Nguyen resolved SR-1042 "MES server slow" on 11/23' in stack.sms(ALICE)[1]["body"]
     await stack.settled()
     assert len(stack.sms()) == 2
+
+
+async def test_business_clock_warning_lands_inside_business_hours(stack: Stack) -> None:
+    # Due Tuesday 08:10 Chicago on a business clock (premium, normal priority). Fifteen business
+    # minutes before that is Monday 16:55, not Tuesday 07:55 while the desk is closed.
+    due = datetime(2026, 11, 24, 14, 10, tzinfo=UTC)
+    ticket = make_ticket()
+    ticket = msgspec.structs.replace(
+        ticket, decision=msgspec.structs.replace(ticket.decision, response_due=due)
+    )
+    await dispatch(stack, ticket)
+    await stack.until(lambda: len(stack.sms(ALICE)) == 1)
+    stack.clock.set(datetime(2026, 11, 23, 22, 54, tzinfo=UTC))  # Monday 16:54
+    await stack.settled()
+    assert stack.emails("jane@acme.example") == []
+    stack.clock.set(datetime(2026, 11, 23, 22, 55, tzinfo=UTC))  # Monday 16:55
+    await stack.until(lambda: len(stack.emails("jane@acme.example")) == 1)
+    assert "running late" in stack.emails("jane@acme.example")[0]["body"]
+    stack.clock.set(datetime(2026, 11, 24, 13, 55, tzinfo=UTC))  # Tuesday 07:55: nothing more
+    await stack.settled()
+    assert len(stack.emails("jane@acme.example")) == 1
