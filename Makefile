@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install run test test-fast check lint typecheck bench faults clean
+.PHONY: install run test test-fast check lint typecheck bench faults fuzz clean
 
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -40,6 +40,12 @@ bench: install
 ## Kill things mid-stream and count every message.
 faults: install
 	$(PY) -m pytest -q -s -m slow tests/faults
+
+## Coverage-guided fuzzing (atheris) of intake_email's parse-and-build path for FUZZ_TIME seconds,
+## from seeds written afresh to .data/fuzz; a crash prints its input and stops with a non-zero exit.
+FUZZ_TIME ?= 60
+fuzz: install
+	$(PY) -m tests.fuzz -max_total_time=$(FUZZ_TIME)
 
 clean:
 	rm -rf .data .pytest_cache .mypy_cache .ruff_cache

@@ -97,7 +97,7 @@ def charset_codec(label: str | None) -> str:
     name = _CHARSET_ALIASES.get(name, name)
     try:
         return codecs.lookup(name).name
-    except LookupError:
+    except (LookupError, ValueError):  # ValueError: a label with a NUL byte in it
         return "utf-8"
 
 
@@ -386,6 +386,14 @@ def _raw_header(msg: Message, name: str) -> str | None:
     return None
 
 
+def _raw_text(msg: Message, name: str) -> str:
+    """The header as it arrived, with any undeclared 8-bit bytes decoded (never surrogate escapes)."""
+    raw = _raw_header(msg, name) or ""
+    if _has_8bit(raw):
+        return _decode_strict(raw.encode("utf-8", "surrogateescape"), ("utf-8", *_declared_charsets(msg)))
+    return raw
+
+
 def _has_8bit(text: str) -> bool:
     return any("\udc80" <= c <= "\udcff" for c in text)
 
@@ -591,7 +599,7 @@ def _address(msg: Message) -> tuple[str | None, str | None]:
         for display, candidate in pairs:
             addr = candidate.strip().strip("<>")
             if "@" in addr:
-                loose = _NAME_THEN_ADDRESS.match(_raw_header(msg, name) or "") if " " in addr else None
+                loose = _NAME_THEN_ADDRESS.match(_raw_text(msg, name)) if " " in addr else None
                 if loose:
                     # "From: Test test@example.com" is a name and an address that lost their brackets;
                     # RFC 5322 would read one address with a space in its local part, which nobody owns.
@@ -701,7 +709,7 @@ def _bounced_ids(msg: Message, full_text: str) -> tuple[str, ...]:
             if kind in ("message/rfc822", "message/global"):
                 for inner in part.get_payload() or []:
                     if isinstance(inner, Message):
-                        found.extend(_ids(_raw_header(inner, "Message-ID") or ""))
+                        found.extend(_ids(_raw_text(inner, "Message-ID")))
                 # A blank line before the returned headers makes them the embedded message's body text.
                 text = _embedded_bytes(part).decode("utf-8", "replace")
                 found.extend(m.group(1) for m in _QUOTED_MESSAGE_ID.finditer(text))
