@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import hashlib
+import json
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any, Generic, TypeVar
 
 import msgspec
@@ -15,10 +18,11 @@ import nats
 from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
-from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, PubAck
-from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, ObjectInfo, ObjectMetaOptions, PubAck
+from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError, NotFoundError
 from nats.js.kv import KeyValue
 from nats.js.object_store import ObjectStore
+from nats.nuid import NUID
 
 from services.common import topology
 from services.common.config import BusConfig
@@ -28,6 +32,10 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 _encoder = msgspec.json.Encoder()
+# Object chunks as nats-py writes them (any nats-py reader can read ours), and how many of them are in
+# flight at once: 16 x 128 KiB stays under the client's 2 MiB pending buffer for a 25 MB message.
+_CHUNK = 128 * 1024
+_CHUNK_WINDOW = 16
 
 
 class PublishFailed(Exception):
@@ -49,6 +57,8 @@ class Bus:
         self.cfg = cfg
         self._kv: dict[str, KeyValue] = {}
         self._objects: ObjectStore | None = None
+        self._nuid = NUID()
+        self._cleanups: set[asyncio.Task[None]] = set()
 
     @classmethod
     async def connect(cls, cfg: BusConfig, name: str, *, stop: asyncio.Event | None = None) -> Bus:
@@ -145,18 +155,77 @@ class Bus:
     # -- objects ------------------------------------------------------------------------------
 
     async def put_object(self, data: bytes, *, prefix: str, timeout: float | None = None) -> str:
-        """Store a payload under a content-addressed name: a resend overwrites it with identical bytes."""
-        name = f"{prefix}/{hashlib.sha256(data).hexdigest()}"
+        """Store a payload under a content-addressed name; returns the name once JetStream holds it.
+
+        Readable with nats-py's ObjectStore (same chunk and meta subjects, same meta JSON). Unlike
+        `ObjectStore.put`, identical bytes already stored are not uploaded again, and the chunks are
+        pipelined instead of one awaited publish each.
+        """
+        digest = hashlib.sha256(data).digest()
+        name = f"{prefix}/{digest.hex()}"
         wait = self.cfg.publish_timeout if timeout is None else timeout
         try:
-            if self._objects is None:
-                # Looking the store up costs a round trip (stream info): do it once per connection.
-                self._objects = await asyncio.wait_for(self.js.object_store(s.OBJ_RAW), wait)
-            store = self._objects
-            await asyncio.wait_for(store.put(name, data), max(wait, len(data) / 2_000_000))
+            await asyncio.wait_for(self._put(name, data, digest), max(wait, len(data) / 2_000_000))
         except Exception as exc:
             raise PublishFailed(f"object {name}: {exc!r}") from exc
         return name
+
+    async def _put(self, name: str, data: bytes, digest: bytes) -> None:
+        stream = f"OBJ_{s.OBJ_RAW}"
+        meta_subject = f"$O.{s.OBJ_RAW}.M.{base64.urlsafe_b64encode(name.encode()).decode()}"
+        digest_text = "SHA-256=" + base64.urlsafe_b64encode(digest).decode()
+        # Asked of the stream leader (not a direct get, which a lagging replica may answer).
+        try:
+            last = await self.js.get_last_msg(stream, meta_subject)
+            existing: ObjectInfo | None = ObjectInfo.from_response(json.loads(last.data or b"{}"))
+        except NotFoundError:
+            existing = None
+        if existing is not None and not existing.deleted and existing.digest == digest_text:
+            # Content-addressed: the same name and digest means these very bytes are already durable
+            # (a resend after 451, an attachment seen before). Uploading again would only add garbage.
+            return
+        nuid = self._nuid.next().decode()
+        chunk_subject = f"$O.{s.OBJ_RAW}.C.{nuid}"
+        chunks = [data[i : i + _CHUNK] for i in range(0, len(data), _CHUNK)]
+        try:
+            # Chunks go out in windows and are acked together; the meta names them, so it is published
+            # only once every chunk is acked: a meta must never point at chunks that are not stored.
+            for start in range(0, len(chunks), _CHUNK_WINDOW):
+                window = chunks[start : start + _CHUNK_WINDOW]
+                await asyncio.gather(*(self.js.publish(chunk_subject, chunk) for chunk in window))
+            info = ObjectInfo(
+                name=name,
+                bucket=s.OBJ_RAW,
+                nuid=nuid,
+                size=len(data),
+                chunks=len(chunks),
+                digest=digest_text,
+                mtime=datetime.now(UTC).isoformat(),
+                options=ObjectMetaOptions(max_chunk_size=_CHUNK),
+            )
+            await self.js.publish(
+                meta_subject, json.dumps(info.as_dict()).encode(), headers={"Nats-Rollup": "sub"}
+            )
+        except BaseException:
+            # No meta names these chunks: drop them in the background, so the failure (451) is reported
+            # now rather than after yet another round trip to a server that may be gone.
+            self._purge_later(stream, chunk_subject)
+            raise
+        if existing is not None and existing.nuid:
+            # A deleted or damaged earlier version: its chunks are garbage now that the new meta is acked.
+            self._purge_later(stream, f"$O.{s.OBJ_RAW}.C.{existing.nuid}")
+
+    def _purge_later(self, stream: str, subject: str) -> None:
+        async def purge() -> None:
+            try:
+                await self.js.purge_stream(stream, subject=subject)
+            except Exception as exc:
+                log.warning("object chunks not purged", extra={"subject": subject, "error": repr(exc)})
+
+        task = asyncio.create_task(purge())
+        # The loop keeps only weak references to tasks: hold this one until it is done.
+        self._cleanups.add(task)
+        task.add_done_callback(self._cleanups.discard)
 
     async def get_object(self, name: str) -> bytes:
         if self._objects is None:

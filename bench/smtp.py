@@ -1,0 +1,92 @@
+"""SMTP intake against the bare aiosmtpd sink, in alternating rounds; `python -m bench.smtp` runs only this.
+
+Each round sends the same fresh message mix to both, one after the other, and the order flips every
+round: on a shared 2-core machine a burst of someone else's work then lands on either side, and the
+median of the per-round ratios is what we report.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import statistics
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from bench import load, stack
+from services.common.natsserver import NatsServer, free_port
+
+SMTP_MESSAGES = int(os.environ.get("BENCH_SMTP_MESSAGES", "300"))
+SMTP_CONCURRENCY = int(os.environ.get("BENCH_SMTP_CONCURRENCY", "8"))
+SMTP_ROUNDS = int(os.environ.get("BENCH_SMTP_ROUNDS", "3"))
+
+
+async def bench_smtp(nats_url: str, logs: Path) -> dict[str, Any]:
+    if not (stack.ROOT / "services" / "intake_email" / "app.py").exists():
+        return {"skipped": "intake_email not built"}
+    bare_port, real_port = free_port(), free_port()
+    bare = stack.baseline("smtp", bare_port, logs)
+    real = stack.service(
+        "intake_email", stack.service_env(nats_url, FRONTDESK_SMTP_PORT=str(real_port)), logs
+    )
+    ports = {"bare": bare_port, "intake": real_port}
+    rates: dict[str, list[float]] = {"bare": [], "intake": []}
+    failures = {"bare": 0, "intake": 0}
+    ratios: list[float] = []
+    latencies: list[float] = []
+    try:
+        stack.wait_port(bare_port, bare)
+        stack.wait_port(real_port, real)
+        warm_up = load.message_mix(20)
+        await load.smtp_load(bare_port, warm_up, SMTP_CONCURRENCY)
+        await load.smtp_load(real_port, warm_up, SMTP_CONCURRENCY)
+        for round_no in range(SMTP_ROUNDS):
+            # Fresh Message-IDs every round: the intake must see new mail, not resends it deduplicates.
+            messages = load.message_mix(SMTP_MESSAGES)
+            seconds: dict[str, float] = {}
+            for side in ("bare", "intake") if round_no % 2 == 0 else ("intake", "bare"):
+                took, lat, failed = await load.smtp_load(ports[side], messages, SMTP_CONCURRENCY)
+                seconds[side] = took
+                rates[side].append(len(messages) / took)
+                failures[side] += failed
+                if side == "intake":
+                    latencies.extend(lat)
+            ratios.append(seconds["bare"] / seconds["intake"])
+        rss = stack.peak_rss_mb(real)
+    finally:
+        stack.stop(bare)
+        stack.stop(real)
+    return {
+        "messages": SMTP_MESSAGES,
+        "concurrency": SMTP_CONCURRENCY,
+        "rounds": SMTP_ROUNDS,
+        "bare_msgs_per_s": round(statistics.median(rates["bare"]), 1),
+        "intake_msgs_per_s": round(statistics.median(rates["intake"]), 1),
+        "ratio": round(statistics.median(ratios), 3),
+        "ratios": [round(r, 3) for r in ratios],
+        "intake_p50_ms": round(load.percentile(latencies, 50) * 1000, 1),
+        "intake_p99_ms": round(load.percentile(latencies, 99) * 1000, 1),
+        "failures": failures,
+        "peak_rss_mb": round(rss, 1),
+        "goal": ">= 0.8",
+    }
+
+
+async def main() -> None:
+    with tempfile.TemporaryDirectory(prefix="fd-bench-smtp-") as tmp_name:
+        tmp = Path(tmp_name)
+        logs = tmp / "logs"
+        logs.mkdir()
+        nats = NatsServer(store_dir=tmp / "nats")
+        nats.start()
+        try:
+            result = await bench_smtp(nats.url, logs)
+        finally:
+            nats.stop()
+    print(json.dumps({"smtp_intake": result}, indent=2))
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
