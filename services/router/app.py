@@ -7,10 +7,15 @@ import contextlib
 import logging
 import os
 import signal
+from asyncio import FIRST_COMPLETED
+from collections.abc import Awaitable, Callable, Coroutine
+from datetime import datetime
 from typing import Any
 
 import msgspec
-from nats.js.errors import NoKeysError
+from nats.aio.msg import Msg
+from nats.js.errors import APIError, KeyWrongLastSequenceError
+from nats.js.kv import KV_DEL, KV_PURGE, KeyValue
 
 from services.common.bus import Bus, Consumer, ConsumerSpec, Delivery, Transient
 from services.common.clock import Clock, SystemClock
@@ -39,6 +44,51 @@ log = logging.getLogger(__name__)
 Incoming = ServiceRequest | RequestAmended
 
 
+class CasCell:
+    """One hot KV key (ticket counter, rotation cursor) updated by compare-and-set.
+
+    Concurrent handlers in this process take turns (a lock) instead of racing each other's CAS, and
+    the revision we wrote last is kept, so an update is one round trip instead of a read and a write.
+    Other routers still race through the CAS: a stale revision is refused, and we re-read and retry.
+    """
+
+    def __init__(self, bus: Bus, bucket: str, key: str) -> None:
+        self.bus, self.bucket, self.key = bus, bucket, key
+        self._lock = asyncio.Lock()
+        self._known: tuple[bytes | None, int] | None = None  # (value, revision) as we last saw it
+
+    async def update(
+        self, mutate: Callable[[bytes | None], bytes | None], *, attempts: int = 50
+    ) -> bytes | None:
+        """Like Bus.kv_update: `mutate` returns the new value, or None to leave it; returns what is stored."""
+        async with self._lock:
+            kv = await self.bus.kv(self.bucket)
+            for _ in range(attempts):
+                if self._known is None:
+                    self._known = await self.bus.kv_get(self.bucket, self.key)
+                current, revision = self._known
+                new = mutate(current)
+                if new is None:
+                    return current
+                try:
+                    if revision == 0:
+                        written = await kv.create(self.key, new)
+                    else:
+                        written = await kv.update(self.key, new, last=revision)
+                except KeyWrongLastSequenceError:
+                    self._known = None  # another router moved it: read it again
+                    continue
+                except APIError as exc:
+                    if exc.err_code != KEY_EXISTS:
+                        self._known = None
+                        raise
+                    self._known = None
+                    continue
+                self._known = (new, written)
+                return new
+        raise Transient(f"kv {self.bucket}/{self.key}: too much contention")
+
+
 class Router:
     def __init__(self, bus: Bus, policy: Policy, clock: Clock) -> None:
         self.bus = bus
@@ -47,6 +97,10 @@ class Router:
         self.metrics = Metrics()
         self.tickets_opened = 0
         self.released = 0
+        self.pending = PendingReleases(bus)
+        # Same keys and encoding as Bus.next_number("ticket", start=1001) and the old cursor updates.
+        self._numbers = CasCell(bus, s.KV_SEQUENCES, "ticket")
+        self._cursor = CasCell(bus, s.KV_ROUTER, r.CURSOR_KEY)
 
     # -- consuming ------------------------------------------------------------------------------
 
@@ -59,7 +113,7 @@ class Router:
     async def _request(self, req: ServiceRequest) -> None:
         record = await self._record(req)
         sender = req.sender.email or req.sender.phone or "unknown"
-        await self._timeline(
+        received = self._timeline(
             r.entry(
                 "request_received",
                 key=req.id,
@@ -71,9 +125,12 @@ class Router:
             )
         )
         if record.outcome == "ticket":
-            await self._open(req, record)
+            await self._open(req, record, received)
         elif record.outcome == "threaded":
+            await received
             await self._thread(req, record)
+        else:
+            await received
 
     async def _record(self, req: ServiceRequest) -> r.RequestRecord:
         """Decide once per request id and store it before publishing, so a redelivery replays it."""
@@ -91,15 +148,31 @@ class Router:
             record = r.RequestRecord(outcome="timeline", client_id=client.id if client else "unknown")
         else:
             decision = await self._decide(req)
-            number = r.ticket_number(await self.bus.next_number("ticket", start=1001))
+            number = r.ticket_number(await self._next_number())
             record = r.RequestRecord(
                 outcome="ticket", client_id=decision.client_id, ticket_number=number, decision=decision
             )
-        encoded = msgspec.json.encode(record)
         # Create-if-absent: when two deliveries race, the first stored record wins for both.
-        stored = await self.bus.kv_update(s.KV_ROUTER, key, lambda cur: None if cur is not None else encoded)
-        assert stored is not None
+        stored = await self._create(s.KV_ROUTER, key, msgspec.json.encode(record))
         return msgspec.json.decode(stored, type=r.RequestRecord)
+
+    async def _create(self, bucket: str, key: str, value: bytes) -> bytes:
+        """Store `value` unless the key holds something already; returns what is stored.
+
+        One round trip when the key is new (the usual case), instead of a read and then a create.
+        """
+        kv = await self.bus.kv(bucket)
+        try:
+            await kv.create(key, value)
+            return value
+        except KeyWrongLastSequenceError:
+            pass
+        except APIError as exc:
+            if exc.err_code != KEY_EXISTS:
+                raise
+        stored = await self.bus.kv_update(bucket, key, lambda cur: None if cur is not None else value)
+        assert stored is not None
+        return stored
 
     async def _decide(self, req: ServiceRequest) -> Decision:
         holder: list[Decision] = []
@@ -119,8 +192,16 @@ class Router:
             holder[:] = [decision]
             return None if after == cursor and current is not None else str(after).encode()
 
-        await self.bus.kv_update(s.KV_ROUTER, r.CURSOR_KEY, advance)
+        await self._cursor.update(advance)
         return holder[0]
+
+    async def _next_number(self) -> int:
+        def bump(current: bytes | None) -> bytes:
+            return str((int(current) if current else FIRST_TICKET - 1) + 1).encode()
+
+        stored = await self._numbers.update(bump)
+        assert stored is not None
+        return int(stored)
 
     async def _threaded_ticket(self, req: ServiceRequest) -> Ticket | None:
         thread = req.thread
@@ -151,47 +232,56 @@ class Router:
         raw, _ = await self.bus.kv_get(s.KV_TICKETS, s.kv_key(number))
         return None if raw is None else msgspec.json.decode(raw, type=Ticket)
 
-    async def _open(self, req: ServiceRequest, record: r.RequestRecord) -> None:
+    async def _open(
+        self, req: ServiceRequest, record: r.RequestRecord, received: Coroutine[Any, Any, None]
+    ) -> None:
         assert record.ticket_number is not None and record.decision is not None
         number, decision = record.ticket_number, record.decision
         fresh = msgspec.json.encode(r.open_ticket(number, req, decision))
-        stored = await self.bus.kv_update(s.KV_TICKETS, s.kv_key(number), lambda cur: None if cur else fresh)
-        assert stored is not None
-        ticket = msgspec.json.decode(stored, type=Ticket)
+        writes: list[Awaitable[Any]] = [received, self._create(s.KV_TICKETS, s.kv_key(number), fresh)]
         if req.thread.message_id:
-            await self.bus.kv_update(
-                s.KV_THREADS,
-                r.thread_key(req.thread.message_id),
-                lambda cur: None if cur else number.encode(),
+            writes.append(self._create(s.KV_THREADS, r.thread_key(req.thread.message_id), number.encode()))
+        # Phase 1: the ticket (and its thread key) are stored, and "received" is on the timeline, before
+        # anything refers to them; the three writes are independent, so their round trips overlap.
+        stored = (await _all(writes))[1]
+        ticket = msgspec.json.decode(stored, type=Ticket)
+        commands: list[Awaitable[Any]] = [
+            self.bus.publish(
+                s.notify_subject("acknowledge_client"),
+                AcknowledgeClient(id=f"ack:{number}", ticket=ticket, request_id=req.id),
+                msg_id=f"ack:{number}",
             )
-        await self.bus.publish(
-            s.notify_subject("acknowledge_client"),
-            AcknowledgeClient(id=f"ack:{number}", ticket=ticket, request_id=req.id),
-            msg_id=f"ack:{number}",
-        )
-        self.metrics.routing_decisions.labels(decision.disposition).inc()
+        ]
         if decision.disposition == "queue":
             timer = msgspec.json.encode(r.ReleaseTimer(ticket_number=number, due=decision.notify_at))
-            await self.bus.kv_update(s.KV_TIMERS, r.timer_key(number), lambda cur: None if cur else timer)
+            commands.append(self._create(s.KV_TIMERS, r.timer_key(number), timer))
             kind: TimelineKind = "queued"
         else:
-            await self.bus.publish(
-                s.notify_subject("dispatch_ticket"),
-                DispatchTicket(id=f"dispatch:{number}", ticket=ticket),
-                msg_id=f"dispatch:{number}",
+            commands.append(
+                self.bus.publish(
+                    s.notify_subject("dispatch_ticket"),
+                    DispatchTicket(id=f"dispatch:{number}", ticket=ticket),
+                    msg_id=f"dispatch:{number}",
+                )
             )
             kind = "routed"
-        await self._timeline(
-            r.entry(
-                kind,
-                key=number,
-                at=req.received_at,
-                client_id=decision.client_id,
-                text=r.routed_text(decision),
-                ticket=number,
-                request_id=req.id,
+        commands.append(
+            self._timeline(
+                r.entry(
+                    kind,
+                    key=number,
+                    at=req.received_at,
+                    client_id=decision.client_id,
+                    text=r.routed_text(decision),
+                    ticket=number,
+                    request_id=req.id,
+                )
             )
         )
+        # Phase 2: every publish carries its Msg-Id, so a failure here redelivers and repeats the
+        # phase without doubling anything; waiting for all PubAcks together costs one round trip.
+        await _all(commands)
+        self.metrics.routing_decisions.labels(decision.disposition).inc()
         self.tickets_opened += 1
         log.info(
             "ticket opened",
@@ -273,21 +363,19 @@ class Router:
 
     async def release_due(self) -> int:
         """Dispatch every queued ticket whose open time has come, oldest first; returns how many."""
+        await self.pending.ensure()
         kv = await self.bus.kv(s.KV_TIMERS)
-        try:
-            keys = [k for k in await kv.keys() if k.startswith(r.TIMER_PREFIX)]
-        except NoKeysError:
-            return 0
-        timers: list[tuple[str, r.ReleaseTimer]] = []
-        for key in keys:
-            raw, _ = await self.bus.kv_get(s.KV_TIMERS, key)
-            if raw is not None:
-                timers.append((key, msgspec.json.decode(raw, type=r.ReleaseTimer)))
         now = self.clock.now()
         fired = 0
-        for key, timer in sorted(timers, key=lambda kt: (kt[1].due, kt[1].ticket_number)):
+        for key, _ in r.due_timers(self.pending.timers, now):
+            # The watch may trail a delete by another router: act on the key as it is now.
+            raw, _ = await self.bus.kv_get(s.KV_TIMERS, key)
+            if raw is None:
+                self.pending.forget(key)
+                continue
+            timer = msgspec.json.decode(raw, type=r.ReleaseTimer)
             if timer.due > now:
-                break
+                continue
             ticket = await self._ticket(timer.ticket_number)
             if ticket is not None:
                 # Same Msg-Id as an immediate dispatch: two routers firing one timer publish once.
@@ -309,33 +397,214 @@ class Router:
                 )
                 self.released += 1
             await kv.delete(key)
+            self.pending.forget(key)
             fired += 1
         return fired
 
-    async def next_due(self) -> Any:
-        kv = await self.bus.kv(s.KV_TIMERS)
-        try:
-            keys = [k for k in await kv.keys() if k.startswith(r.TIMER_PREFIX)]
-        except NoKeysError:
-            self.metrics.timers_pending.set(0)
-            return None
-        self.metrics.timers_pending.set(len(keys))
-        dues = []
-        for key in keys:
-            raw, _ = await self.bus.kv_get(s.KV_TIMERS, key)
-            if raw is not None:
-                dues.append(msgspec.json.decode(raw, type=r.ReleaseTimer).due)
-        return min(dues, default=None)
+    async def next_due(self) -> datetime | None:
+        await self.pending.ensure()
+        self.metrics.timers_pending.set(len(self.pending.timers))
+        return r.next_release(self.pending.timers)
 
     async def run_timers(self, stop: asyncio.Event, poll: float) -> None:
-        while not stop.is_set():
-            due = None
-            try:
-                await self.release_due()
-                due = await self.next_due()
-            except Exception as exc:
-                log.warning("release timers failed, will retry", extra={"error": repr(exc)})
-            await self.clock.wait(due, poll=poll)
+        failures = 0
+        try:
+            while not stop.is_set():
+                due = None
+                wait = poll
+                try:
+                    await self.release_due()
+                    due = await self.next_due()
+                    failures = 0
+                except Exception as exc:
+                    # Whatever failed (watch, publish, connection), never keep polling a broken
+                    # view: drop the watch so the next poll starts from a fresh snapshot, and back
+                    # off so a refusing server is not hammered.
+                    failures += 1
+                    wait = max(poll, min(poll * 2**failures, MAX_TIMER_BACKOFF))
+                    log.warning(
+                        "release timers failed, will retry",
+                        extra={"error": repr(exc), "count": failures, "retry_in": wait},
+                    )
+                    await self.pending.close()
+                await self.clock.wait(due, poll=wait)
+        finally:
+            await self.pending.close()
+
+    async def close(self) -> None:
+        await self.pending.close()
+
+
+FIRST_TICKET = 1001
+KEY_EXISTS = 10071  # JetStream: a create on a key that holds a value
+MAX_TIMER_BACKOFF = 30.0  # seconds between timer retries while NATS keeps refusing
+WATCH_INACTIVE = 120.0  # a crashed router's watch consumer is removed by the server after this
+WATCH_RESYNC = 300.0  # real seconds: re-snapshot now and then, so a silently stalled watch heals
+WATCH_READY = 10.0  # seconds to receive the initial snapshot before giving up on this attempt
+_release_timer = msgspec.json.Decoder(r.ReleaseTimer)
+
+
+class PendingReleases:
+    """The router's release timers in fd_timers, followed with one long-lived KV watch.
+
+    Listing the bucket with `kv.keys()` on every poll created an ephemeral consumer per listing that
+    the server kept for five minutes after nats-py stopped reading it. Polling a few times a second
+    filled the stream's consumer limit (1000), after which every listing - and the notifier's on the
+    same stream - failed with BadRequestError 10026, and queued tickets were never released. A watch
+    costs one consumer for as long as it runs, and we delete it ourselves when we let it go.
+    """
+
+    def __init__(self, bus: Bus) -> None:
+        self.bus = bus
+        self.timers: dict[str, r.ReleaseTimer] = {}
+        self._watcher: KeyValue.KeyWatcher | None = None
+        self._follower: asyncio.Task[None] | None = None
+        self._ready = asyncio.Event()
+        self._opened = 0.0
+
+    @property
+    def following(self) -> bool:
+        return self._follower is not None and not self._follower.done() and self._ready.is_set()
+
+    async def ensure(self) -> None:
+        """Start following (again) when there is no live watch, or it is due for a fresh snapshot."""
+        loop = asyncio.get_running_loop()
+        if self.following and loop.time() - self._opened < WATCH_RESYNC:
+            return
+        await self.close()
+        kv = await self.bus.kv(s.KV_TIMERS)
+        # Deletes are wanted: they are how a released timer leaves the view.
+        watcher = await kv.watch(f"{r.TIMER_PREFIX}>", inactive_threshold=WATCH_INACTIVE)
+        timers: dict[str, r.ReleaseTimer] = {}
+        ready = asyncio.Event()
+        self._watcher, self.timers, self._ready, self._opened = watcher, timers, ready, loop.time()
+        self._follower = asyncio.create_task(_follow(watcher, timers, ready))
+        # Wait for the snapshot, but not past the follower dying (it would never come then).
+        snapshot = asyncio.ensure_future(ready.wait())
+        try:
+            await asyncio.wait([self._follower, snapshot], timeout=WATCH_READY, return_when=FIRST_COMPLETED)
+        finally:
+            snapshot.cancel()
+        if not ready.is_set():
+            await self.close()
+            raise TimeoutError("no snapshot of the release timers")
+
+    def forget(self, key: str) -> None:
+        self.timers.pop(key, None)
+
+    async def close(self) -> None:
+        watcher, follower = self._watcher, self._follower
+        self._watcher, self._follower = None, None
+        self._ready = asyncio.Event()
+        if follower is not None:
+            follower.cancel()
+            with contextlib.suppress(BaseException):
+                await follower
+        if watcher is not None:
+            # stop() only unsubscribes: delete the consumer too, or it lingers for WATCH_INACTIVE.
+            consumer = getattr(watcher._sub, "_consumer", None)
+            with contextlib.suppress(Exception):
+                await watcher.stop()  # type: ignore[no-untyped-call]  # unannotated in nats-py
+            if consumer:
+                with contextlib.suppress(Exception):
+                    await self.bus.js.delete_consumer(f"KV_{s.KV_TIMERS}", consumer)
+
+
+async def _follow(
+    watcher: KeyValue.KeyWatcher, timers: dict[str, r.ReleaseTimer], ready: asyncio.Event
+) -> None:
+    async for entry in watcher:
+        if entry is None:  # nats-py's marker: the initial snapshot is complete
+            ready.set()
+            continue
+        if entry.operation in (KV_DEL, KV_PURGE) or not entry.value:
+            timers.pop(entry.key, None)
+            continue
+        try:
+            timers[entry.key] = _release_timer.decode(entry.value)
+        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+            log.error("unreadable release timer left in place", extra={"key": entry.key, "error": str(exc)})
+
+
+class LaneConsumer(Consumer[Incoming]):
+    """The requests consumer, handling up to `width` messages at once without reordering related ones.
+
+    Each decision waits on a few sequential KV round trips, so one-at-a-time handling leaves the
+    router idle most of the time. Messages that share a lane key (`routing.lane_keys`: the thread
+    they belong to, the request an amendment completes, the ticket a follow-up names) still run
+    strictly in arrival order, across fetched batches too; everything else overlaps. Acks stay per
+    message and handlers stay idempotent, so a crash mid-flight redelivers exactly as before.
+    """
+
+    def __init__(
+        self,
+        bus: Bus,
+        spec: ConsumerSpec,
+        decode: Callable[[bytes], Incoming],
+        handle: Callable[[Incoming, Delivery], Awaitable[None]],
+        *,
+        width: int,
+    ) -> None:
+        super().__init__(bus, spec, decode, handle)
+        self._slots = asyncio.Semaphore(max(1, width))
+        self._last: dict[str, asyncio.Task[None]] = {}  # the latest message holding each lane key
+        self._inflight: set[asyncio.Task[None]] = set()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        try:
+            await super().run(stop)
+        except asyncio.CancelledError:
+            # A kill drops what is in flight, unacked: JetStream redelivers it after ack_wait.
+            for task in self._inflight:
+                task.cancel()
+            raise
+        finally:
+            # A graceful stop finishes what was fetched before the bus closes.
+            if self._inflight:
+                await asyncio.wait(self._inflight)
+
+    async def _process(self, msg: Msg) -> None:
+        try:
+            keys = r.lane_keys(self.decode(msg.data))
+        except (msgspec.DecodeError, msgspec.ValidationError):
+            keys = frozenset()  # the base class dead-letters it; it depends on nothing
+        await self._slots.acquire()
+        before = {self._last[k] for k in keys if k in self._last and not self._last[k].done()}
+        task = asyncio.create_task(self._in_lane(msg, before))
+        self._inflight.add(task)
+        for key in keys:
+            self._last[key] = task
+        task.add_done_callback(lambda t: self._finished(t, keys))
+
+    async def _in_lane(self, msg: Msg, before: set[asyncio.Task[None]]) -> None:
+        try:
+            if before:
+                await asyncio.wait(before)
+            await super()._process(msg)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            # An ack or dead-letter publish failed: the message stays unacked and comes back.
+            log.warning("request handling failed", extra={"durable": self.spec.durable, "error": repr(exc)})
+
+    def _finished(self, task: asyncio.Task[None], keys: frozenset[str]) -> None:
+        self._slots.release()
+        self._inflight.discard(task)
+        for key in keys:
+            if self._last.get(key) is task:
+                del self._last[key]
+
+
+async def _all(steps: list[Awaitable[Any]]) -> list[Any]:
+    """Await independent steps together; if any failed, raise the first failure once all are done.
+
+    Nothing is cancelled halfway: each step is idempotent, and a redelivery repeats them all.
+    """
+    results = await asyncio.gather(*steps, return_exceptions=True)
+    for result in results:
+        if isinstance(result, BaseException):
+            raise result
+    return results
 
 
 async def watch_policy(router: Router, path: str, stop: asyncio.Event, *, poll: float = 2.0) -> None:
@@ -377,8 +646,12 @@ async def main(cfg: RouterConfig, *, stop: asyncio.Event, clock: Clock | None = 
         await bus.ensure_topology()
         router = Router(bus, policy, clock or SystemClock())
         decoder = msgspec.json.Decoder(Incoming)
-        consumer: Consumer[Incoming] = Consumer(
-            bus, ConsumerSpec(s.STREAM_REQUESTS, cfg.durable, s.REQUESTS_ALL), decoder.decode, router.handle
+        consumer = LaneConsumer(
+            bus,
+            ConsumerSpec(s.STREAM_REQUESTS, cfg.durable, s.REQUESTS_ALL),
+            decoder.decode,
+            router.handle,
+            width=cfg.concurrency,
         )
         http = HttpServer(
             health_app(

@@ -15,6 +15,8 @@ class RouterConfig(msgspec.Struct, frozen=True, kw_only=True):
     http_port: int = 9102
     policy: str = "deploy/policy.example.yaml"
     durable: str = "router"
+    # Requests handled at once; related ones (same thread, request or ticket) still go in order.
+    concurrency: int = 16
     timer_poll: float = 1.0  # seconds between scans of the release timers (a ManualClock wakes it early)
     bus: BusConfig = BusConfig()
 

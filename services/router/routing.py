@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Literal
 
 import msgspec
 
-from services.contracts import Decision, ServiceRequest, Ticket, TimelineEntry
+from services.contracts import Decision, RequestAmended, ServiceRequest, Ticket, TimelineEntry
 from services.contracts.events import TimelineKind
 from services.contracts.subjects import kv_key
 
@@ -34,6 +35,35 @@ class ReleaseTimer(msgspec.Struct, frozen=True, kw_only=True):
 
     ticket_number: str
     due: datetime
+
+
+def due_timers(pending: Mapping[str, ReleaseTimer], now: datetime) -> list[tuple[str, ReleaseTimer]]:
+    """The timers whose instant has come, oldest first (ties by ticket number, for a stable order)."""
+    ordered = sorted(pending.items(), key=lambda kt: (kt[1].due, kt[1].ticket_number))
+    return [(key, timer) for key, timer in ordered if timer.due <= now]
+
+
+def next_release(pending: Mapping[str, ReleaseTimer]) -> datetime | None:
+    return min((timer.due for timer in pending.values()), default=None)
+
+
+def lane_keys(message: ServiceRequest | RequestAmended) -> frozenset[str]:
+    """What a message may depend on: two messages sharing a key are handled in arrival order.
+
+    A follow-up names the message it answers (In-Reply-To/References), whose thread key the first
+    one writes; an amendment needs its request's record; follow-ups to one ticket append to it in
+    order. Unrelated requests share nothing and may be handled side by side.
+    """
+    if isinstance(message, RequestAmended):
+        return frozenset({f"request:{message.request_id}"})
+    thread = message.thread
+    keys = {f"request:{message.id}"}
+    keys.update(
+        f"message:{thread_key(m)}" for m in (thread.message_id, *thread.in_reply_to, *thread.references) if m
+    )
+    ours = referenced_ticket(message)
+    keys.update(f"ticket:{t.strip().upper()}" for t in (thread.ticket_token, ours) if t)
+    return frozenset(keys)
 
 
 def request_key(request_id: str) -> str:

@@ -37,15 +37,6 @@ from services.router.routing import TIMER_PREFIX
 from services.sandbox.app import Sandbox
 
 pytestmark = pytest.mark.slow
-# Not strict: it fails about one run in four, so a strict xfail would turn the other runs red.
-INTERMITTENT = pytest.mark.xfail(
-    strict=False,
-    reason=(
-        "services/router/app.py Router.run_timers: after a kill and restart, release_due()/next_due() "
-        "can raise nats BadRequestError on every poll, so queued tickets are never released (seen 1 in 4)"
-    ),
-)
-
 POLICY = Path(__file__).resolve().parents[2] / "deploy" / "policy.example.yaml"
 IN_HOURS = 30  # Acme (premium) at Monday 10:00 Chicago: dispatched at once, ack timers armed
 AFTER_HOURS = 30  # Globex (complimentary) at Monday 21:00: queued with a release timer for Tuesday 08:00
@@ -118,7 +109,6 @@ async def kill(task: asyncio.Task[None]) -> None:
         task.result()
 
 
-@INTERMITTENT
 async def test_router_then_notifier_killed_with_timers_pending(bus_config: BusConfig) -> None:
     clock = ManualClock(MON_1000)
     sandbox = Sandbox(Sandbox.on_free_ports().cfg, clock)

@@ -301,3 +301,31 @@ async def test_amendment_lands_on_the_timeline_and_health_reports_ready(
     entry = next(e for e in await timeline(bus) if e.kind == "request_amended")
     assert (entry.client_id, entry.ticket_number) == ("acme", "SR-1001")
     assert "server is down" in entry.text
+
+
+async def test_follow_up_in_the_same_batch_as_its_original_still_threads(
+    bus: Bus, bus_config: BusConfig
+) -> None:
+    # Published back to back, before the router runs, so both arrive in one fetched batch: the
+    # follow-up must wait for its original's thread key even though requests are handled in parallel.
+    for n in range(10):
+        await bus.publish(
+            s.request_subject("email"),
+            request(f"o{n}", thread=ThreadKeys(message_id=f"<o{n}@acme.example>")),
+            msg_id=f"o{n}",
+        )
+        await bus.publish(
+            s.request_subject("email"),
+            request(f"f{n}", thread=ThreadKeys(in_reply_to=(f"<o{n}@acme.example>",))),
+            msg_id=f"f{n}",
+        )
+    async with router(bus_config):
+        await until(lambda: _count(bus, 10))
+        await settled(bus)
+    numbers = await ticket_numbers(bus)
+    assert len(numbers) == 10
+    for number in numbers:
+        found = await ticket(bus, number)
+        assert found is not None
+        which = found.request_id.removeprefix("o")
+        assert found.request_ids == (f"o{which}", f"f{which}")

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+import msgspec
 import pytest
 
-from services.contracts import Sender, ServiceRequest, ThreadKeys
+from services.contracts import RequestAmended, Sender, ServiceRequest, ThreadKeys
 from services.router import routing
 
 KEYWORDS = ("down", "outage", "urgent", "emergency", "offline", "not working")
@@ -55,3 +56,23 @@ def test_keys_are_kv_safe() -> None:
     assert routing.thread_key("<Abc+1@Mail.Example>") == "abc=2b=1=40=mail.example"
     assert routing.request_key("CA123:rec") == "request.CA123=3a=rec"
     assert routing.timer_key("SR-1001") == "router.release.SR-1001"
+
+
+def test_lane_keys_tie_a_follow_up_to_its_original_and_leave_strangers_apart() -> None:
+    at = datetime(2026, 11, 23, 16, tzinfo=UTC)
+    original = ServiceRequest(
+        id="a", channel="email", received_at=at, sender=Sender(email="x@acme.example"),
+        thread=ThreadKeys(message_id="<M1@Acme.example>"),
+    )  # fmt: skip
+    follow_up = ServiceRequest(
+        id="b", channel="email", received_at=at, sender=Sender(email="y@acme.example"),
+        thread=ThreadKeys(in_reply_to=("<m1@acme.example>",)),
+    )  # fmt: skip
+    stranger = ServiceRequest(id="c", channel="sms", received_at=at, sender=Sender(phone="+13125550150"))
+    token = msgspec.structs.replace(stranger, id="d", thread=ThreadKeys(ticket_token="SR-1001"))
+    amended = RequestAmended(id="e", request_id="c", received_at=at, transcription="more")
+    assert routing.lane_keys(original) & routing.lane_keys(follow_up)
+    assert not routing.lane_keys(original) & routing.lane_keys(stranger)
+    assert not routing.lane_keys(stranger) & routing.lane_keys(token)
+    assert routing.lane_keys(amended) & routing.lane_keys(stranger)
+    assert "ticket:SR-1001" in routing.lane_keys(token)
