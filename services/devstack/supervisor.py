@@ -10,8 +10,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import socket
-import subprocess
 import sys
 import time
 from dataclasses import dataclass
@@ -20,8 +18,7 @@ from pathlib import Path
 from services.common.bus import Bus
 from services.common.config import BusConfig
 from services.common.natsserver import NatsServer
-
-ROOT = Path(__file__).resolve().parents[2]
+from services.common.process import ROOT, ChildProcess, stop_all
 
 DEV_DEFAULTS = {
     "FRONTDESK_POLICY": str(ROOT / "deploy" / "policy.example.yaml"),
@@ -50,9 +47,6 @@ class Child:
     name: str
     listens: tuple[tuple[str, str], ...]  # (what, env var holding the port)
 
-    def command(self) -> list[str]:
-        return [sys.executable, "-m", f"services.{self.name}"]
-
     def present(self) -> bool:
         return (ROOT / "services" / self.name / "__main__.py").exists()
 
@@ -67,39 +61,6 @@ CHILDREN = (
     Child("intake_email", (("smtp intake", "FRONTDESK_SMTP_PORT"),)),
     Child("intake_voice", (("twilio webhooks", "FRONTDESK_VOICE_PORT"),)),
 )
-
-
-def port_open(port: int) -> bool:
-    with socket.socket() as sock:
-        sock.settimeout(0.2)
-        return sock.connect_ex(("127.0.0.1", port)) == 0
-
-
-def wait_port(port: int, proc: subprocess.Popen[bytes], timeout: float = 30.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            return False
-        if port_open(port):
-            return True
-        time.sleep(0.1)
-    return False
-
-
-def stop_all(procs: list[tuple[str, subprocess.Popen[bytes]]], nats: NatsServer) -> None:
-    # Reverse order: intakes stop taking work before the router and notifier go.
-    for _, proc in reversed(procs):
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)
-    deadline = time.monotonic() + 10
-    for name, proc in reversed(procs):
-        try:
-            proc.wait(max(0.1, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            print(f"  {name} did not stop in time; killing it", flush=True)
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-    nats.stop()
 
 
 def main() -> int:
@@ -118,7 +79,7 @@ def main() -> int:
     print(f"starting nats-server (JetStream, store {nats.store_dir}) ...", flush=True)
     nats.start()
     asyncio.run(_ensure_topology(env["FRONTDESK_NATS_URL"]))
-    procs: list[tuple[str, subprocess.Popen[bytes]]] = []
+    procs: list[ChildProcess] = []
     stopping = False
 
     def request_stop(signum: int, _frame: object) -> None:
@@ -133,12 +94,14 @@ def main() -> int:
             if not child.present():
                 lines.append(f"  {child.name:<15} (not built yet)")
                 continue
-            proc = subprocess.Popen(child.command(), env=env, cwd=ROOT, start_new_session=True)
-            procs.append((child.name, proc))
+            proc = ChildProcess.service(child.name, env)
+            procs.append(proc)
             for what, var in child.listens:
                 port = int(env[var])
-                if not wait_port(port, proc):
-                    print(f"{child.name} did not come up on port {port}", file=sys.stderr)
+                try:
+                    proc.wait_port(port)
+                except (RuntimeError, TimeoutError) as exc:
+                    print(f"{child.name} did not come up: {exc}", file=sys.stderr)
                     return 1
                 scheme = "http://" if "http" in what or "webhooks" in what else "smtp://"
                 lines.append(f"  {what:<15} {scheme}127.0.0.1:{port}")
@@ -146,15 +109,20 @@ def main() -> int:
                 lines.append(f"  {child.name:<15} running (pid {proc.pid})")
         print("Frontdesk is up:\n" + "\n".join(lines) + "\nCtrl-C stops everything.", flush=True)
         while not stopping:
-            for name, proc in procs:
-                if proc.poll() is not None:
-                    print(f"{name} exited with {proc.returncode}; stopping the stack", file=sys.stderr)
+            for proc in procs:
+                if not proc.running:
+                    print(
+                        f"{proc.name} exited with {proc.proc.returncode}; stopping the stack", file=sys.stderr
+                    )
                     return 1
             time.sleep(0.2)
         return 0
     finally:
         print("stopping ...", flush=True)
-        stop_all(procs, nats)
+        # Reverse order: intakes stop taking work before the router and notifier go.
+        for name in stop_all(procs):
+            print(f"  {name} did not stop in time; killed it", flush=True)
+        nats.stop()
         print("stopped.", flush=True)
 
 

@@ -10,9 +10,6 @@ import asyncio
 import collections
 import contextlib
 import os
-import signal
-import subprocess
-import sys
 from collections.abc import Iterator
 from email.message import EmailMessage
 from pathlib import Path
@@ -24,18 +21,13 @@ import pytest
 from services.common.bus import Bus
 from services.common.config import BusConfig
 from services.common.natsserver import NatsServer, free_port
+from services.common.process import ChildProcess, stop_all
 from services.contracts import Ticket
 from services.contracts import subjects as s
 
 ROOT = Path(__file__).resolve().parents[2]
 EMAILS = 120
 KILL_AFTER = 40
-
-pytestmark = pytest.mark.skipif(
-    not (ROOT / "services" / "router" / "app.py").exists()
-    or not (ROOT / "services" / "intake_email" / "app.py").exists(),
-    reason="router and intake_email are both needed",
-)
 
 
 @pytest.fixture
@@ -99,23 +91,11 @@ async def test_stream_leader_killed_under_load(cluster: list[NatsServer], tmp_pa
         "FRONTDESK_SMTP_RATE_PER_MINUTE": "100000",
     }
     procs = [
-        subprocess.Popen(
-            [sys.executable, "-m", f"services.{name}"],
-            env=env,
-            cwd=ROOT,
-            stdout=open(tmp_path / f"{name}.log", "wb"),  # noqa: SIM115
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        for name in ("router", "router", "intake_email")
+        ChildProcess(f"{name}-{n}", f"services.{name}", env, log=tmp_path / f"{name}-{n}.log")
+        for n, name in enumerate(("router", "router", "intake_email"))
     ]
     try:
-        for _ in range(300):
-            with contextlib.suppress(OSError):
-                _, writer = await asyncio.open_connection("127.0.0.1", smtp_port)
-                writer.close()
-                break
-            await asyncio.sleep(0.1)
+        await procs[-1].wait_port_async(smtp_port)
         accepted: set[int] = set()
         refused_then_resent = 0
         killed: str | None = None
@@ -163,12 +143,5 @@ async def test_stream_leader_killed_under_load(cluster: list[NatsServer], tmp_pa
         assert lost == 0
         assert doubled == 0
     finally:
-        for proc in procs:
-            if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGTERM)
-        for proc in procs:
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
+        stop_all(procs)
         await bus.close()

@@ -12,9 +12,6 @@ import collections
 import contextlib
 import os
 import re
-import signal
-import subprocess
-import sys
 import time
 from email.message import EmailMessage
 from pathlib import Path
@@ -28,23 +25,16 @@ from twilio.request_validator import RequestValidator
 from services.common.bus import Bus
 from services.common.config import BusConfig
 from services.common.natsserver import NatsServer, free_port
+from services.common.process import ROOT, ChildProcess, stop_all
 from services.contracts import Ticket
 from services.contracts import subjects as s
 
-ROOT = Path(__file__).resolve().parents[2]
 EMAILS = int(os.environ.get("FAULTS_EMAILS", "500"))
 TEXTS = int(os.environ.get("FAULTS_TEXTS", "200"))
 TOKEN = "faults-token"
-NEEDED = ("router", "intake_email", "intake_voice")
 MARK = re.compile(r"fault-(?:em|sms)-\d{4}")
 
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.skipif(
-        not all((ROOT / "services" / n / "app.py").exists() for n in NEEDED),
-        reason="router, intake_email and intake_voice are needed",
-    ),
-]
+pytestmark = pytest.mark.slow
 
 
 def email(i: int) -> EmailMessage:
@@ -55,24 +45,6 @@ def email(i: int) -> EmailMessage:
     msg["Message-ID"] = f"<fault-em-{i}@acme.example>"
     msg.set_content(f"Request fault-em-{i:04d}.\n")
     return msg
-
-
-def start(name: str, env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
-    with open(log, "ab") as out:
-        return subprocess.Popen(
-            [sys.executable, "-m", f"services.{name}"], env=env, cwd=ROOT, stdout=out,
-            stderr=subprocess.STDOUT, start_new_session=True,
-        )  # fmt: skip
-
-
-async def wait_port(port: int) -> None:
-    for _ in range(300):
-        with contextlib.suppress(OSError):
-            _, writer = await asyncio.open_connection("127.0.0.1", port)
-            writer.close()
-            return
-        await asyncio.sleep(0.1)
-    raise TimeoutError(port)
 
 
 async def count_tickets(bus: Bus) -> collections.Counter[str]:
@@ -110,11 +82,13 @@ async def test_nats_killed_and_restarted_mid_stream(tmp_path: Path) -> None:
         "FRONTDESK_VOICE_PUBLIC_URL": voice,
         "FRONTDESK_VOICE_SPOOL_DIR": str(tmp_path / "spool"),
     }
-    procs = [start(n, env, tmp_path / f"{n}.log") for n in ("router", "intake_email", "intake_voice")]
+    procs = [
+        ChildProcess.service(n, env, log_dir=tmp_path) for n in ("router", "intake_email", "intake_voice")
+    ]
     bus: Bus | None = None
     try:
-        await wait_port(smtp_port)
-        await wait_port(voice_port)
+        await procs[1].wait_port_async(smtp_port)
+        await procs[2].wait_port_async(voice_port)
         validator = RequestValidator(TOKEN)
         accepted: set[str] = set()
         resent = 0
@@ -175,14 +149,7 @@ async def test_nats_killed_and_restarted_mid_stream(tmp_path: Path) -> None:
         assert lost == 0
         assert doubled == 0
     finally:
-        for proc in procs:
-            if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGTERM)
-        for proc in procs:
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
+        stop_all(procs)
         if bus is not None:
             await bus.close()
         nats.stop()
