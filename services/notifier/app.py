@@ -10,13 +10,14 @@ from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import msgspec
-from nats.js.errors import KeyNotFoundError, NoKeysError
+from nats.js.errors import KeyNotFoundError
 from twilio.http.async_http_client import AsyncTwilioHttpClient
 from twilio.rest import Client as TwilioClient
 
 from services.common.bus import Bus, Consumer, ConsumerSpec, Delivery
 from services.common.clock import Clock, SystemClock
 from services.common.http import HttpServer, health_app
+from services.common.kvview import KvView
 from services.common.metrics import Metrics, watch_consumer_lag
 from services.contracts import (
     AcknowledgeClient,
@@ -46,6 +47,7 @@ from services.policy.model import Contact, Policy, Tech
 
 log = logging.getLogger(__name__)
 OPS = "ops"  # assignee once every tech was tried: the desk ops contact owns the ticket
+MAX_TIMER_BACKOFF = 30.0  # seconds between timer retries while NATS keeps refusing
 
 _ticket = msgspec.json.Decoder(Ticket)
 _timer = msgspec.json.Decoder(Timer)
@@ -71,6 +73,9 @@ class Notifier:
         self.zone = ZoneInfo(policy.desk.timezone)
         self.metrics = Metrics()
         self.secret = cfg.thread_secret.reveal().encode()
+        # Live views kept by one watch each (see KvView: never kv.keys() per poll or per reply).
+        self.timers: KvView[Timer] = KvView(bus, s.KV_TIMERS, f"{timers.OWNER}.>", _timer.decode)
+        self.tickets: KvView[Ticket] = KvView(bus, s.KV_TICKETS, ">", _ticket.decode)
 
     # -- lookups ----------------------------------------------------------------------------------
 
@@ -109,19 +114,8 @@ class Notifier:
         return _ticket.decode(stored) if stored else None
 
     async def all_tickets(self) -> list[Ticket]:
-        kv = await self.bus.kv(s.KV_TICKETS)
-        try:
-            keys = await kv.keys()
-        except NoKeysError:
-            return []
-        found = []
-        for key in keys:
-            with contextlib.suppress(KeyNotFoundError):
-                entry = await kv.get(key)
-                if entry.value:
-                    with contextlib.suppress(msgspec.DecodeError, msgspec.ValidationError):
-                        found.append(_ticket.decode(entry.value))
-        return found
+        await self.tickets.ensure()
+        return list(self.tickets.items.values())
 
     # -- outbound -------------------------------------------------------------------------------
 
@@ -257,21 +251,23 @@ class Notifier:
 
     async def fire_due_timers(self) -> datetime | None:
         """Publish every due timer's command, then delete it; returns the next due instant."""
-        kv = await self.bus.kv(s.KV_TIMERS)
-        try:
-            keys = [k for k in await kv.keys() if k.startswith(f"{timers.OWNER}.")]
-        except NoKeysError:
-            self.metrics.timers_pending.set(0)
-            return None
-        self.metrics.timers_pending.set(len(keys))
+        await self.timers.ensure()
+        self.metrics.timers_pending.set(len(self.timers.items))
         now = self.clock.now()
         upcoming: datetime | None = None
-        for key in keys:
+        kv = await self.bus.kv(s.KV_TIMERS)
+        for key, seen in sorted(self.timers.items.items(), key=lambda item: item[1].due):
+            if seen.due > now:
+                upcoming = seen.due if upcoming is None else min(upcoming, seen.due)
+                continue
+            # The view may trail a re-arm or a delete by another replica: act on the key as it is now.
             try:
                 entry = await kv.get(key)
             except KeyNotFoundError:
+                self.timers.forget(key)
                 continue
             if not entry.value:
+                self.timers.forget(key)
                 continue
             timer = _timer.decode(entry.value)
             if timer.due > now:
@@ -288,16 +284,27 @@ class Notifier:
             # Delete only the revision we fired: a timer re-armed meanwhile survives.
             with contextlib.suppress(Exception):
                 await kv.delete(key, last=entry.revision)
+                self.timers.forget(key)
         return upcoming
 
     async def timer_loop(self, stop: asyncio.Event) -> None:
-        while not stop.is_set():
-            upcoming: datetime | None = None
-            try:
-                upcoming = await self.fire_due_timers()
-            except Exception as exc:
-                log.warning("timer loop error", extra={"error": repr(exc)})
-            await self.clock.wait(upcoming, poll=self.cfg.timer_poll)
+        failures = 0
+        try:
+            while not stop.is_set():
+                upcoming: datetime | None = None
+                wait = self.cfg.timer_poll
+                try:
+                    upcoming = await self.fire_due_timers()
+                    failures = 0
+                except Exception as exc:
+                    # Never keep polling a broken view: re-watch from a fresh snapshot, backing off.
+                    failures += 1
+                    wait = max(wait, min(wait * 2**failures, MAX_TIMER_BACKOFF))
+                    log.warning("timer loop error", extra={"error": repr(exc), "count": failures})
+                    await self.timers.close()
+                await self.clock.wait(upcoming, poll=wait)
+        finally:
+            await self.timers.close()
 
     # -- commands -------------------------------------------------------------------------------
 
@@ -682,6 +689,7 @@ async def main(cfg: NotifierConfig, *, stop: asyncio.Event, clock: Clock | None 
         await stop.wait()
     finally:
         await asyncio.gather(*tasks, return_exceptions=True)
+        await notifier.tickets.close()  # the replies consumer's view: its watch consumer is deleted
         await server.stop()
         await http_client.close()
         await bus.close()

@@ -7,7 +7,6 @@ import contextlib
 import logging
 import os
 import signal
-from asyncio import FIRST_COMPLETED
 from collections.abc import Awaitable, Callable, Coroutine
 from datetime import datetime
 from typing import Any
@@ -15,11 +14,11 @@ from typing import Any
 import msgspec
 from nats.aio.msg import Msg
 from nats.js.errors import APIError, KeyWrongLastSequenceError
-from nats.js.kv import KV_DEL, KV_PURGE, KeyValue
 
 from services.common.bus import Bus, Consumer, ConsumerSpec, Delivery, Transient
 from services.common.clock import Clock, SystemClock
 from services.common.http import HttpServer, health_app
+from services.common.kvview import KvView
 from services.common.metrics import Metrics, watch_consumer_lag
 from services.contracts import (
     AcknowledgeClient,
@@ -97,7 +96,8 @@ class Router:
         self.metrics = Metrics()
         self.tickets_opened = 0
         self.released = 0
-        self.pending = PendingReleases(bus)
+        # The release timers, followed by one watch (see KvView: never kv.keys() per poll).
+        self.pending = KvView(bus, s.KV_TIMERS, f"{r.TIMER_PREFIX}>", _release_timer.decode)
         # Same keys and encoding as Bus.next_number("ticket", start=1001) and the old cursor updates.
         self._numbers = CasCell(bus, s.KV_SEQUENCES, "ticket")
         self._cursor = CasCell(bus, s.KV_ROUTER, r.CURSOR_KEY)
@@ -367,7 +367,7 @@ class Router:
         kv = await self.bus.kv(s.KV_TIMERS)
         now = self.clock.now()
         fired = 0
-        for key, _ in r.due_timers(self.pending.timers, now):
+        for key, _ in r.due_timers(self.pending.items, now):
             # The watch may trail a delete by another router: act on the key as it is now.
             raw, _ = await self.bus.kv_get(s.KV_TIMERS, key)
             if raw is None:
@@ -403,8 +403,8 @@ class Router:
 
     async def next_due(self) -> datetime | None:
         await self.pending.ensure()
-        self.metrics.timers_pending.set(len(self.pending.timers))
-        return r.next_release(self.pending.timers)
+        self.metrics.timers_pending.set(len(self.pending.items))
+        return r.next_release(self.pending.items)
 
     async def run_timers(self, stop: asyncio.Event, poll: float) -> None:
         failures = 0
@@ -438,92 +438,7 @@ class Router:
 FIRST_TICKET = 1001
 KEY_EXISTS = 10071  # JetStream: a create on a key that holds a value
 MAX_TIMER_BACKOFF = 30.0  # seconds between timer retries while NATS keeps refusing
-WATCH_INACTIVE = 120.0  # a crashed router's watch consumer is removed by the server after this
-WATCH_RESYNC = 300.0  # real seconds: re-snapshot now and then, so a silently stalled watch heals
-WATCH_READY = 10.0  # seconds to receive the initial snapshot before giving up on this attempt
 _release_timer = msgspec.json.Decoder(r.ReleaseTimer)
-
-
-class PendingReleases:
-    """The router's release timers in fd_timers, followed with one long-lived KV watch.
-
-    Listing the bucket with `kv.keys()` on every poll created an ephemeral consumer per listing that
-    the server kept for five minutes after nats-py stopped reading it. Polling a few times a second
-    filled the stream's consumer limit (1000), after which every listing - and the notifier's on the
-    same stream - failed with BadRequestError 10026, and queued tickets were never released. A watch
-    costs one consumer for as long as it runs, and we delete it ourselves when we let it go.
-    """
-
-    def __init__(self, bus: Bus) -> None:
-        self.bus = bus
-        self.timers: dict[str, r.ReleaseTimer] = {}
-        self._watcher: KeyValue.KeyWatcher | None = None
-        self._follower: asyncio.Task[None] | None = None
-        self._ready = asyncio.Event()
-        self._opened = 0.0
-
-    @property
-    def following(self) -> bool:
-        return self._follower is not None and not self._follower.done() and self._ready.is_set()
-
-    async def ensure(self) -> None:
-        """Start following (again) when there is no live watch, or it is due for a fresh snapshot."""
-        loop = asyncio.get_running_loop()
-        if self.following and loop.time() - self._opened < WATCH_RESYNC:
-            return
-        await self.close()
-        kv = await self.bus.kv(s.KV_TIMERS)
-        # Deletes are wanted: they are how a released timer leaves the view.
-        watcher = await kv.watch(f"{r.TIMER_PREFIX}>", inactive_threshold=WATCH_INACTIVE)
-        timers: dict[str, r.ReleaseTimer] = {}
-        ready = asyncio.Event()
-        self._watcher, self.timers, self._ready, self._opened = watcher, timers, ready, loop.time()
-        self._follower = asyncio.create_task(_follow(watcher, timers, ready))
-        # Wait for the snapshot, but not past the follower dying (it would never come then).
-        snapshot = asyncio.ensure_future(ready.wait())
-        try:
-            await asyncio.wait([self._follower, snapshot], timeout=WATCH_READY, return_when=FIRST_COMPLETED)
-        finally:
-            snapshot.cancel()
-        if not ready.is_set():
-            await self.close()
-            raise TimeoutError("no snapshot of the release timers")
-
-    def forget(self, key: str) -> None:
-        self.timers.pop(key, None)
-
-    async def close(self) -> None:
-        watcher, follower = self._watcher, self._follower
-        self._watcher, self._follower = None, None
-        self._ready = asyncio.Event()
-        if follower is not None:
-            follower.cancel()
-            with contextlib.suppress(BaseException):
-                await follower
-        if watcher is not None:
-            # stop() only unsubscribes: delete the consumer too, or it lingers for WATCH_INACTIVE.
-            consumer = getattr(watcher._sub, "_consumer", None)
-            with contextlib.suppress(Exception):
-                await watcher.stop()  # type: ignore[no-untyped-call]  # unannotated in nats-py
-            if consumer:
-                with contextlib.suppress(Exception):
-                    await self.bus.js.delete_consumer(f"KV_{s.KV_TIMERS}", consumer)
-
-
-async def _follow(
-    watcher: KeyValue.KeyWatcher, timers: dict[str, r.ReleaseTimer], ready: asyncio.Event
-) -> None:
-    async for entry in watcher:
-        if entry is None:  # nats-py's marker: the initial snapshot is complete
-            ready.set()
-            continue
-        if entry.operation in (KV_DEL, KV_PURGE) or not entry.value:
-            timers.pop(entry.key, None)
-            continue
-        try:
-            timers[entry.key] = _release_timer.decode(entry.value)
-        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
-            log.error("unreadable release timer left in place", extra={"key": entry.key, "error": str(exc)})
 
 
 class LaneConsumer(Consumer[Incoming]):

@@ -12,6 +12,8 @@ import msgspec
 from services.contracts import AcknowledgeClient, OptOutChanged, SendSms, threading
 from services.contracts import subjects as s
 from services.contracts.threading import SubjectToken
+from services.notifier.app import Notifier
+from services.policy.load import load_policy
 from tests.notifier.stack import (
     ALICE,
     BOB,
@@ -263,3 +265,23 @@ async def test_business_clock_warning_lands_inside_business_hours(stack: Stack) 
     stack.clock.set(datetime(2026, 11, 24, 13, 55, tzinfo=UTC))  # Tuesday 07:55: nothing more
     await stack.settled()
     assert len(stack.emails("jane@acme.example")) == 1
+
+
+async def test_polling_timers_and_replies_leave_no_consumers_behind(stack: Stack) -> None:
+    """Regression: each kv.keys() listing left a consumer for five minutes, until the limit (1000) hit."""
+    await dispatch(stack, make_ticket())
+    await stack.until(lambda: len(stack.sms(ALICE)) == 1)
+    idle = Notifier(stack.bus, stack.cfg, load_policy(stack.cfg.policy), stack.clock)
+    try:
+        for _ in range(600):
+            assert await idle.fire_due_timers() == NOW + timedelta(minutes=10)  # alice's ack timeout
+        for _ in range(50):
+            assert [t.number for t in await idle.all_tickets()] == ["SR-1042"]
+    finally:
+        await idle.timers.close()
+        await idle.tickets.close()
+    for stream in (f"KV_{s.KV_TIMERS}", f"KV_{s.KV_TICKETS}"):
+        info = await stack.bus.js.stream_info(stream)
+        assert (info.state.consumer_count or 0) <= 1, stream  # at most the running notifier's own view
+    stack.clock.advance(timedelta(minutes=11))
+    await stack.until(lambda: len(stack.sms(BOB)) == 1)  # and the running notifier's timers still fire
