@@ -46,6 +46,7 @@ TUE_0801 = datetime(2026, 11, 24, 14, 1, tzinfo=UTC)
 TECHS = frozenset({"+13125550101", "+13125550102", "+13125550103"})
 # A first dispatch text, not an escalation: "SR-1001 Acme ..." / "SR-1001 EMERGENCY Acme ...".
 DISPATCH = re.compile(r"^(SR-\d+)(?: EMERGENCY)? (?!\(escalated\))")
+FEED_GAP = 0.04  # seconds between requests: the stream lasts about 2.4 s
 WAIT = 150.0  # real seconds: a killed consumer's batch is redelivered after ack_wait (30 s, sender 60 s)
 
 
@@ -153,21 +154,29 @@ async def test_router_then_notifier_killed_with_timers_pending(bus_config: BusCo
 
     try:
         routing, notifying = start_router(), start_notifier()
-        for i in range(IN_HOURS + AFTER_HOURS):
-            req = request(i)
-            await bus.publish(s.request_subject(req.channel), req, msg_id=req.id)
 
-        await until(lambda: routed(IN_HOURS // 2), 30, "half the in-hours tickets")
+        async def feed() -> None:
+            # A stream, not a burst: requests keep arriving while the services are killed.
+            for i in range(IN_HOURS + AFTER_HOURS):
+                req = request(i)
+                await bus.publish(s.request_subject(req.channel), req, msg_id=req.id)
+                await asyncio.sleep(FEED_GAP)
+
+        feeding = asyncio.create_task(feed())
+
+        # Killed as soon as it has opened a ticket, with most of the stream still to come.
+        await until(lambda: routed(1), 30, "the first ticket")
         await kill(routing)
         at_router_kill = len(await tickets(bus))
         routing = start_router()
 
-        await until(lambda: texted(IN_HOURS // 3), 60, "a third of the dispatch texts")
+        await until(lambda: texted(1), 60, "the first dispatch text")
         # Killed while DispatchTickets are queued, ack timers armed and release timers waiting in KV.
         await kill(notifying)
         at_notifier_kill = len(await dispatches(http, sandbox))
         notifying = start_notifier()
 
+        await feeding
         await until(lambda: routed(IN_HOURS + AFTER_HOURS), WAIT, "every ticket")
         await until(lambda: texted(IN_HOURS), WAIT, "every in-hours dispatch text")
         # The queued tickets' release timers: killed once more with them pending, then past the open.
@@ -188,6 +197,8 @@ async def test_router_then_notifier_killed_with_timers_pending(bus_config: BusCo
             f"killed at tickets={at_router_kill} / texts={at_notifier_kill} "
             f"tickets={len(found)} sms={sum(sent.values())} lost={lost} doubled={doubled}"
         )
+        # The kills really came mid-stream, with work still to do.
+        assert at_router_kill < IN_HOURS + AFTER_HOURS and at_notifier_kill < IN_HOURS
         assert set(per_request) == {request(i).id for i in range(IN_HOURS + AFTER_HOURS)}
         assert lost == 0
         assert doubled == 0
