@@ -18,6 +18,7 @@ from typing import Any
 
 from bench import endtoend, load, smtp, stack
 from services.common.natsserver import NatsServer, free_port
+from services.common.process import ROOT
 from services.policy.decide import decide
 from services.policy.load import load_policy
 
@@ -27,18 +28,12 @@ WEBHOOK_CONCURRENCY = int(os.environ.get("BENCH_WEBHOOK_CONCURRENCY", "16"))
 DECISIONS = int(os.environ.get("BENCH_DECISIONS", "20000"))
 
 
-def present(name: str) -> bool:
-    return (stack.ROOT / "services" / name / "app.py").exists()
-
-
 async def bench_smtp(nats_url: str, logs: Path) -> dict[str, Any]:
     # Alternating rounds against the bare sink live in bench/smtp.py (`python -m bench.smtp` runs only them).
     return await smtp.bench_smtp(nats_url, logs)
 
 
 async def bench_webhooks(nats_url: str, logs: Path, tmp: Path) -> dict[str, Any]:
-    if not present("intake_voice"):
-        return {"skipped": "intake_voice not built"}
     bare_port, real_port = free_port(), free_port()
     base = f"http://127.0.0.1:{real_port}"
     env = stack.service_env(
@@ -50,8 +45,8 @@ async def bench_webhooks(nats_url: str, logs: Path, tmp: Path) -> dict[str, Any]
     bare = stack.baseline("http", bare_port, logs)
     real = stack.service("intake_voice", env, logs)
     try:
-        stack.wait_port(bare_port, bare)
-        stack.wait_port(real_port, real)
+        bare.wait_port(bare_port)
+        real.wait_port(real_port)
         bare_base = f"http://127.0.0.1:{bare_port}"
         await load.webhook_load(bare_base, "bench-token", 50, WEBHOOK_CONCURRENCY)
         await load.webhook_load(base, "bench-token", 50, WEBHOOK_CONCURRENCY)
@@ -61,10 +56,10 @@ async def bench_webhooks(nats_url: str, logs: Path, tmp: Path) -> dict[str, Any]
         real_s, real_lat, real_fail = await load.webhook_load(
             base, "bench-token", WEBHOOKS, WEBHOOK_CONCURRENCY
         )
-        rss = stack.peak_rss_mb(real)
+        rss = real.peak_rss_mb()
     finally:
-        stack.stop(bare)
-        stack.stop(real)
+        bare.stop()
+        real.stop()
     bare_rate, real_rate = WEBHOOKS / bare_s, WEBHOOKS / real_s
     return {
         "requests": WEBHOOKS,
@@ -83,7 +78,7 @@ async def bench_webhooks(nats_url: str, logs: Path, tmp: Path) -> dict[str, Any]
 
 
 def bench_policy() -> dict[str, Any]:
-    policy = load_policy(stack.ROOT / "deploy" / "policy.example.yaml")
+    policy = load_policy(ROOT / "deploy" / "policy.example.yaml")
     senders = [c.email for client in policy.clients for c in client.contacts if c.email] + [
         "stranger@else.example"
     ]

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import os
 import re
-import subprocess
 import time
 import uuid
 from datetime import UTC, datetime
@@ -21,12 +20,13 @@ from bench import load, stack
 from services.common.bus import Bus
 from services.common.config import BusConfig
 from services.common.natsserver import free_port
+from services.common.process import ROOT, ChildProcess
 from services.contracts import subjects as s
 from services.contracts.requests import Sender, ServiceRequest
 from services.policy.load import load_policy
 
-RATE = float(os.environ.get("BENCH_E2E_RATE", "20"))
-SECONDS = float(os.environ.get("BENCH_E2E_SECONDS", "15"))
+RATE = float(os.environ.get("BENCH_E2E_RATE", "50"))
+SECONDS = float(os.environ.get("BENCH_E2E_SECONDS", "30"))
 DRAIN_WAIT = float(os.environ.get("BENCH_E2E_DRAIN", "20"))  # after the last send: later = lost
 ROUTER_REQUESTS = int(os.environ.get("BENCH_ROUTER_REQUESTS", "500"))
 TOKEN = "bench-token"
@@ -40,7 +40,7 @@ ORDER = ("sandbox", "router", "notifier", "intake_email", "intake_voice")
 
 
 def _tech_phones() -> set[str]:
-    policy = load_policy(stack.ROOT / "deploy" / "policy.example.yaml")
+    policy = load_policy(ROOT / "deploy" / "policy.example.yaml")
     return {tech.phone for tech in policy.techs if tech.phone}
 
 
@@ -158,10 +158,6 @@ def _ms(values: list[float], p: float) -> float:
 
 async def bench_stack(nats_url: str, logs: Path, tmp: Path) -> dict[str, Any]:
     """Run the whole stack once; measure end-to-end latency, then router decisions/s on the same bus."""
-    missing = [name for name in ORDER if not (stack.ROOT / "services" / name / "app.py").exists()]
-    if missing:
-        skipped = {"skipped": f"not built: {', '.join(missing)}"}
-        return {"end_to_end": skipped, "router_through_nats": skipped}
     sandbox_port, sandbox_smtp, smtp_port, voice_port = (free_port() for _ in range(4))
     sandbox = f"http://127.0.0.1:{sandbox_port}"
     voice = f"http://127.0.0.1:{voice_port}"
@@ -182,25 +178,25 @@ async def bench_stack(nats_url: str, logs: Path, tmp: Path) -> dict[str, Any]:
         FRONTDESK_VOICE_SPOOL_DIR=str(tmp / "e2e-spool"),
     )
     await _topology(nats_url)
-    procs: dict[str, subprocess.Popen[bytes]] = {}
+    procs: dict[str, ChildProcess] = {}
     try:
         for name in ORDER:
             procs[name] = stack.service(name, env, logs)
-        stack.wait_port(sandbox_port, procs["sandbox"])
-        stack.wait_port(sandbox_smtp, procs["sandbox"])
-        stack.wait_port(smtp_port, procs["intake_email"])
-        stack.wait_port(voice_port, procs["intake_voice"])
+        procs["sandbox"].wait_port(sandbox_port)
+        procs["sandbox"].wait_port(sandbox_smtp)
+        procs["intake_email"].wait_port(smtp_port)
+        procs["intake_voice"].wait_port(voice_port)
         await asyncio.sleep(1.0)  # router and notifier have no port: give their consumers a moment
         drained = await _drain(nats_url)
         end_to_end = await _end_to_end(sandbox, smtp_port, voice)
         end_to_end["before"] = drained
-        end_to_end["peak_rss_mb"] = {name: round(stack.peak_rss_mb(p), 1) for name, p in procs.items()}
+        end_to_end["peak_rss_mb"] = {name: round(p.peak_rss_mb(), 1) for name, p in procs.items()}
         await _drain(nats_url)
         router = await _router_through_nats(nats_url)
     finally:
         for name in reversed(ORDER):
             if name in procs:
-                stack.stop(procs[name])
+                procs[name].stop()
     return {"end_to_end": end_to_end, "router_through_nats": router}
 
 
@@ -242,10 +238,10 @@ async def bench_router(nats_url: str, logs: Path) -> dict[str, Any]:
     env = stack.service_env(nats_url, FRONTDESK_ROUTER_HTTP_PORT=str(http_port))
     proc = stack.service("router", env, logs)
     try:
-        stack.wait_port(http_port, proc)
+        proc.wait_port(http_port)
         return await _router_through_nats(nats_url)
     finally:
-        stack.stop(proc)
+        proc.stop()
 
 
 async def _router_through_nats(nats_url: str) -> dict[str, Any]:

@@ -24,8 +24,6 @@ SMTP_ROUNDS = int(os.environ.get("BENCH_SMTP_ROUNDS", "3"))
 
 
 async def bench_smtp(nats_url: str, logs: Path) -> dict[str, Any]:
-    if not (stack.ROOT / "services" / "intake_email" / "app.py").exists():
-        return {"skipped": "intake_email not built"}
     bare_port, real_port = free_port(), free_port()
     bare = stack.baseline("smtp", bare_port, logs)
     real = stack.service(
@@ -37,8 +35,8 @@ async def bench_smtp(nats_url: str, logs: Path) -> dict[str, Any]:
     ratios: list[float] = []
     latencies: list[float] = []
     try:
-        stack.wait_port(bare_port, bare)
-        stack.wait_port(real_port, real)
+        bare.wait_port(bare_port)
+        real.wait_port(real_port)
         warm_up = load.message_mix(20)
         await load.smtp_load(bare_port, warm_up, SMTP_CONCURRENCY)
         await load.smtp_load(real_port, warm_up, SMTP_CONCURRENCY)
@@ -54,10 +52,10 @@ async def bench_smtp(nats_url: str, logs: Path) -> dict[str, Any]:
                 if side == "intake":
                     latencies.extend(lat)
             ratios.append(seconds["bare"] / seconds["intake"])
-        rss = stack.peak_rss_mb(real)
+        rss = real.peak_rss_mb()
     finally:
-        stack.stop(bare)
-        stack.stop(real)
+        bare.stop()
+        real.stop()
     return {
         "messages": SMTP_MESSAGES,
         "concurrency": SMTP_CONCURRENCY,

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 import msgspec
 import pytest
 
-from services.common.bus import Bus, Consumer, ConsumerSpec, Delivery, Poison, PublishFailed
+from services.common.bus import Bus, Consumer, ConsumerSpec, Delivery, LaneConsumer, Poison, PublishFailed
 from services.common.config import BusConfig
 from services.common.natsserver import NatsServer
 from services.contracts import Sender, ServiceRequest, TimelineEntry
@@ -157,3 +157,33 @@ async def test_publish_fails_fast_when_nats_is_down(nats_server: NatsServer, bus
     with pytest.raises(PublishFailed):
         await bus.publish(s.timeline_subject("acme"), entry, msg_id="t1", timeout=0.5)
     await bus.close()
+
+
+async def test_lane_consumer_keeps_a_lane_in_order_and_overlaps_the_rest(bus: Bus) -> None:
+    # Requests 1 and 3 share a lane; 2 has its own. 1 is held until 2 has run.
+    def parity_lane(req: ServiceRequest) -> frozenset[str]:
+        return frozenset({"odd" if int(req.id.split("-")[1]) % 2 else "even"})
+
+    for n in (1, 2, 3):
+        await bus.publish(s.request_subject("email"), request(n), msg_id=f"req-{n}")
+    events: list[str] = []
+    release_first = asyncio.Event()
+    done = asyncio.Event()
+
+    async def handle(req: ServiceRequest, delivery: Delivery) -> None:
+        events.append(f"start {req.id}")
+        if req.id == "req-1":
+            await release_first.wait()
+        elif req.id == "req-2":
+            release_first.set()  # only reachable because 2 runs while 1 is still in flight
+        events.append(f"end {req.id}")
+        if events.count("end req-1") + events.count("end req-2") + events.count("end req-3") == 3:
+            done.set()
+
+    spec = ConsumerSpec(s.STREAM_REQUESTS, "t-lanes", s.REQUESTS_ALL)
+    decode = msgspec.json.Decoder(ServiceRequest).decode
+    consumer = LaneConsumer(bus, spec, decode, handle, lanes=parity_lane, width=8)
+    await drain(consumer, done)
+    assert events.index("start req-2") < events.index("end req-1")  # different lanes overlapped
+    assert events.index("end req-1") < events.index("start req-3")  # one lane never reordered
+    assert await bus.pending(s.STREAM_REQUESTS, "t-lanes") == 0

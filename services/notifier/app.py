@@ -14,7 +14,7 @@ from nats.js.errors import KeyNotFoundError
 from twilio.http.async_http_client import AsyncTwilioHttpClient
 from twilio.rest import Client as TwilioClient
 
-from services.common.bus import Bus, Consumer, ConsumerSpec, Delivery
+from services.common.bus import Bus, ConsumerSpec, Delivery, LaneConsumer
 from services.common.clock import Clock, SystemClock
 from services.common.http import HttpServer, health_app
 from services.common.kvview import KvView
@@ -37,7 +37,15 @@ from services.contracts.commands import Purpose
 from services.contracts.events import TimelineKind
 from services.notifier import compose, replies, suppression, timers
 from services.notifier.config import NotifierConfig
-from services.notifier.internal import TIMER_FIRED, DeliveryFailed, NotifyCommand, TimerFired
+from services.notifier.internal import (
+    TIMER_FIRED,
+    DeliveryFailed,
+    NotifyCommand,
+    TimerFired,
+    recipient_lane,
+    sender_lane,
+    ticket_lane,
+)
 from services.notifier.outbound import OptOut, Outbound, Sender
 from services.notifier.timers import Timer
 from services.policy.calendar import BusinessCalendar
@@ -657,24 +665,31 @@ async def main(cfg: NotifierConfig, *, stop: asyncio.Event, clock: Clock | None 
         else:
             await notifier.handle_reply(event, delivery)
 
+    width = cfg.concurrency
     consumers = [
-        Consumer(
+        LaneConsumer(
             bus,
             ConsumerSpec(s.STREAM_NOTIFY, "notifier", s.NOTIFY_ALL),
             msgspec.json.Decoder(NotifyCommand).decode,
             notifier.handle_notify,
+            lanes=ticket_lane,
+            width=width,
         ),
-        Consumer(
+        LaneConsumer(
             bus,
             ConsumerSpec(s.STREAM_REPLIES, "notifier-replies", s.REPLIES_ALL),
             msgspec.json.Decoder(TechReplied | OptOutChanged | SmsStatusReported).decode,
             on_reply,
+            lanes=sender_lane,
+            width=width,
         ),
-        Consumer(
+        LaneConsumer(
             bus,
             ConsumerSpec(s.STREAM_OUTBOX, "notifier-sender", s.OUTBOX_ALL, ack_wait=60.0),
             msgspec.json.Decoder(SendSms | SendEmail).decode,
             sender.handle,
+            lanes=recipient_lane,
+            width=width,
         ),
     ]
     server = HttpServer(

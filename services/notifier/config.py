@@ -28,6 +28,7 @@ class NotifierConfig(msgspec.Struct, frozen=True, kw_only=True):
     send_attempts: int = 5  # 429/5xx retries inside one delivery before handing back to JetStream
     retry_base: float = 0.2  # seconds; doubled per attempt, capped at 5 s
     timer_poll: float = 1.0
+    concurrency: int = 16  # messages handled at once per consumer (related ones stay in order)
     # Where Twilio reports final SMS status (intake_voice's /twilio/sms/status on its public URL);
     # empty = no callbacks, so carrier failures such as 30003 go unnoticed.
     status_callback: str = ""

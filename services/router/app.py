@@ -12,10 +12,9 @@ from datetime import datetime
 from typing import Any
 
 import msgspec
-from nats.aio.msg import Msg
 from nats.js.errors import APIError, KeyWrongLastSequenceError
 
-from services.common.bus import Bus, Consumer, ConsumerSpec, Delivery, Transient
+from services.common.bus import Bus, ConsumerSpec, Delivery, LaneConsumer, Transient
 from services.common.clock import Clock, SystemClock
 from services.common.http import HttpServer, health_app
 from services.common.kvview import KvView
@@ -441,75 +440,6 @@ MAX_TIMER_BACKOFF = 30.0  # seconds between timer retries while NATS keeps refus
 _release_timer = msgspec.json.Decoder(r.ReleaseTimer)
 
 
-class LaneConsumer(Consumer[Incoming]):
-    """The requests consumer, handling up to `width` messages at once without reordering related ones.
-
-    Each decision waits on a few sequential KV round trips, so one-at-a-time handling leaves the
-    router idle most of the time. Messages that share a lane key (`routing.lane_keys`: the thread
-    they belong to, the request an amendment completes, the ticket a follow-up names) still run
-    strictly in arrival order, across fetched batches too; everything else overlaps. Acks stay per
-    message and handlers stay idempotent, so a crash mid-flight redelivers exactly as before.
-    """
-
-    def __init__(
-        self,
-        bus: Bus,
-        spec: ConsumerSpec,
-        decode: Callable[[bytes], Incoming],
-        handle: Callable[[Incoming, Delivery], Awaitable[None]],
-        *,
-        width: int,
-    ) -> None:
-        super().__init__(bus, spec, decode, handle)
-        self._slots = asyncio.Semaphore(max(1, width))
-        self._last: dict[str, asyncio.Task[None]] = {}  # the latest message holding each lane key
-        self._inflight: set[asyncio.Task[None]] = set()
-
-    async def run(self, stop: asyncio.Event) -> None:
-        try:
-            await super().run(stop)
-        except asyncio.CancelledError:
-            # A kill drops what is in flight, unacked: JetStream redelivers it after ack_wait.
-            for task in self._inflight:
-                task.cancel()
-            raise
-        finally:
-            # A graceful stop finishes what was fetched before the bus closes.
-            if self._inflight:
-                await asyncio.wait(self._inflight)
-
-    async def _process(self, msg: Msg) -> None:
-        try:
-            keys = r.lane_keys(self.decode(msg.data))
-        except (msgspec.DecodeError, msgspec.ValidationError):
-            keys = frozenset()  # the base class dead-letters it; it depends on nothing
-        await self._slots.acquire()
-        before = {self._last[k] for k in keys if k in self._last and not self._last[k].done()}
-        task = asyncio.create_task(self._in_lane(msg, before))
-        self._inflight.add(task)
-        for key in keys:
-            self._last[key] = task
-        task.add_done_callback(lambda t: self._finished(t, keys))
-
-    async def _in_lane(self, msg: Msg, before: set[asyncio.Task[None]]) -> None:
-        try:
-            if before:
-                await asyncio.wait(before)
-            await super()._process(msg)
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:
-            # An ack or dead-letter publish failed: the message stays unacked and comes back.
-            log.warning("request handling failed", extra={"durable": self.spec.durable, "error": repr(exc)})
-
-    def _finished(self, task: asyncio.Task[None], keys: frozenset[str]) -> None:
-        self._slots.release()
-        self._inflight.discard(task)
-        for key in keys:
-            if self._last.get(key) is task:
-                del self._last[key]
-
-
 async def _all(steps: list[Awaitable[Any]]) -> list[Any]:
     """Await independent steps together; if any failed, raise the first failure once all are done.
 
@@ -561,11 +491,13 @@ async def main(cfg: RouterConfig, *, stop: asyncio.Event, clock: Clock | None = 
         await bus.ensure_topology()
         router = Router(bus, policy, clock or SystemClock())
         decoder = msgspec.json.Decoder(Incoming)
+        # Related requests (a reply and its ticket, an amendment and its request) stay in order.
         consumer = LaneConsumer(
             bus,
             ConsumerSpec(s.STREAM_REQUESTS, cfg.durable, s.REQUESTS_ALL),
             decoder.decode,
             router.handle,
+            lanes=r.lane_keys,
             width=cfg.concurrency,
         )
         http = HttpServer(
