@@ -99,15 +99,19 @@ def table(results: dict[str, Any]) -> str:
     return "\n".join(rows)
 
 
-USAGE = """usage: python -m bench [all|router]
+USAGE = """usage: python -m bench [all|router|e2e|smtp]
 
-  all     every benchmark (default): policy, SMTP, voice webhooks, end to end, router through NATS
+  all     every benchmark (default), written to bench/results.json: policy, SMTP, voice webhooks,
+          end to end, router through NATS
   router  only the router through NATS, with the router as the only service on the bus
-          (BENCH_ROUTER_REQUESTS requests, default 500); results are printed, not written
+          (BENCH_ROUTER_REQUESTS requests, default 500)
+  e2e     only the whole stack at a fixed offered rate (BENCH_E2E_RATE/s for BENCH_E2E_SECONDS)
+  smtp    only SMTP intake against the bare sink (BENCH_SMTP_ROUNDS alternating rounds)
+  A single benchmark's results are printed, not written.
 """
 
 
-async def router_only() -> None:
+async def only(mode: str) -> None:
     with tempfile.TemporaryDirectory(prefix="fd-bench-") as tmp_name:
         tmp = Path(tmp_name)
         logs = tmp / "logs"
@@ -115,10 +119,15 @@ async def router_only() -> None:
         nats = NatsServer(store_dir=tmp / "nats")
         nats.start()
         try:
-            result = await endtoend.bench_router(nats.url, logs)
+            if mode == "router":
+                results = {"router_through_nats": await endtoend.bench_router(nats.url, logs)}
+            elif mode == "e2e":
+                results = await endtoend.bench_stack(nats.url, logs, tmp)
+            else:
+                results = {"smtp_intake": await bench_smtp(nats.url, logs)}
         finally:
             nats.stop()
-    print(table({"router_through_nats": result}))
+    print(table(results))
 
 
 async def main() -> None:
@@ -147,7 +156,7 @@ async def main() -> None:
 
 if __name__ == "__main__":
     mode = sys.argv[1] if len(sys.argv) > 1 else "all"
-    if mode in ("-h", "--help") or mode not in ("all", "router"):
+    if mode in ("-h", "--help") or mode not in ("all", "router", "e2e", "smtp"):
         print(USAGE, end="")
         sys.exit(0 if mode in ("-h", "--help") else 2)
-    asyncio.run(router_only() if mode == "router" else main())
+    asyncio.run(main() if mode == "all" else only(mode))

@@ -172,6 +172,8 @@ async def bench_stack(nats_url: str, logs: Path, tmp: Path) -> dict[str, Any]:
         FRONTDESK_SANDBOX_WEBHOOK_BASE=voice,
         FRONTDESK_NOTIFIER_RELAY_HOST="127.0.0.1",
         FRONTDESK_NOTIFIER_RELAY_PORT=str(sandbox_smtp),
+        # As in production: Twilio reports each SMS's final status back through intake_voice.
+        FRONTDESK_NOTIFIER_STATUS_CALLBACK=f"{voice}/twilio/sms/status",
         FRONTDESK_SMTP_PORT=str(smtp_port),
         FRONTDESK_VOICE_PORT=str(voice_port),
         FRONTDESK_VOICE_PUBLIC_URL=voice,
