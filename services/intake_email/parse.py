@@ -8,6 +8,7 @@ import codecs
 import email
 import email.policy
 import email.utils
+import functools
 import hashlib
 import re
 from dataclasses import dataclass, field
@@ -15,6 +16,7 @@ from datetime import UTC, datetime
 from email.message import Message
 from email.utils import getaddresses, parseaddr, parsedate_to_datetime
 from html.parser import HTMLParser
+from typing import Any
 
 from services.contracts.requests import Nature, Priority
 from services.contracts.threading import find_subject_token, verify_message_id
@@ -219,19 +221,70 @@ def _is_quote(line: str) -> bool:
     return line.lstrip().startswith((">", "|"))
 
 
-def _cuts_here(lines: list[str], i: int) -> bool:
+class _Lookahead:
+    """What `_cuts_here` needs from the lines after line i, computed for all lines in one backward pass.
+
+    Looking ahead by scanning (or slicing) the rest of the list from every line made trimming quadratic
+    in the line count: a 1 MB body took seconds, a 5 MB one minutes. Both facts only look forward, so
+    they hold unchanged for any suffix of the lines, which is what trimming a reply below a quote reads.
+    """
+
+    def __init__(self, lines: list[str]) -> None:
+        n = len(lines)
+        # next_text[i]: index of the first non-blank line after i (n when there is none).
+        self.next_text = [n] * n
+        # quotes_only[i]: no line from i on is both non-blank and not a quote (quotes_only[n] is True).
+        self.quotes_only = [True] * (n + 1)
+        following = n
+        for i in range(n - 1, -1, -1):
+            self.next_text[i] = following
+            if lines[i].strip():
+                following = i
+                self.quotes_only[i] = self.quotes_only[i + 1] and _is_quote(lines[i])
+            else:
+                self.quotes_only[i] = self.quotes_only[i + 1]
+
+
+_TIME_OF_DAY = re.compile(r"\d:\d\d")
+# What may follow the verb in _ATTRIBUTION_END; none of these characters ends one of its verbs.
+_ATTRIBUTION_TAIL = frozenset(":-")
+# Longer than any verb in _ATTRIBUTION_END (they match character for character, so at their own length).
+_LONGEST_VERB = 16
+
+
+def _ends_with_attribution(stripped: str) -> bool:
+    """_ATTRIBUTION_END.search(stripped), without trying its verbs at every position of a long line.
+
+    A match ends the line, so its verb ends where the trailing run of whitespace, colons and dashes
+    begins, and it starts at most _LONGEST_VERB characters before that; the pattern looks at nothing
+    before its verb, so searching from there finds a match exactly when searching the whole line does.
+    """
+    end = len(stripped)
+    while end and (stripped[end - 1].isspace() or stripped[end - 1] in _ATTRIBUTION_TAIL):
+        end -= 1
+    return _ATTRIBUTION_END.search(stripped, max(0, end - _LONGEST_VERB)) is not None
+
+
+def _names_someone(line: str) -> bool:
+    """re.search(r'@|<|"|\\d:\\d\\d', line) as substring tests: a regex alternation is slow on long lines."""
+    return (
+        "@" in line or "<" in line or '"' in line or (":" in line and _TIME_OF_DAY.search(line) is not None)
+    )
+
+
+def _cuts_here(lines: list[str], i: int, ahead: _Lookahead) -> bool:
     line = lines[i]
     stripped = line.strip()
     if not stripped:
         return False
     if _DELIMITER.match(line.replace("*", "")) or _SIGNOFF.match(line) or _RULE.match(line):
         return True
-    following = next((w for w in lines[i + 1 :] if w.strip()), "")
-    if _ATTRIBUTION_END.search(stripped):
+    following = lines[ahead.next_text[i]] if ahead.next_text[i] < len(lines) else ""
+    if _ends_with_attribution(stripped):
         return True
     for k in range(1, 4):
         window = lines[i : i + k]
-        if not all(w.strip() for w in window) or not re.search(r'@|<|"|\d:\d\d', window[0]):
+        if not all(w.strip() for w in window) or not _names_someone(window[0]):
             break
         joined = " ".join(w.strip() for w in window)
         if re.search(r":\s*$", joined) and _VERB.search(joined) and re.search(r"@|\d:\d\d", joined):
@@ -251,46 +304,172 @@ def _cuts_here(lines: list[str], i: int) -> bool:
         if sum(1 for w in window if _HEADER_KEY.match(w)) >= 2:
             return True
     # A trailing quoted block ends the message; quotes followed by new text are an inline reply.
-    return _is_quote(line) and not any(w.strip() and not _is_quote(w) for w in lines[i:])
+    return _is_quote(line) and ahead.quotes_only[i]
+
+
+def _first_cut(lines: list[str], start: int, ahead: _Lookahead) -> int:
+    """The index of the first line from `start` on where the new text ends (len(lines) if it never does)."""
+    fenced = False
+    for i in range(start, len(lines)):
+        if lines[i].strip().startswith("```"):
+            fenced = not fenced  # code blocks are content, whatever their characters look like
+            continue
+        if not fenced and _cuts_here(lines, i, ahead):
+            return i
+    return len(lines)
 
 
 def trim_reply(text: str) -> str:
     """What the sender wrote now: drop quoted replies, forwarded headers, signatures, mobile sign-offs."""
     lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
-    cut = len(lines)
-    fenced = False
-    for i, line in enumerate(lines):
-        if line.strip().startswith("```"):
-            fenced = not fenced  # code blocks are content, whatever their characters look like
-            continue
-        if not fenced and _cuts_here(lines, i):
-            cut = i
-            break
-    trimmed = "\n".join(lines[:cut]).strip()
-    if not trimmed and cut < len(lines) and not _FORWARD.match(lines[cut]):
-        # A reply written below the quote: skip the attribution and the quoted block.
-        rest = lines[cut + 1 :]
-        while rest and (not rest[0].strip() or _is_quote(rest[0])):
-            rest = rest[1:]
-        if rest:
-            return trim_reply("\n".join(rest))
-    if not trimmed and cut < len(lines) and _FORWARD.match(lines[cut]):
-        # A bare forward: what matters is the forwarded message below its header block.
-        rest = lines[cut + 1 :]
-        while rest and rest[0].strip():
-            rest = rest[1:]
-        return trim_reply("\n".join(rest))
-    # A message that is only a quote keeps it: dropping everything would lose what was sent.
-    return trimmed if trimmed else text.strip()
+    ahead = _Lookahead(lines)
+    # Each round trims the lines from `start` on as a message of its own; a reply written below a quote
+    # or a bare forward starts the next round further down. A loop rather than recursion: a body of
+    # thousands of delimiter lines would otherwise exceed the recursion limit and lose the mail.
+    start = 0
+    while True:
+        cut = _first_cut(lines, start, ahead)
+        trimmed = "\n".join(lines[start:cut]).strip()
+        if trimmed:
+            return trimmed
+        if cut < len(lines):
+            below = cut + 1
+            if not _FORWARD.match(lines[cut]):
+                # A reply written below the quote: skip the attribution and the quoted block.
+                while below < len(lines) and (not lines[below].strip() or _is_quote(lines[below])):
+                    below += 1
+                if below < len(lines):
+                    start = below
+                    continue
+            else:
+                # A bare forward: what matters is the forwarded message below its header block.
+                while below < len(lines) and lines[below].strip():
+                    below += 1
+                start = below
+                continue
+        # A message that is only a quote keeps it: dropping everything would lose what was sent.
+        return text.strip() if start == 0 else "\n".join(lines[start:]).strip()
 
 
 # -- message-level parsing -------------------------------------------------------------------
 
 
+# email.policy's own unfolding on fetch: CR and LF go, the whitespace after them stays.
+_LINE_BREAKS = re.compile(r"\n|\r")
+# Printable ASCII (and tabs from unfolding) without encoded words: the values below can be read directly.
+_PLAIN_VALUE = re.compile(r"[\t -~]*")
+_PLAIN_ADDR = r"[A-Za-z0-9_+-]+(?:\.[A-Za-z0-9_+-]+)*@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*"
+_PLAIN_MAILBOX = re.compile(rf"(?:([A-Za-z0-9]+(?: [A-Za-z0-9]+)*) )?<({_PLAIN_ADDR})>|({_PLAIN_ADDR})")
+_PLAIN_LIST_SEPARATOR = re.compile(r", ?")
+_PLAIN_MIME = re.compile(
+    r'([A-Za-z0-9.+_-]+(?:/[A-Za-z0-9.+_-]+)?)((?:; *[A-Za-z0-9_-]+=(?:"[^"\\]*"|[A-Za-z0-9.+_-]+))*)'
+)
+_PLAIN_PARAM = re.compile(r'; *([A-Za-z0-9_-]+)=(?:"([^"\\]*)"|([A-Za-z0-9.+_-]+))')
+_PLAIN_TOKEN = re.compile(r"[A-Za-z0-9_-]+")
+_PLAIN_MSG_ID = re.compile(r"<[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9.-]+>")
+_ADDRESS_HEADERS = frozenset(
+    [
+        "from",
+        "to",
+        "cc",
+        "bcc",
+        "sender",
+        "reply-to",
+        "resent-from",
+        "resent-to",
+        "resent-cc",
+        "resent-bcc",
+        "resent-sender",
+    ]
+)
+_DATE_HEADERS = frozenset(("date", "resent-date", "orig-date"))
+
+
+def _plain_header_text(name: str, value: str) -> str | None:
+    """str() of policy.default's header object for an unfolded value, when the value is plain enough.
+
+    None means "not sure": the caller then asks email.headerregistry itself. Each branch renders the
+    value exactly as the registry's class would (addresses re-joined with ", ", MIME parameters quoted
+    and joined with "; ", dates re-formatted), so the parse reads the same text either way.
+    """
+    if "=?" in value or not _PLAIN_VALUE.fullmatch(value):
+        return None
+    key = name.lower()
+    if key in _ADDRESS_HEADERS:
+        rendered = []
+        for item in _PLAIN_LIST_SEPARATOR.split(value):
+            box = _PLAIN_MAILBOX.fullmatch(item)
+            if not box:
+                return None
+            rendered.append(f"{box[1]} <{box[2]}>" if box[1] else box[2] or box[3])
+        return ", ".join(rendered)
+    if key in ("content-type", "content-disposition"):
+        mime = _PLAIN_MIME.fullmatch(value)
+        if not mime:
+            return None
+        params: list[str] = []
+        seen: set[str] = set()
+        for param in _PLAIN_PARAM.finditer(mime[2]):
+            if param[1].lower() in seen:
+                return None  # the registry keeps the first of a repeated parameter: leave that to it
+            seen.add(param[1].lower())
+            text = param[2] if param[3] is None else param[3]
+            params.append(f'{param[1]}="{text}"' if text else param[1])
+        return f"{mime[1]}; {'; '.join(params)}" if params else mime[1]
+    if key == "content-transfer-encoding":
+        return value if _PLAIN_TOKEN.fullmatch(value) else None
+    if key == "message-id":
+        return value if _PLAIN_MSG_ID.fullmatch(value) else None
+    if key in _DATE_HEADERS:
+        # DateHeader.parse: empty stays empty, an unparsable date stays as written, any other error raises.
+        if not value:
+            return ""
+        try:
+            return email.utils.format_datetime(parsedate_to_datetime(value))
+        except ValueError:
+            return value
+    if key == "mime-version":
+        return None
+    return value  # unstructured: the registry's text is the value itself
+
+
+class _QuickPolicy(email.policy.EmailPolicy):
+    """policy.default, minus the cost of building a header object per read for plain header values.
+
+    policy.default parses a header through email.headerregistry on every read (the parser alone reads
+    each part's Content-Type several times), which was most of a message's parse time. Plain values
+    get the same text without that; anything else still goes through the registry, so the message's
+    structure and every header we read come out exactly as policy.default gives them.
+    """
+
+    def header_fetch_parse(self, name: str, value: str) -> Any:
+        if hasattr(value, "name"):
+            return value
+        value = "".join(_LINE_BREAKS.split(value))
+        # Only short values are cached, so a few huge headers cannot pin megabytes in the cache.
+        return (
+            _fetched_header(name, value) if len(value) <= 2048 else _fetched_header.__wrapped__(name, value)
+        )
+
+
+_QUICK_POLICY = _QuickPolicy()
+
+
+@functools.lru_cache(maxsize=512)
+def _fetched_header(name: str, value: str) -> Any:
+    """The header as policy.default reads it; cached because a part's Content-Type is read many times.
+
+    Header objects are immutable, so sharing one between reads changes nothing. An error is not cached:
+    every read raises it again, as policy.default would.
+    """
+    plain = _plain_header_text(name, value)
+    return plain if plain is not None else _QUICK_POLICY.header_factory(name, value)
+
+
 def _parse_message(raw: bytes) -> Message:
     try:
-        msg = email.message_from_bytes(raw, policy=email.policy.default)
-        # Touch the headers we read: policy.default raises lazily on some broken ones.
+        msg = email.message_from_bytes(raw, policy=_QUICK_POLICY)
+        # Touch the headers we read: the header registry raises lazily on some broken ones.
         for name in ("from", "subject", "date", "message-id", "sender", "to"):
             msg.get(name)
         return msg

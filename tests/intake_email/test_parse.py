@@ -3,9 +3,26 @@
 from __future__ import annotations
 
 import base64
+import email
+import email.policy
+import re
+
+import pytest
 
 from services.contracts.threading import message_id, subject_token
-from services.intake_email.parse import charset_codec, decode_bytes, html_to_text, parse, trim_reply
+from services.intake_email.parse import (
+    _ATTRIBUTION_END,
+    _LONGEST_VERB,
+    _ends_with_attribution,
+    _Lookahead,
+    _plain_header_text,
+    charset_codec,
+    decode_bytes,
+    html_to_text,
+    parse,
+    trim_reply,
+)
+from tests.conftest import corpus
 
 SECRET = b"unit-secret"
 
@@ -288,3 +305,122 @@ def test_vendor_bounce_and_vacation_formats() -> None:
     assert parse(jmrp.encode(), secret=SECRET).nature == "bounce"
     # A person complaining is a request, whatever their words.
     assert nature("From: jane@acme.example\r\nSubject: Complaint about message from your tech") == "request"
+
+
+def test_lookahead_agrees_with_scanning_the_following_lines() -> None:
+    lines = ["", "text", "> q", "", "  ", "| q", "more", "", "> q", "", "> q", ""]
+    ahead = _Lookahead(lines)
+    for i in range(len(lines)):
+        after = [j for j in range(i + 1, len(lines)) if lines[j].strip()]
+        assert ahead.next_text[i] == (after[0] if after else len(lines))
+        rest = [w for w in lines[i:] if w.strip()]
+        assert ahead.quotes_only[i] == all(w.lstrip().startswith((">", "|")) for w in rest)
+    assert ahead.quotes_only[len(lines)]
+    assert [i for i in range(len(lines)) if ahead.quotes_only[i]] == [7, 8, 9, 10, 11]
+
+
+def test_trimming_200k_lines_looks_ahead_once() -> None:
+    # Inline replies all the way down, so every line is looked at: the lookahead that used to copy the
+    # rest of the list per line made this minutes of work. Kept here for the result; bench.parse times it.
+    reply = "I tried that.\n> Did you restart it?\n\nYes, twice.\n" * 50_000
+    assert len(reply.splitlines()) == 200_000
+    assert trim_reply(reply) == reply.strip()
+    quoted_tail = "\n".join(f"> earlier line {i}" for i in range(50_000))
+    assert trim_reply(reply + "\n" + quoted_tail) == reply.strip()
+    below = "On Mon, 1 Jan 2026, Bob <b@x> wrote:\n" + quoted_tail + "\n\nMy answer, below the quote."
+    assert trim_reply(below) == "My answer, below the quote."
+
+
+def test_attribution_search_from_the_line_end_agrees_with_searching_the_whole_line() -> None:
+    verbs = re.match(r"\(\?:([^()]*)\)", _ATTRIBUTION_END.pattern)
+    assert verbs is not None
+    assert max(len(v) for v in verbs.group(1).split("|")) < _LONGEST_VERB
+    padding = "The printer shows error 50.4 after every third page. " * 40
+    for line in [
+        "On Mon, Bob wrote:",
+        "Bob a écrit :",
+        "Am 1. Jan schrieb Bob: ----",
+        "Bob WROTE",
+        "Bob rewrote:   -- ",
+        "Bob wrote: :",
+        "Bob wrote -",
+        "Bob wrote" + " " * 40 + ":" + " " * 40 + "-----",
+        "Bob 寫道:",
+        "wrote:",
+        ":",
+        "-----",
+        "nothing to see",
+    ]:
+        for text in (line, padding + line, line + padding):
+            assert _ends_with_attribution(text) == bool(_ATTRIBUTION_END.search(text)), text
+
+
+def test_thousands_of_delimiters_before_the_text_do_not_lose_the_mail() -> None:
+    # Each delimiter starts another round of trimming below it; as recursion this hit the recursion
+    # limit and the parse raised.
+    text = "-----\n" * 5_000 + "The printer is down."
+    assert trim_reply(text) == "The printer is down."
+    parsed = parse(mail("From: a@b.c\nSubject: x", text), secret=SECRET)
+    assert parsed.body == "The printer is down." and parsed.full_text == text
+
+
+PLAIN_HEADERS = [
+    ("From", "Client 3 <user3@acme.example>"),
+    ("From", "user3@acme.example"),
+    ("To", "<support@frontdesk.test>"),
+    ("To", "a@b.example, Bob Smith <bob.smith+x@mail.example.org>,c@d.example"),
+    ("Sender", "Help Desk 2 <help-desk_2@x-y.example>"),
+    ("Subject", "Re: [SR-7-abc] Printer\ton floor 3 (jammed) #2"),
+    ("Message-ID", "<bench-1-1700000000@acme.example>"),
+    ("Date", "Mon, 1 Jan 2026 10:00:00 +0100"),
+    ("Date", "Mon, 1 Jan 2026 10:00:00 -0000"),
+    ("Date", "not a date"),
+    ("Date", ""),
+    ("Content-Type", "text/plain; charset=utf-8; format=flowed"),
+    ("Content-Type", 'multipart/mixed;boundary="===============1234==/x"'),
+    ("Content-Type", 'text/plain; charset=""'),
+    ("Content-Type", "Text/HTML"),
+    ("Content-Disposition", 'attachment; filename="log 1.bin"'),
+    ("Content-Transfer-Encoding", "Quoted-Printable"),
+    ("X-Autoreply", "yes"),
+]
+NOT_PLAIN_HEADERS = [
+    ("From", '"Doe, John" <j@x.example>'),
+    ("From", "John Q. Public <j@x.example>"),
+    ("From", "j@x.example (John)"),
+    ("Subject", "=?utf-8?q?St=C3=B6rung?="),
+    ("Subject", "Caf\udce9"),
+    ("Content-Type", "text/plain; charset=a; charset=b"),
+    ("Content-Disposition", "attachment; filename*=utf-8''R%C3%A4.pdf"),
+    ("Content-Type", 'text/plain; name="a\\"b"'),
+    ("Message-ID", " <a@b>"),
+    ("MIME-Version", "1.0"),
+]
+
+
+def registry_text(name: str, value: str) -> str:
+    return str(email.policy.default.header_factory(name, value))
+
+
+def test_plain_header_values_read_exactly_as_policy_default_reads_them() -> None:
+    for name, value in PLAIN_HEADERS:
+        assert _plain_header_text(name, value) == registry_text(name, value), (name, value)
+    # Anything less plain is left to the header registry itself.
+    for name, value in NOT_PLAIN_HEADERS:
+        assert _plain_header_text(name, value) is None, (name, value)
+
+
+@pytest.mark.corpus
+@pytest.mark.parametrize("name", ["zammad", "sisimai", "talon", "django-helpdesk"])
+def test_plain_header_values_agree_with_policy_default_on_every_corpus_header(name: str) -> None:
+    checked = 0
+    for path in sorted(p for p in corpus(name).rglob("*") if p.is_file()):
+        msg = email.message_from_bytes(path.read_bytes(), policy=email.policy.compat32)
+        for part in msg.walk():
+            for key, raw in part.raw_items():
+                value = re.sub(r"[\r\n]", "", str(raw))
+                plain = _plain_header_text(key, value)
+                if plain is not None:
+                    assert plain == registry_text(key, value), (path.name, key, value)
+                    checked += 1
+    assert checked > 0
