@@ -28,9 +28,9 @@ WEBHOOK_CONCURRENCY = int(os.environ.get("BENCH_WEBHOOK_CONCURRENCY", "16"))
 DECISIONS = int(os.environ.get("BENCH_DECISIONS", "20000"))
 
 
-async def bench_smtp(nats_url: str, logs: Path) -> dict[str, Any]:
+async def bench_smtp(nats_url: str, logs: Path, nats_pid: int | None = None) -> dict[str, Any]:
     # Alternating rounds against the bare sink live in bench/smtp.py (`python -m bench.smtp` runs only them).
-    return await smtp.bench_smtp(nats_url, logs)
+    return await smtp.bench_smtp(nats_url, logs, nats_pid)
 
 
 async def bench_webhooks(nats_url: str, logs: Path, tmp: Path) -> dict[str, Any]:
@@ -124,7 +124,8 @@ async def only(mode: str) -> None:
             elif mode == "e2e":
                 results = await endtoend.bench_stack(nats.url, logs, tmp)
             else:
-                results = {"smtp_intake": await bench_smtp(nats.url, logs)}
+                pid = nats.process.pid if nats.process else None
+                results = {"smtp_intake": await bench_smtp(nats.url, logs, pid)}
         finally:
             nats.stop()
     print(table(results))
@@ -144,7 +145,9 @@ async def main() -> None:
                 "load_generators": "aiosmtplib loop (SMTP), httpx loop (webhooks), in the bench process",
             }
             results["policy_pure"] = bench_policy()
-            results["smtp_intake"] = await bench_smtp(nats.url, logs)
+            results["smtp_intake"] = await bench_smtp(
+                nats.url, logs, nats.process.pid if nats.process else None
+            )
             results["voice_webhooks"] = await bench_webhooks(nats.url, logs, tmp)
             results.update(await endtoend.bench_stack(nats.url, logs, tmp))
         finally:

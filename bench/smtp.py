@@ -23,7 +23,17 @@ SMTP_CONCURRENCY = int(os.environ.get("BENCH_SMTP_CONCURRENCY", "8"))
 SMTP_ROUNDS = int(os.environ.get("BENCH_SMTP_ROUNDS", "3"))
 
 
-async def bench_smtp(nats_url: str, logs: Path) -> dict[str, Any]:
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU a process has used so far (/proc/<pid>/stat, clock ticks)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return float("nan")
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def bench_smtp(nats_url: str, logs: Path, nats_pid: int | None = None) -> dict[str, Any]:
+    """`nats_pid` lets the result split CPU per message between the intake, nats-server and the load."""
     bare_port, real_port = free_port(), free_port()
     bare = stack.baseline("smtp", bare_port, logs)
     real = stack.service(
@@ -34,6 +44,9 @@ async def bench_smtp(nats_url: str, logs: Path) -> dict[str, Any]:
     failures = {"bare": 0, "intake": 0}
     ratios: list[float] = []
     latencies: list[float] = []
+    # CPU milliseconds per message, by process: where the time goes on each side (the profile).
+    cpu: dict[str, dict[str, list[float]]] = {"bare": {}, "intake": {}}
+    servers = {"bare": bare, "intake": real}
     try:
         bare.wait_port(bare_port)
         real.wait_port(real_port)
@@ -45,7 +58,14 @@ async def bench_smtp(nats_url: str, logs: Path) -> dict[str, Any]:
             messages = load.message_mix(SMTP_MESSAGES)
             seconds: dict[str, float] = {}
             for side in ("bare", "intake") if round_no % 2 == 0 else ("intake", "bare"):
+                pids = {"server": servers[side].pid, "load": os.getpid()}
+                if nats_pid is not None:
+                    pids["nats"] = nats_pid
+                before = {name: cpu_seconds(pid) for name, pid in pids.items()}
                 took, lat, failed = await load.smtp_load(ports[side], messages, SMTP_CONCURRENCY)
+                for name, pid in pids.items():
+                    used = (cpu_seconds(pid) - before[name]) * 1000 / len(messages)
+                    cpu[side].setdefault(name, []).append(used)
                 seconds[side] = took
                 rates[side].append(len(messages) / took)
                 failures[side] += failed
@@ -67,6 +87,10 @@ async def bench_smtp(nats_url: str, logs: Path) -> dict[str, Any]:
         "intake_p50_ms": round(load.percentile(latencies, 50) * 1000, 1),
         "intake_p99_ms": round(load.percentile(latencies, 99) * 1000, 1),
         "failures": failures,
+        "cpu_ms_per_msg": {
+            side: {name: round(statistics.median(values), 2) for name, values in by.items()}
+            for side, by in cpu.items()
+        },
         "peak_rss_mb": round(rss, 1),
         "goal": ">= 0.8",
     }
@@ -80,7 +104,7 @@ async def main() -> None:
         nats = NatsServer(store_dir=tmp / "nats")
         nats.start()
         try:
-            result = await bench_smtp(nats.url, logs)
+            result = await bench_smtp(nats.url, logs, nats.process.pid if nats.process else None)
         finally:
             nats.stop()
     print(json.dumps({"smtp_intake": result}, indent=2))
