@@ -820,7 +820,8 @@ _DAEMON = re.compile(
     re.IGNORECASE,
 )
 # Amazon SES delivers bounce and complaint notifications as JSON in a plain mail from SNS.
-_SES_NOTICE = re.compile(rb'"notificationType"\s*:\s*"(Bounce|Complaint)"')
+# The JSON may arrive as is or escaped inside an SNS envelope's "Message" string (\"...\").
+_SES_NOTICE = re.compile(rb'\\?"notificationType\\?"\s*:\s*\\?"(Bounce|Complaint|Delivery)')
 
 
 def _ses_notice(msg: Message) -> str | None:
@@ -849,7 +850,7 @@ def classify(msg: Message, sender: str | None, subject: str) -> Nature:
         or has_dsn
         or (sender is not None and _DAEMON.match(sender))
         or _BOUNCE_SUBJECT.search(subject)
-        or ses is not None
+        or ses in ("Bounce", "Complaint")
         # Hotmail's complaint loop (JMRP): a fixed subject plus the complained-about message attached.
         or (subject.lower().startswith("complaint about message from") and has_rfc822)
     ):
@@ -871,6 +872,7 @@ def classify(msg: Message, sender: str | None, subject: str) -> Nature:
         or precedence in ("bulk", "junk", "list", "auto_reply")
         or autoreply_headers
         or return_path.replace(" ", "") == "<>"
+        or ses == "Delivery"  # SES telling us a message arrived: machine mail, not a request
     ):
         return "auto_reply"
     return "request"

@@ -293,7 +293,14 @@ def test_vendor_bounce_and_vacation_formats() -> None:
         return parse(f"{headers}\r\n\r\n{body}\r\n".encode(), secret=SECRET).nature
 
     ses = '{"notificationType":"Bounce","bounce":{"bounceType":"Permanent"}}'
-    assert nature("From: no-reply@sns.amazonaws.com\r\nSubject: AWS Notification Message", ses) == "bounce"
+    sns = "From: no-reply@sns.amazonaws.com\r\nSubject: AWS Notification Message"
+    assert nature(sns, ses) == "bounce"
+    # The same JSON escaped inside an SNS envelope; and a delivery notice, which is machine mail.
+    assert (
+        nature(sns, '{"Type": "Notification", "Message": "{\\"notificationType\\":\\"Bounce\\"}"}')
+        == "bounce"
+    )
+    assert nature(sns, '{"notificationType":"Delivery","delivery":{}}') == "auto_reply"
     assert nature("From: post_master@vtext.example.com\r\nSubject: Re: Test") == "bounce"
     apple = "From: k@apple.example.com\r\nSubject: Auto reply: Nyaan\r\nX-Apple-Action: VACATION"
     assert nature(apple) == "out_of_office"
