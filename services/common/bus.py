@@ -9,7 +9,7 @@ import hashlib
 import json
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any, Generic, TypeVar
 
@@ -447,9 +447,10 @@ class LaneConsumer(Consumer[T]):
 
     Each handler waits on a few sequential round trips, so one-at-a-time handling leaves the service
     idle most of the time. Messages that share a lane key (`lanes(message)`: a ticket, a thread, a
-    recipient) still run strictly in arrival order, across fetched batches too; everything else
-    overlaps. Acks stay per message and handlers stay idempotent, so a crash mid-flight redelivers
-    exactly as before.
+    recipient) start in arrival order, each after the previous one finished, across fetched batches
+    too; everything else overlaps. A message whose handler fails is nak'd and comes back later, as
+    with `Consumer`, so its successors do not wait for that retry. Acks stay per message and
+    handlers stay idempotent, so a crash mid-flight redelivers exactly as before.
     """
 
     def __init__(
@@ -462,7 +463,9 @@ class LaneConsumer(Consumer[T]):
         lanes: Callable[[T], frozenset[str]],
         width: int,
     ) -> None:
-        super().__init__(bus, spec, decode, handle)
+        # Fetch no more than can run: a message waiting here still runs down its ack_wait, and an
+        # expiry would redeliver it (burning a delivery) while it has not even started.
+        super().__init__(bus, replace(spec, batch=min(spec.batch, max(1, width))), decode, handle)
         self.lanes = lanes
         self._slots = asyncio.Semaphore(max(1, width))
         self._last: dict[str, asyncio.Task[None]] = {}  # the latest message holding each lane key

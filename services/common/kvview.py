@@ -46,6 +46,7 @@ class KvView(Generic[T]):
         self._follower: asyncio.Task[None] | None = None
         self._ready = asyncio.Event()
         self._opened = 0.0
+        self._lock = asyncio.Lock()
 
     @property
     def following(self) -> bool:
@@ -56,23 +57,30 @@ class KvView(Generic[T]):
         loop = asyncio.get_running_loop()
         if self.following and loop.time() - self._opened < WATCH_RESYNC:
             return
-        await self.close()
-        kv = await self.bus.kv(self.bucket)
-        # Deletes are wanted: they are how a key leaves the view.
-        watcher = await kv.watch(self.pattern, inactive_threshold=WATCH_INACTIVE)
-        items: dict[str, T] = {}
-        ready = asyncio.Event()
-        self._watcher, self.items, self._ready, self._opened = watcher, items, ready, loop.time()
-        self._follower = asyncio.create_task(self._follow(watcher, items, ready))
-        # Wait for the snapshot, but not past the follower dying (it would never come then).
-        snapshot = asyncio.ensure_future(ready.wait())
-        try:
-            await asyncio.wait([self._follower, snapshot], timeout=WATCH_READY, return_when=FIRST_COMPLETED)
-        finally:
-            snapshot.cancel()
-        if not ready.is_set():
+        # Concurrent handlers call this together: one builds the watch, the others wait for it and
+        # then see it live; nobody replaces a watch another caller is still reading.
+        async with self._lock:
+            if self.following and loop.time() - self._opened < WATCH_RESYNC:
+                return
             await self.close()
-            raise TimeoutError(f"no snapshot of {self.bucket} {self.pattern}")
+            kv = await self.bus.kv(self.bucket)
+            # Deletes are wanted: they are how a key leaves the view.
+            watcher = await kv.watch(self.pattern, inactive_threshold=WATCH_INACTIVE)
+            items: dict[str, T] = {}
+            ready = asyncio.Event()
+            follower = asyncio.create_task(self._follow(watcher, items, ready))
+            self._watcher, self._follower = watcher, follower
+            # Wait for the snapshot, but not past the follower dying (it would never come then).
+            snapshot = asyncio.ensure_future(ready.wait())
+            try:
+                await asyncio.wait([follower, snapshot], timeout=WATCH_READY, return_when=FIRST_COMPLETED)
+            finally:
+                snapshot.cancel()
+            if not ready.is_set():
+                await self.close()
+                raise TimeoutError(f"no snapshot of {self.bucket} {self.pattern}")
+            # Only a complete snapshot becomes the view.
+            self.items, self._ready, self._opened = items, ready, loop.time()
 
     def forget(self, key: str) -> None:
         self.items.pop(key, None)
@@ -83,8 +91,8 @@ class KvView(Generic[T]):
         self._ready = asyncio.Event()
         if follower is not None:
             follower.cancel()
-            with contextlib.suppress(BaseException):
-                await follower
+            # wait() rather than await: the follower's cancellation must not be mistaken for ours.
+            await asyncio.wait([follower])
         if watcher is not None:
             # stop() only unsubscribes: delete the consumer too, or it lingers for WATCH_INACTIVE.
             consumer = getattr(watcher._sub, "_consumer", None)

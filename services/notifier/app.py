@@ -50,6 +50,7 @@ from services.notifier.outbound import OptOut, Outbound, Sender
 from services.notifier.timers import Timer
 from services.policy.calendar import BusinessCalendar
 from services.policy.coverage import describe
+from services.policy.decide import UNKNOWN_CLIENT_ID
 from services.policy.load import load_policy
 from services.policy.model import Contact, Policy, Tech
 
@@ -99,6 +100,8 @@ class Notifier:
 
     async def last_touch(self, ticket: Ticket) -> str:
         """The client's last finished job, unless it is this very ticket (a reopened one, say)."""
+        if ticket.client_id == UNKNOWN_CLIENT_ID:
+            return ""  # strangers share that id: one stranger's job is nothing to another's tech
         value, _ = await self.bus.kv_get(s.KV_CONTACTS, s.kv_key(f"touch.{ticket.client_id}"))
         if not value:
             return ""
@@ -124,6 +127,15 @@ class Notifier:
     async def all_tickets(self) -> list[Ticket]:
         await self.tickets.ensure()
         return list(self.tickets.items.values())
+
+    async def open_tickets_of(self, tech_id: str) -> list[Ticket]:
+        """The tech's open tickets as stored now: the view says which, a fresh read says what they hold."""
+        fresh = []
+        for listed in replies.open_tickets(await self.all_tickets(), tech_id):
+            current = await self.ticket(listed.number)
+            if current is not None:
+                fresh.append(current)
+        return replies.open_tickets(fresh, tech_id)
 
     # -- outbound -------------------------------------------------------------------------------
 
@@ -289,10 +301,10 @@ class Notifier:
                 step=timer.step,
             )
             await self.bus.publish(s.notify_subject(TIMER_FIRED), fired, msg_id=fired.id)
-            # Delete only the revision we fired: a timer re-armed meanwhile survives.
+            # Delete only the revision we fired: a timer re-armed meanwhile survives. The view learns
+            # of the delete from the watch (forgetting here could drop a re-arm it already saw).
             with contextlib.suppress(Exception):
                 await kv.delete(key, last=entry.revision)
-                self.timers.forget(key)
         return upcoming
 
     async def timer_loop(self, stop: asyncio.Event) -> None:
@@ -546,7 +558,7 @@ class Notifier:
             log.info("reply from a number that is not a tech", extra={"id": event.id})
             return
         now = self.clock.now()
-        candidates = replies.open_tickets(await self.all_tickets(), tech.id)
+        candidates = await self.open_tickets_of(tech.id)
         outcome = replies.apply(event, candidates, now)
         if isinstance(outcome, replies.Help):
             await self.help(tech, event, outcome)
@@ -639,8 +651,9 @@ class Notifier:
                 ticket_number=stored.number,
                 at=now,
             )
-            kv = await self.bus.kv(s.KV_CONTACTS)
-            await kv.put(s.kv_key(f"touch.{stored.client_id}"), msgspec.json.encode(touch))
+            if stored.client_id != UNKNOWN_CLIENT_ID:
+                kv = await self.bus.kv(s.KV_CONTACTS)
+                await kv.put(s.kv_key(f"touch.{stored.client_id}"), msgspec.json.encode(touch))
             await self.tell_client(stored, compose.client_resolved(stored, tech.name), "client_resolved", key)
             await self.timeline(stored, "resolved", f"{tech.name} resolved it", key, tech.id)
 

@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import logging
 import time
-from datetime import UTC, datetime, timedelta
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from email.message import EmailMessage
 from email.utils import format_datetime
-from typing import Literal
+from typing import Any, Literal
 from urllib.parse import quote
 
+import aiohttp
 import aiosmtplib
 import msgspec
 from twilio.base.exceptions import TwilioException, TwilioRestException
@@ -53,7 +57,9 @@ class DeliveryRecord(msgspec.Struct, frozen=True, kw_only=True):
     # Wall-clock seconds when a sender took the message: "is that request still in flight" is a
     # question about real time, not about the injected business clock.
     claimed: float = 0.0
+    claim: str = ""  # which sender holds it: a sender that finds another's claim here stops
     unsure: bool = False  # "retry" after an attempt whose outcome we never heard
+    error_code: int = 0
     # The command itself, so a late carrier failure (status callback) can still fall back.
     message: SendSms | SendEmail | None = None
 
@@ -70,7 +76,32 @@ def outbound_key(key: str) -> str:
 def retryable(exc: Exception) -> bool:
     if isinstance(exc, TwilioRestException):
         return bool(exc.status == 429 or exc.status >= 500)
-    return isinstance(exc, (OSError, asyncio.TimeoutError, aiosmtplib.SMTPException))
+    # aiohttp's disconnects and payload errors are not OSErrors, and may come after Twilio acted.
+    return isinstance(exc, (OSError, asyncio.TimeoutError, aiosmtplib.SMTPException, aiohttp.ClientError))
+
+
+class LostClaim(Exception):
+    """Another sender took this message over (ours ran past the in-flight window): stop, send nothing."""
+
+
+class Found(msgspec.Struct, frozen=True):
+    sid: str
+    status: str
+    error_code: int
+
+
+FAILED_STATUSES = frozenset({"failed", "undelivered"})
+
+
+@dataclass(frozen=True)
+class Job:
+    """One delivery's hold on one outbound message."""
+
+    message: Outbound
+    key: str  # the delivery record's KV key
+    channel: Literal["sms", "email"]
+    claim: str  # our claim id on the record
+    first_at: datetime  # when the first attempt at this message began
 
 
 class Sender:
@@ -89,18 +120,21 @@ class Sender:
         channel: Literal["sms", "email"] = "sms" if isinstance(message, SendSms) else "email"
         now = self.clock.now()
         wall = time.time()
-        outcome: Literal["new", "again", "reconcile", "busy", "done"] = "done"
+        mine = uuid.uuid4().hex
+        outcome: Literal["new", "again", "reconcile", "busy", "done", "refail"] = "done"
         first_at = now
+        previous: DeliveryRecord | None = None
 
         def claim(current: bytes | None) -> bytes | None:
-            nonlocal outcome, first_at
-            outcome, first_at = "new", now
+            nonlocal outcome, first_at, previous
+            outcome, first_at, previous = "new", now, None
             if current is not None:
-                record = msgspec.json.decode(current, type=DeliveryRecord)
+                record = previous = msgspec.json.decode(current, type=DeliveryRecord)
                 if record.state == "sending":
-                    # Left behind by a sender that crashed or timed out mid-request: Twilio may
-                    # or may not have the message. Wait until that request cannot still be in
-                    # flight, then ask Twilio instead of guessing (see _find_sent).
+                    # Left behind by a sender that crashed, or held by one still working: Twilio may
+                    # or may not have the message. A live sender refreshes its claim before every
+                    # request, so only a claim older than any request can be taken over; then
+                    # Twilio is asked instead of guessing (see _find_sent).
                     if wall - record.claimed < self.cfg.reconcile_after:
                         outcome = "busy"
                         return None
@@ -108,11 +142,16 @@ class Sender:
                 elif record.state == "retry":
                     outcome = "reconcile" if record.unsure else "again"
                     first_at = record.at
+                elif record.state == "failed" and record.message is not None:
+                    outcome = "refail"  # the fallback may not have gone out before a crash
+                    return None
                 else:
-                    outcome = "done"  # sent, delivered, failed or suppressed: never again
+                    outcome = "done"  # sent, delivered or suppressed: never again
                     return None
             return msgspec.json.encode(
-                DeliveryRecord(state="sending", at=first_at, channel=channel, claimed=wall, message=message)
+                DeliveryRecord(
+                    state="sending", at=first_at, channel=channel, claimed=wall, claim=mine, message=message
+                )
             )
 
         await self.bus.kv_update(s.KV_OUTBOUND, key, claim)
@@ -120,11 +159,26 @@ class Sender:
             return
         if outcome == "busy":
             raise Transient(f"{message.key}: a send may still be in flight")
-        if (
-            outcome == "new"
-            and message.purpose not in RATE_EXEMPT
-            and not await self._admitted(message.to, now)
-        ):
+        if outcome == "refail":
+            assert previous is not None and previous.message is not None
+            # Publishing the fallback again is harmless: every id it publishes is de-duplicated.
+            await self._failed(previous.message, previous.error_code, previous.error)
+            return
+        job = Job(message=message, key=key, channel=channel, claim=mine, first_at=first_at)
+        try:
+            await self._deliver(job, now=now, fresh=outcome == "new", unsure=outcome == "reconcile")
+        except (Transient, asyncio.CancelledError):
+            raise
+        except Exception:
+            # Whatever broke after the claim, leave a record the next delivery can act on at once,
+            # asking Twilio first, instead of a "sending" it must wait out.
+            with contextlib.suppress(Exception):
+                await self._release(job, "unexpected error", unsure=True)
+            raise
+
+    async def _deliver(self, job: Job, *, now: datetime, fresh: bool, unsure: bool) -> None:
+        message, key, channel, mine, first_at = job.message, job.key, job.channel, job.claim, job.first_at
+        if fresh and message.purpose not in RATE_EXEMPT and not await self._admitted(message.to, now):
             await self._record(key, DeliveryRecord(state="suppressed", at=now, channel=channel, error="rate"))
             await self._timeline(
                 message, "message_failed", f"{channel} to {message.to} suppressed: rate limit"
@@ -136,7 +190,7 @@ class Sender:
         # Before sending again after an outcome we never heard (a crash, a timeout, a 5xx), ask
         # Twilio whether it has the message. Email has no such list: it is sent again with the same
         # Message-ID, which mail systems collapse, so an interrupted email is at-least-once.
-        unsure = outcome == "reconcile" and isinstance(message, SendSms)
+        unsure = unsure and isinstance(message, SendSms)
         error = ""
         attempts = max(1, self.cfg.send_attempts)
         for attempt in range(1, attempts + 1):
@@ -144,12 +198,17 @@ class Sender:
                 await asyncio.sleep(min(self.cfg.retry_base * 2 ** (attempt - 2), 5.0))
             try:
                 if unsure and isinstance(message, SendSms):
+                    await self._refresh(key, mine)
                     found = await self._find_sent(message, first_at)
                     unsure = False
                     if found is not None:
                         log.info("sms found at Twilio after an unanswered send", extra={"key": message.key})
-                        await self._settle(key, channel, found, attempts=attempt)
+                        if found.status in FAILED_STATUSES:
+                            await self._permanent(message, key, found.error_code, f"carrier: {found.status}")
+                        else:
+                            await self._settle(key, channel, found.sid, attempts=attempt)
                         return
+                await self._refresh(key, mine)
                 sid = await (self._sms(message) if isinstance(message, SendSms) else self._email(message))
             except TwilioRestException as exc:
                 if exc.code in PERMANENT or not retryable(exc):
@@ -161,6 +220,9 @@ class Sender:
             except TwilioException as exc:
                 # The message list could not be read (it raises the base class): still unsure.
                 error = repr(exc)
+            except LostClaim:
+                log.warning("another sender took this message over", extra={"key": message.key})
+                return
             except Exception as exc:
                 if not retryable(exc):
                     raise
@@ -177,19 +239,47 @@ class Sender:
             log.warning("send failed, retrying", extra={"key": message.key, "error": error, "count": attempt})
         # Let the next delivery try again (JetStream backoff, then dead letter); if we never learned
         # whether Twilio took the last attempt, that delivery asks Twilio first.
-        await self._record(
-            key,
-            DeliveryRecord(
-                state="retry",
-                at=first_at,
-                channel=channel,
-                error=error,
-                claimed=wall,
-                unsure=unsure,
-                message=message,
-            ),
-        )
+        await self._release(job, error, unsure=unsure)
         raise Transient(f"{message.key}: {error}")
+
+    async def _refresh(self, key: str, mine: str) -> None:
+        """Renew our claim before a request to Twilio, or learn that another sender took it over."""
+        lost = False
+
+        def renew(current: bytes | None) -> bytes | None:
+            nonlocal lost
+            record = msgspec.json.decode(current, type=DeliveryRecord) if current else None
+            lost = record is None or record.state != "sending" or record.claim != mine
+            return (
+                None
+                if lost or record is None
+                else msgspec.json.encode(msgspec.structs.replace(record, claimed=time.time()))
+            )
+
+        await self.bus.kv_update(s.KV_OUTBOUND, key, renew)
+        if lost:
+            raise LostClaim(key)
+
+    async def _release(self, job: Job, error: str, *, unsure: bool) -> None:
+        """Hand the message back as "retry", unless another sender holds it now."""
+
+        def back(current: bytes | None) -> bytes | None:
+            record = msgspec.json.decode(current, type=DeliveryRecord) if current else None
+            if record is not None and (record.state != "sending" or record.claim != job.claim):
+                return None
+            return msgspec.json.encode(
+                DeliveryRecord(
+                    state="retry",
+                    at=job.first_at,
+                    channel=job.channel,
+                    error=error,
+                    claimed=time.time(),
+                    unsure=unsure,
+                    message=job.message,
+                )
+            )
+
+        await self.bus.kv_update(s.KV_OUTBOUND, job.key, back)
 
     async def _settle(self, key: str, channel: Literal["sms", "email"], sid: str, *, attempts: int) -> None:
         """Record the send, unless a status callback already said delivered or failed."""
@@ -211,24 +301,26 @@ class Sender:
 
         await self.bus.kv_update(s.KV_OUTBOUND, key, sent)
 
-    async def _find_sent(self, message: SendSms, since: datetime) -> str | None:
-        """The sid of this exact SMS if Twilio already has it (same recipient, sender and body)."""
+    async def _find_sent(self, message: SendSms, since: datetime) -> Found | None:
+        """This exact SMS if Twilio already has it (same recipient, sender and body), with its status."""
         tw = self.cfg.twilio
         body = sanitize.sms(message.body)
-        after = (since - RECONCILE_WINDOW).astimezone(UTC)
-        # Twilio filters DateSent by day; the exact bound is applied to date_created below.
-        day = after.replace(hour=0, minute=0, second=0, microsecond=0)
-        listed = await self.twilio.messages.list_async(to=message.to, date_sent_after=day, limit=100)
-        for sent in listed:
+        after = since - RECONCILE_WINDOW
+        # No DateSent filter: a message still queued at Twilio has no sent date yet. Twilio lists
+        # newest first; the window is applied to date_created here.
+        options: dict[str, Any] = {"to": message.to, "limit": 50}
+        if not tw.messaging_service_sid:
+            options["from_"] = tw.from_
+        for sent in await self.twilio.messages.list_async(**options):
             if sent.date_created is not None and sent.date_created < after:
-                continue
+                break
             same_sender = (
                 sent.messaging_service_sid == tw.messaging_service_sid
                 if tw.messaging_service_sid
                 else sent.from_ == tw.from_
             )
             if same_sender and sent.body == body and sent.direction != "inbound":
-                return str(sent.sid)
+                return Found(str(sent.sid), str(sent.status or ""), int(sent.error_code or 0))
         return None
 
     async def reported(self, event: SmsStatusReported) -> None:
@@ -249,17 +341,26 @@ class Sender:
             if record.sid is not None and record.sid != event.message_sid:
                 return None  # a report about some other message
             if event.status == "delivered":
-                if record.state not in ("sending", "sent"):
+                if record.state not in ("sending", "sent", "retry"):
                     return None
                 return msgspec.json.encode(
                     msgspec.structs.replace(record, state="delivered", sid=event.message_sid)
                 )
-            if record.state not in ("sending", "sent", "delivered"):
-                return None  # already failed: the fallback ran once
+            if record.state == "failed":
+                # Reported again (a redelivery after a crash mid-fallback): run the fallback again;
+                # everything it publishes is de-duplicated, so it lands once.
+                failed = record
+                return None
+            # "retry" included: a 5xx after Twilio created the message leaves "retry", and the
+            # carrier's verdict usually comes before the next delivery.
             failed = record
             return msgspec.json.encode(
                 msgspec.structs.replace(
-                    record, state="failed", sid=event.message_sid, error=f"{code} {event.status}"
+                    record,
+                    state="failed",
+                    sid=event.message_sid,
+                    error=f"{code} {event.status}",
+                    error_code=code,
                 )
             )
 
@@ -314,9 +415,11 @@ class Sender:
     async def _permanent(self, message: Outbound, key: str, code: int, why: str) -> None:
         now = self.clock.now()
         channel: Literal["sms", "email"] = "sms" if isinstance(message, SendSms) else "email"
-        await self._record(
-            key, DeliveryRecord(state="failed", at=now, channel=channel, error=f"{code} {why}")
+        # The message stays on the record: a redelivery after a crash here re-runs the fallback.
+        failed = DeliveryRecord(
+            state="failed", at=now, channel=channel, error=why, error_code=code, message=message
         )
+        await self._record(key, failed)
         await self._failed(message, code, why)
 
     async def _failed(self, message: Outbound, code: int, why: str) -> None:

@@ -396,6 +396,7 @@ class Router:
                 )
                 self.released += 1
             await kv.delete(key)
+            # Safe to drop at once: a release timer is armed once per ticket, never re-armed.
             self.pending.forget(key)
             fired += 1
         return fired

@@ -17,7 +17,8 @@ from services.common.bus import Bus
 from services.common.config import BusConfig
 from services.contracts import AcknowledgeClient, Sender, SendSms, SmsStatusReported, Ticket
 from services.contracts import subjects as s
-from services.notifier.outbound import DeliveryRecord
+from services.notifier import outbound
+from services.notifier.outbound import DeliveryRecord, LostClaim
 from tests.notifier.stack import ALICE, BOB, CAROL, JANE, Stack, dispatch, make_ticket, running, timeline
 
 
@@ -203,3 +204,81 @@ async def test_caller_dead_number_falls_back_to_the_directory_email(stack: Stack
     await stack.until(lambda: len(stack.emails("jane@acme.example")) == 1)
     await stack.settled()
     assert stack.sms() == []
+
+
+def left(sms: SendSms, state: Any, **fields: Any) -> DeliveryRecord:
+    return DeliveryRecord(state=state, at=sms.created_at, channel="sms", message=sms, **fields)
+
+
+async def put_record(stack: Stack, key: str, record: DeliveryRecord) -> None:
+    kv = await stack.bus.kv(s.KV_OUTBOUND)
+    await kv.put(f"out.{key}", msgspec.json.encode(record))
+
+
+def client_sms(stack: Stack, key: str) -> SendSms:
+    return SendSms(
+        key=key,
+        to=JANE,
+        body=f"{key}: we are on it",
+        purpose="client_update",
+        created_at=stack.clock.now(),
+        client_id="acme",
+        ticket_number="SR-1042",
+        fallback_email="jane@acme.example",
+    )
+
+
+async def test_carrier_failure_reported_between_retries_still_falls_back(stack: Stack) -> None:
+    # A 5xx after Twilio created the message leaves "retry"; the carrier's verdict arrives before
+    # the next delivery and must not be dropped.
+    sms = client_sms(stack, "upd.1")
+    await put_record(stack, sms.key, left(sms, "retry", unsure=True))
+    await report(stack, sms.key, "SM-created-before-the-500", "undelivered", 30003)
+    await stack.until(lambda: len(stack.emails("jane@acme.example")) == 1)
+    # The redelivered command then finds the record failed: nothing is texted.
+    await stack.bus.publish(s.OUTBOX_SMS, sms, msg_id="redelivered")
+    await stack.settled()
+    assert stack.sms() == [] and len(stack.emails("jane@acme.example")) == 1
+
+
+async def test_crash_between_failure_and_fallback_falls_back_on_redelivery(stack: Stack) -> None:
+    sms = client_sms(stack, "upd.2")
+    # Recorded as failed, then the process died before the fallback email was published.
+    await put_record(stack, sms.key, left(sms, "failed", error="unreachable", error_code=30003))
+    await stack.bus.publish(s.OUTBOX_SMS, sms, msg_id="redelivered")
+    await stack.until(lambda: len(stack.emails("jane@acme.example")) == 1)
+    await stack.bus.publish(s.OUTBOX_SMS, sms, msg_id="redelivered-again")  # and once more: still one
+    await stack.settled()
+    assert stack.sms() == [] and len(stack.emails("jane@acme.example")) == 1
+
+
+async def test_reconciliation_that_finds_an_undelivered_text_falls_back(shared: Stack) -> None:
+    async with httpx.AsyncClient() as http:
+        await http.post(f"{shared.sandbox.url}/api/faults", json={"number": JANE, "error_code": 30003})
+    sms = client_sms(shared, "upd.3")
+    await crashed_mid_send(shared, sms, claimed=time.time() - 60)
+    # The dead sender's request reached Twilio, and the carrier could not deliver it.
+    http_client = AsyncTwilioHttpClient()
+    twilio = TwilioClient(
+        shared.cfg.twilio.account_sid, shared.cfg.twilio.auth_token.reveal(), http_client=http_client
+    )
+    twilio.api.base_url = shared.sandbox.url
+    try:
+        await twilio.messages.create_async(to=JANE, from_="+13125550199", body=sms.body)
+    finally:
+        await http_client.close()
+    await shared.bus.publish(s.OUTBOX_SMS, sms, msg_id="redelivered")
+    await shared.until(lambda: len(shared.emails("jane@acme.example")) == 1)
+    await shared.settled()
+    assert len(shared.sms()) == 1  # the undelivered one only; no second try at a dead handset
+    stored = await record(shared, sms.key)
+    assert stored is not None and (stored.state, stored.error_code) == ("failed", 30003)
+
+
+async def test_a_sender_whose_claim_was_taken_over_stops(stack: Stack) -> None:
+    sms = client_sms(stack, "upd.4")
+    await put_record(stack, sms.key, left(sms, "sending", claim="someone-else", claimed=time.time()))
+    sender = outbound.Sender(stack.bus, stack.cfg, stack.clock, TwilioClient("AC0", "unused"))
+    with pytest.raises(LostClaim):
+        await sender._refresh(f"out.{sms.key}", "mine")
+    await sender._refresh(f"out.{sms.key}", "someone-else")  # the holder renews without trouble
