@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 
 from services.common.bus import Bus
-from services.common.kvview import KvView
+from services.common.kvview import KvView, snapshot
 from services.contracts import subjects as s
 
 STREAM = f"KV_{s.KV_CONTACTS}"
@@ -42,3 +42,15 @@ async def test_concurrent_callers_see_one_complete_snapshot_and_one_consumer(bus
 async def view_size(view: KvView[int]) -> int:
     await view.ensure()
     return len(view.items)
+
+
+async def test_snapshot_reads_once_and_leaves_no_consumer(bus: Bus) -> None:
+    assert await snapshot(bus, s.KV_CONTACTS, "snap.>", bytes) == {}  # nothing there yet: no wait
+    kv = await bus.kv(s.KV_CONTACTS)
+    await kv.put("snap.a", b"1")
+    await kv.put("snap.b", b"2")
+    await kv.put("elsewhere", b"3")
+    await kv.delete("snap.b")
+    for _ in range(50):  # more than any test polls; each call cleans up after itself
+        assert await snapshot(bus, s.KV_CONTACTS, "snap.>", bytes) == {"snap.a": b"1"}
+    assert await consumers(bus) == 0

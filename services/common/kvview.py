@@ -104,15 +104,40 @@ class KvView(Generic[T]):
 
     async def _follow(self, watcher: KeyValue.KeyWatcher, items: dict[str, T], ready: asyncio.Event) -> None:
         async for entry in watcher:
-            if entry is None:  # nats-py's marker: the initial snapshot is complete
-                ready.set()
+            if entry is None:
+                # nats-py's "initial values done" marker. It can come too early: when the server has
+                # pushed every message before nats-py asked how many were pending, the marker goes
+                # ahead of entries still queued. Trust it only when the consumer delivered nothing.
+                if items or ready.is_set() or await _nothing_delivered(watcher):
+                    ready.set()
                 continue
             if entry.operation in (KV_DEL, KV_PURGE) or not entry.value:
                 items.pop(entry.key, None)
-                continue
-            try:
-                items[entry.key] = self.decode(entry.value)
-            except (msgspec.DecodeError, msgspec.ValidationError) as exc:
-                log.error(
-                    "unreadable entry left out of the view", extra={"key": entry.key, "error": str(exc)}
-                )
+            else:
+                try:
+                    items[entry.key] = self.decode(entry.value)
+                except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+                    log.error("unreadable entry kept out", extra={"key": entry.key, "error": str(exc)})
+            if entry.delta == 0:
+                ready.set()  # nothing left pending after this one: the snapshot is complete
+
+
+async def _nothing_delivered(watcher: KeyValue.KeyWatcher) -> bool:
+    if watcher._sub is None:
+        return False
+    try:
+        info = await watcher._sub.consumer_info()
+    except Exception:
+        return False  # unsure: wait for an entry with nothing pending instead
+    delivered = info.delivered.consumer_seq if info.delivered else 0
+    return not delivered and not info.num_pending
+
+
+async def snapshot(bus: Bus, bucket: str, pattern: str, decode: Callable[[bytes], T]) -> dict[str, T]:
+    """The live keys under `pattern` right now, read once through a watch that is then deleted."""
+    view = KvView(bus, bucket, pattern, decode)
+    try:
+        await view.ensure()
+        return dict(view.items)
+    finally:
+        await view.close()

@@ -20,6 +20,7 @@ import pytest
 
 from services.common.bus import Bus
 from services.common.config import BusConfig
+from services.common.kvview import snapshot
 from services.common.natsserver import NatsServer, free_port
 from services.common.process import ChildProcess, stop_all
 from services.contracts import Ticket
@@ -119,15 +120,12 @@ async def test_stream_leader_killed_under_load(cluster: list[NatsServer], tmp_pa
                     await asyncio.sleep(0.25 * (attempt + 1))
         # Wait for the routers to catch up, then count tickets by subject.
         counts: collections.Counter[str] = collections.Counter()
-        kv = await bus.kv(s.KV_TICKETS)
         decoder = msgspec.json.Decoder(Ticket)
         for _ in range(120):
             counts.clear()
             with contextlib.suppress(Exception):
-                for key in await kv.keys():
-                    entry = await kv.get(key)
-                    if entry.value:
-                        counts[decoder.decode(entry.value).subject] += 1
+                for ticket in (await snapshot(bus, s.KV_TICKETS, ">", decoder.decode)).values():
+                    counts[ticket.subject] += 1
             if len(counts) >= len(accepted):
                 break
             await asyncio.sleep(0.5)

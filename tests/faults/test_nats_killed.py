@@ -24,6 +24,7 @@ from twilio.request_validator import RequestValidator
 
 from services.common.bus import Bus
 from services.common.config import BusConfig
+from services.common.kvview import snapshot
 from services.common.natsserver import NatsServer, free_port
 from services.common.process import ROOT, ChildProcess, stop_all
 from services.contracts import Ticket
@@ -49,16 +50,12 @@ def email(i: int) -> EmailMessage:
 
 async def count_tickets(bus: Bus) -> collections.Counter[str]:
     counts: collections.Counter[str] = collections.Counter()
-    kv = await bus.kv(s.KV_TICKETS)
-    decoder = msgspec.json.Decoder(Ticket)
     with contextlib.suppress(Exception):
-        for key in await kv.keys():
-            entry = await kv.get(key)
-            if entry.value:
-                ticket = decoder.decode(entry.value)
-                found = MARK.search(f"{ticket.subject} {ticket.summary}")
-                if found:
-                    counts[found.group()] += 1
+        # A watch, not kv.keys(): polled for minutes, keys() would fill the stream's consumer limit.
+        for ticket in (await snapshot(bus, s.KV_TICKETS, ">", msgspec.json.Decoder(Ticket).decode)).values():
+            found = MARK.search(f"{ticket.subject} {ticket.summary}")
+            if found:
+                counts[found.group()] += 1
     return counts
 
 

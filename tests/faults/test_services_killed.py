@@ -20,11 +20,11 @@ from typing import Any
 import httpx
 import msgspec
 import pytest
-from nats.js.errors import NoKeysError
 
 from services.common.bus import Bus
 from services.common.clock import ManualClock
 from services.common.config import BusConfig, Secret
+from services.common.kvview import snapshot
 from services.common.natsserver import free_port
 from services.contracts import ServiceRequest, Ticket
 from services.contracts import subjects as s
@@ -66,18 +66,8 @@ def request(i: int) -> ServiceRequest:
 
 
 async def tickets(bus: Bus) -> list[Ticket]:
-    kv = await bus.kv(s.KV_TICKETS)
-    decoder = msgspec.json.Decoder(Ticket)
-    found: list[Ticket] = []
-    try:
-        keys = await kv.keys()
-    except NoKeysError:
-        return found
-    for key in keys:
-        entry = await kv.get(key)
-        if entry.value:
-            found.append(decoder.decode(entry.value))
-    return found
+    # A watch, not kv.keys(): polled for minutes, keys() would fill the stream's consumer limit.
+    return list((await snapshot(bus, s.KV_TICKETS, ">", msgspec.json.Decoder(Ticket).decode)).values())
 
 
 async def dispatches(http: httpx.AsyncClient, sandbox: Sandbox) -> collections.Counter[str]:
@@ -203,9 +193,8 @@ async def test_router_then_notifier_killed_with_timers_pending(bus_config: BusCo
         assert lost == 0
         assert doubled == 0
         assert set(sent) == numbers
-        timers = await bus.kv(s.KV_TIMERS)
-        with contextlib.suppress(NoKeysError):
-            assert not [k for k in await timers.keys() if k.startswith(TIMER_PREFIX)], "a release timer left"
+        left = await snapshot(bus, s.KV_TIMERS, f"{TIMER_PREFIX}>", bytes)
+        assert not left, "a release timer left"
     finally:
         stop.set()
         results: list[Any] = await asyncio.wait_for(
