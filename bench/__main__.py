@@ -10,14 +10,13 @@ import asyncio
 import json
 import os
 import sys
-import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from bench import endtoend, load, smtp, stack
-from services.common.natsserver import NatsServer, free_port
+from services.common.natsserver import free_port
 from services.common.process import ROOT
 from services.policy.decide import decide
 from services.policy.load import load_policy
@@ -112,46 +111,27 @@ USAGE = """usage: python -m bench [all|router|e2e|smtp]
 
 
 async def only(mode: str) -> None:
-    with tempfile.TemporaryDirectory(prefix="fd-bench-") as tmp_name:
-        tmp = Path(tmp_name)
-        logs = tmp / "logs"
-        logs.mkdir()
-        nats = NatsServer(store_dir=tmp / "nats")
-        nats.start()
-        try:
-            if mode == "router":
-                results = {"router_through_nats": await endtoend.bench_router(nats.url, logs)}
-            elif mode == "e2e":
-                results = await endtoend.bench_stack(nats.url, logs, tmp)
-            else:
-                pid = nats.process.pid if nats.process else None
-                results = {"smtp_intake": await bench_smtp(nats.url, logs, pid)}
-        finally:
-            nats.stop()
+    with stack.run() as bench:
+        if mode == "router":
+            results = {"router_through_nats": await endtoend.bench_router(bench.nats.url, bench.logs)}
+        elif mode == "e2e":
+            results = await endtoend.bench_stack(bench.nats.url, bench.logs, bench.tmp)
+        else:
+            results = {"smtp_intake": await bench_smtp(bench.nats.url, bench.logs, bench.nats_pid)}
     print(table(results))
 
 
 async def main() -> None:
-    with tempfile.TemporaryDirectory(prefix="fd-bench-") as tmp_name:
-        tmp = Path(tmp_name)
-        logs = tmp / "logs"
-        logs.mkdir()
-        nats = NatsServer(store_dir=tmp / "nats")
-        nats.start()
-        try:
-            results: dict[str, Any] = {
-                "when": datetime.now(UTC).isoformat(timespec="seconds"),
-                "machine": {"cpus": os.cpu_count()},
-                "load_generators": "aiosmtplib loop (SMTP), httpx loop (webhooks), in the bench process",
-            }
-            results["policy_pure"] = bench_policy()
-            results["smtp_intake"] = await bench_smtp(
-                nats.url, logs, nats.process.pid if nats.process else None
-            )
-            results["voice_webhooks"] = await bench_webhooks(nats.url, logs, tmp)
-            results.update(await endtoend.bench_stack(nats.url, logs, tmp))
-        finally:
-            nats.stop()
+    with stack.run() as bench:
+        results: dict[str, Any] = {
+            "when": datetime.now(UTC).isoformat(timespec="seconds"),
+            "machine": {"cpus": os.cpu_count()},
+            "load_generators": "aiosmtplib loop (SMTP), httpx loop (webhooks), in the bench process",
+        }
+        results["policy_pure"] = bench_policy()
+        results["smtp_intake"] = await bench_smtp(bench.nats.url, bench.logs, bench.nats_pid)
+        results["voice_webhooks"] = await bench_webhooks(bench.nats.url, bench.logs, bench.tmp)
+        results.update(await endtoend.bench_stack(bench.nats.url, bench.logs, bench.tmp))
     RESULTS.write_text(json.dumps(results, indent=2) + "\n")
     print(table(results))
     print(f"\nwritten to {RESULTS}")

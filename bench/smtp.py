@@ -11,12 +11,11 @@ import asyncio
 import json
 import os
 import statistics
-import tempfile
 from pathlib import Path
 from typing import Any
 
 from bench import load, stack
-from services.common.natsserver import NatsServer, free_port
+from services.common.natsserver import free_port
 
 SMTP_MESSAGES = int(os.environ.get("BENCH_SMTP_MESSAGES", "300"))
 SMTP_CONCURRENCY = int(os.environ.get("BENCH_SMTP_CONCURRENCY", "8"))
@@ -97,16 +96,8 @@ async def bench_smtp(nats_url: str, logs: Path, nats_pid: int | None = None) -> 
 
 
 async def main() -> None:
-    with tempfile.TemporaryDirectory(prefix="fd-bench-smtp-") as tmp_name:
-        tmp = Path(tmp_name)
-        logs = tmp / "logs"
-        logs.mkdir()
-        nats = NatsServer(store_dir=tmp / "nats")
-        nats.start()
-        try:
-            result = await bench_smtp(nats.url, logs, nats.process.pid if nats.process else None)
-        finally:
-            nats.stop()
+    with stack.run() as bench:
+        result = await bench_smtp(bench.nats.url, bench.logs, bench.nats_pid)
     print(json.dumps({"smtp_intake": result}, indent=2))
 
 

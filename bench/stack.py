@@ -2,11 +2,42 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
-from services.common.natsserver import free_port
+from services.common.natsserver import NatsServer, free_port
 from services.common.process import ROOT, ChildProcess
+
+
+@dataclass(frozen=True)
+class Run:
+    """One benchmark run's nats-server (fresh store) and its scratch and log folders."""
+
+    nats: NatsServer
+    tmp: Path
+    logs: Path
+
+    @property
+    def nats_pid(self) -> int | None:
+        return self.nats.process.pid if self.nats.process else None
+
+
+@contextlib.contextmanager
+def run() -> Iterator[Run]:
+    with tempfile.TemporaryDirectory(prefix="fd-bench-") as tmp_name:
+        tmp = Path(tmp_name)
+        logs = tmp / "logs"
+        logs.mkdir()
+        nats = NatsServer(store_dir=tmp / "nats")
+        nats.start()
+        try:
+            yield Run(nats=nats, tmp=tmp, logs=logs)
+        finally:
+            nats.stop()
 
 
 def service(name: str, env: dict[str, str], log_dir: Path) -> ChildProcess:
