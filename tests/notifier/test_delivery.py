@@ -110,6 +110,19 @@ async def crashed_mid_send(stack: Stack, sms: SendSms, *, claimed: float) -> Non
     await kv.put(f"out.{sms.key}", msgspec.json.encode(left))
 
 
+async def sent_at_twilio(stack: Stack, to: str, body: str) -> str:
+    """An SMS created at Twilio through the real SDK, as a sender that died before recording it would have."""
+    tw = stack.cfg.twilio
+    http_client = AsyncTwilioHttpClient()
+    twilio = TwilioClient(tw.account_sid, tw.auth_token.reveal(), http_client=http_client)
+    twilio.api.base_url = stack.sandbox.url
+    try:
+        created = await twilio.messages.create_async(to=to, from_=tw.from_, body=body)
+    finally:
+        await http_client.close()
+    return str(created.sid)
+
+
 async def test_crash_after_twilio_accepted_is_reconciled_not_resent(shared: Stack) -> None:
     sms = SendSms(
         key="ops.late.1",
@@ -120,22 +133,14 @@ async def test_crash_after_twilio_accepted_is_reconciled_not_resent(shared: Stac
     )
     await crashed_mid_send(shared, sms, claimed=time.time() - 60)
     # The dead sender's request had reached Twilio.
-    http_client = AsyncTwilioHttpClient()
-    twilio = TwilioClient(
-        shared.cfg.twilio.account_sid, shared.cfg.twilio.auth_token.reveal(), http_client=http_client
-    )
-    twilio.api.base_url = shared.sandbox.url
-    try:
-        first = await twilio.messages.create_async(to=CAROL, from_="+13125550199", body=sms.body)
-    finally:
-        await http_client.close()
+    first = await sent_at_twilio(shared, CAROL, sms.body)
     # JetStream redelivers the unacked command after the restart.
     await shared.bus.publish(s.OUTBOX_SMS, sms, msg_id="redelivered")
     await shared.until(lambda: shared.sms(CAROL) != [])
     await shared.settled()
     stored = await record(shared, sms.key)
-    assert stored is not None and (stored.state, stored.sid) == ("sent", first.sid)
-    assert [m["sid"] for m in shared.sms()] == [first.sid]
+    assert stored is not None and (stored.state, stored.sid) == ("sent", first)
+    assert [m["sid"] for m in shared.sms()] == [first]
 
 
 async def test_crash_before_twilio_is_sent_once_after_the_in_flight_window(shared: Stack) -> None:
@@ -160,15 +165,7 @@ async def test_older_identical_text_is_not_mistaken_for_the_lost_one(shared: Sta
     sms = SendSms(
         key="ops.late.3", to=CAROL, body="same words", purpose="ops_alert", created_at=shared.clock.now()
     )
-    http_client = AsyncTwilioHttpClient()
-    twilio = TwilioClient(
-        shared.cfg.twilio.account_sid, shared.cfg.twilio.auth_token.reveal(), http_client=http_client
-    )
-    twilio.api.base_url = shared.sandbox.url
-    try:
-        await twilio.messages.create_async(to=CAROL, from_="+13125550199", body="same words")
-    finally:
-        await http_client.close()
+    await sent_at_twilio(shared, CAROL, "same words")
     shared.clock.advance(timedelta(hours=1))  # that one was an hour before this send began
     await crashed_mid_send(shared, sms, claimed=time.time() - 60)
     await shared.bus.publish(s.OUTBOX_SMS, sms, msg_id="redelivered")
@@ -258,15 +255,7 @@ async def test_reconciliation_that_finds_an_undelivered_text_falls_back(shared: 
     sms = client_sms(shared, "upd.3")
     await crashed_mid_send(shared, sms, claimed=time.time() - 60)
     # The dead sender's request reached Twilio, and the carrier could not deliver it.
-    http_client = AsyncTwilioHttpClient()
-    twilio = TwilioClient(
-        shared.cfg.twilio.account_sid, shared.cfg.twilio.auth_token.reveal(), http_client=http_client
-    )
-    twilio.api.base_url = shared.sandbox.url
-    try:
-        await twilio.messages.create_async(to=JANE, from_="+13125550199", body=sms.body)
-    finally:
-        await http_client.close()
+    await sent_at_twilio(shared, JANE, sms.body)
     await shared.bus.publish(s.OUTBOX_SMS, sms, msg_id="redelivered")
     await shared.until(lambda: len(shared.emails("jane@acme.example")) == 1)
     await shared.settled()
