@@ -191,6 +191,15 @@ class Sender:
         # Twilio whether it has the message. Email has no such list: it is sent again with the same
         # Message-ID, which mail systems collapse, so an interrupted email is at-least-once.
         unsure = unsure and isinstance(message, SendSms)
+        # The claim was written a moment ago: the first request needs no renewal, later ones do.
+        claimed_now = True
+
+        async def renew() -> None:
+            nonlocal claimed_now
+            if not claimed_now:
+                await self._refresh(key, mine)
+            claimed_now = False
+
         error = ""
         attempts = max(1, self.cfg.send_attempts)
         for attempt in range(1, attempts + 1):
@@ -198,7 +207,7 @@ class Sender:
                 await asyncio.sleep(min(self.cfg.retry_base * 2 ** (attempt - 2), 5.0))
             try:
                 if unsure and isinstance(message, SendSms):
-                    await self._refresh(key, mine)
+                    await renew()
                     found = await self._find_sent(message, first_at)
                     unsure = False
                     if found is not None:
@@ -208,7 +217,7 @@ class Sender:
                         else:
                             await self._settle(key, channel, found.sid, attempts=attempt)
                         return
-                await self._refresh(key, mine)
+                await renew()
                 sid = await (self._sms(message) if isinstance(message, SendSms) else self._email(message))
             except TwilioRestException as exc:
                 if exc.code in PERMANENT or not retryable(exc):
