@@ -6,11 +6,18 @@ import os
 import types
 import typing
 from collections.abc import Mapping
-from typing import Any, TypeVar, get_args, get_origin, get_type_hints
+from typing import Any, Literal, TypeVar, get_args, get_origin, get_type_hints
 
 import msgspec
 
 T = TypeVar("T", bound=msgspec.Struct)
+
+# FRONTDESK_ENV. Production is the default so that a forgotten setting fails closed: development
+# relaxes secret strength, serves API docs and allows unauthenticated mail (`make run` sets it).
+Environment = Literal["development", "production"]
+ENVIRONMENTS: tuple[Environment, ...] = ("development", "production")
+PLACEHOLDERS = ("change-me", "changeme", "secret", "password", "example")
+MIN_SECRET_BYTES = 32
 
 
 class Secret:
@@ -119,3 +126,25 @@ def load(cls: type[T], prefix: str, env: Mapping[str, str] | None = None, **over
 
 def load_bus(env: Mapping[str, str] | None = None) -> BusConfig:
     return load(BusConfig, "FRONTDESK_NATS_", env)
+
+
+def load_environment(env: Mapping[str, str] | None = None) -> Environment:
+    """FRONTDESK_ENV: `development` or `production` (the default)."""
+    source = os.environ if env is None else env
+    value = source.get("FRONTDESK_ENV", "production").strip().lower() or "production"
+    for known in ENVIRONMENTS:
+        if value == known:
+            return known
+    raise ConfigError(f"FRONTDESK_ENV: expected one of {', '.join(ENVIRONMENTS)}, got {value!r}")
+
+
+def require_strong(name: str, secret: Secret, environment: Environment) -> None:
+    """Outside development refuse a missing, short or placeholder secret, naming the setting."""
+    if environment == "development":
+        return
+    value = secret.reveal()
+    if len(value.encode()) < MIN_SECRET_BYTES:
+        raise ConfigError(f"{name}: at least {MIN_SECRET_BYTES} bytes are required outside development")
+    lowered = value.lower()
+    if any(word in lowered for word in PLACEHOLDERS):
+        raise ConfigError(f"{name}: looks like a placeholder; set a real secret")

@@ -21,6 +21,7 @@ from services.common.natsserver import NatsServer
 from services.common.process import ROOT, ChildProcess, stop_all
 
 DEV_DEFAULTS = {
+    "FRONTDESK_ENV": "development",
     "FRONTDESK_POLICY": str(ROOT / "deploy" / "policy.example.yaml"),
     "FRONTDESK_THREAD_SECRET": "dev-only-thread-secret",
     "FRONTDESK_TWILIO_ACCOUNT_SID": "AC00000000000000000000000000000000",
