@@ -1,0 +1,173 @@
+"""Twilio webhooks (intake_voice) against bare FastAPI+uvicorn, driven by wrk with pre-signed requests.
+
+Every request wrk sends is a distinct, correctly signed Twilio webhook (its own MessageSid or CallSid),
+written into a Lua script beforehand: signing inside the load loop would measure the signer, and
+repeating one id would measure the de-duplication shortcut instead of the work.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+from twilio.request_validator import RequestValidator
+
+from bench import stack, tools
+from bench.proc import cpu_seconds, tree_peak_rss_mb
+from services.common.natsserver import free_port
+
+TOKEN = "bench-token"
+SECONDS = int(os.environ.get("BENCH_WEBHOOK_SECONDS", "8"))
+CONNECTIONS = int(os.environ.get("BENCH_WEBHOOK_CONNECTIONS", "32"))
+ROUNDS = int(os.environ.get("BENCH_WEBHOOK_ROUNDS", "3"))
+# More distinct requests than the fastest side can send in one run, so no id repeats within a run.
+DISTINCT = int(os.environ.get("BENCH_WEBHOOK_DISTINCT", "60000"))
+PATHS = ("/twilio/sms", "/twilio/voice")
+
+_LUA = """
+local specs = {}
+%(entries)s
+local requests = {}
+local n = #specs
+local tid, threads, i = 0, 1, 0
+local counter = 0
+function setup(thread)
+  thread:set("tid", counter)
+  counter = counter + 1
+end
+function init(args)
+  threads = tonumber(args[1])
+  -- wrk.format adds the Host header only once wrk.host is known, i.e. here and not at load time.
+  for k, spec in ipairs(specs) do
+    requests[k] = wrk.format("POST", spec[1], spec[2], spec[3])
+  end
+end
+function request()
+  local k = (tid + i * threads) %% n + 1
+  i = i + 1
+  return requests[k]
+end
+function done(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format(
+    '\\nRESULT {"requests": %%d, "duration_us": %%d, "non_2xx": %%d, "socket_errors": %%d, ' ..
+    '"p50_us": %%d, "p90_us": %%d, "p99_us": %%d}\\n',
+    summary.requests, summary.duration, e.status, e.connect + e.read + e.write + e.timeout,
+    latency:percentile(50), latency:percentile(90), latency:percentile(99)))
+end
+"""
+
+
+def _lua_string(value: str) -> str:
+    return json.dumps(value)  # a JSON string literal is a valid Lua string literal for ASCII text
+
+
+def write_script(path: Path, url_base: str, kind: str, offset: int) -> Path:
+    """A Lua script holding DISTINCT pre-signed requests for one path; ids start at `offset`."""
+    validator = RequestValidator(TOKEN)
+    lines = []
+    for i in range(offset, offset + DISTINCT):
+        if kind == "/twilio/sms":
+            params = {
+                "MessageSid": f"SM{i:032x}",
+                "AccountSid": "AC00000000000000000000000000000000",
+                "From": f"+1312555{i % 10000:04d}",
+                "To": "+13125550199",
+                "Body": f"Printer down on floor {i % 5}",
+                "NumMedia": "0",
+            }
+        else:
+            params = {
+                "CallSid": f"CA{i:032x}",
+                "AccountSid": "AC00000000000000000000000000000000",
+                "From": f"+1312555{i % 10000:04d}",
+                "To": "+13125550199",
+                "CallStatus": "ringing",
+            }
+        signature = validator.compute_signature(url_base + kind, params)
+        headers = (
+            '{["Content-Type"]="application/x-www-form-urlencoded", '
+            f'["X-Twilio-Signature"]={_lua_string(signature)}}}'
+        )
+        body = _lua_string(urlencode(params))
+        lines.append(f'specs[#specs+1] = {{"{kind}", {headers}, {body}}}')
+    path.write_text(_LUA % {"entries": "\n".join(lines)})
+    return path
+
+
+def wrk_run(tool: tools.Tool, base: str, script: Path, threads: int = 2) -> dict[str, Any]:
+    argv = tool.argv(
+        "-t", str(threads), "-c", str(CONNECTIONS), "-d", f"{SECONDS}s", "--timeout", "10s",
+        "-s", str(script), base, "--", str(threads),
+    )  # fmt: skip
+    done = subprocess.run(argv, env=tool.env, capture_output=True, text=True, check=False)
+    for line in done.stdout.splitlines():
+        if line.startswith("RESULT "):
+            result: dict[str, Any] = json.loads(line.removeprefix("RESULT "))
+            return result
+    raise RuntimeError(f"wrk printed no result ({done.returncode}): {done.stderr.strip()[-300:]}")
+
+
+def bench_webhooks(nats_url: str, logs: Path, tmp: Path, nats_pid: int | None = None) -> dict[str, Any]:
+    tool = tools.wrk()
+    bare_port, real_port = free_port(), free_port()
+    base = f"http://127.0.0.1:{real_port}"
+    bare_base = f"http://127.0.0.1:{bare_port}"
+    env = stack.service_env(
+        nats_url,
+        FRONTDESK_VOICE_PORT=str(real_port),
+        FRONTDESK_VOICE_PUBLIC_URL=base,
+        FRONTDESK_VOICE_SPOOL_DIR=str(tmp / "spool"),
+    )
+    bare = stack.baseline("http", bare_port, logs)
+    real = stack.service("intake_voice", env, logs)
+    servers = {"bare": bare, "voice": real}
+    bases = {"bare": bare_base, "voice": base}
+    results: dict[str, Any] = {}
+    try:
+        bare.wait_port(bare_port)
+        real.wait_port(real_port)
+        for path in PATHS:
+            per: dict[str, dict[str, list[float]]] = {"bare": {}, "voice": {}}
+            ratios: list[float] = []
+            for round_no in range(ROUNDS):
+                rate: dict[str, float] = {}
+                for side in ("bare", "voice") if round_no % 2 == 0 else ("voice", "bare"):
+                    # Fresh ids every round and side: the service must never see a repeat.
+                    offset = (round_no * 2 + (side == "voice")) * DISTINCT
+                    script = write_script(tmp / f"wrk-{side}.lua", base, path, offset)
+                    pids = {"server": servers[side].pid} | ({"nats": nats_pid} if nats_pid else {})
+                    before = {name: cpu_seconds(pid) for name, pid in pids.items()}
+                    t0 = time.perf_counter()
+                    out = wrk_run(tool, bases[side], script)
+                    took = time.perf_counter() - t0
+                    if out["non_2xx"] or out["socket_errors"]:
+                        raise RuntimeError(f"{side} {path}: {out}")
+                    rate[side] = out["requests"] / (out["duration_us"] / 1e6)
+                    row = per[side]
+                    row.setdefault("req_per_s", []).append(rate[side])
+                    row.setdefault("p50_ms", []).append(out["p50_us"] / 1000)
+                    row.setdefault("p99_ms", []).append(out["p99_us"] / 1000)
+                    for name, pid in pids.items():
+                        used = (cpu_seconds(pid) - before[name]) * 1000 / out["requests"]
+                        row.setdefault(f"cpu_ms_{name}", []).append(used)
+                    row.setdefault("wall_s", []).append(took)
+                ratios.append(rate["voice"] / rate["bare"])
+            results[path] = {
+                side: {k: round(statistics.median(v), 2) for k, v in row.items() if k != "wall_s"}
+                | {"req_per_s_range": [round(min(row["req_per_s"])), round(max(row["req_per_s"]))]}
+                for side, row in per.items()
+            } | {"ratio": round(statistics.median(ratios), 3), "ratios": [round(r, 3) for r in ratios]}
+        results["peak_rss_mb"] = round(tree_peak_rss_mb(real.pid), 1)
+    finally:
+        bare.stop()
+        real.stop()
+    results["load"] = f"wrk -t2 -c{CONNECTIONS} -d{SECONDS}s, {DISTINCT} distinct pre-signed requests"
+    results["goal"] = "ratio >= 0.9, p99 within 2x of bare"
+    return results
