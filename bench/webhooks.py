@@ -31,11 +31,10 @@ DISTINCT = int(os.environ.get("BENCH_WEBHOOK_DISTINCT", "60000"))
 PATHS = ("/twilio/sms", "/twilio/voice")
 
 _LUA = """
-local specs = {}
-%(entries)s
+-- Requests are read from a data file (one per line: path, signature, body, tab-separated):
+-- tens of thousands of literals in the script itself exceed Lua's constant limit.
 local requests = {}
-local n = #specs
-local tid, threads, i = 0, 1, 0
+local tid, threads, i, n = 0, 1, 0, 0
 local counter = 0
 function setup(thread)
   thread:set("tid", counter)
@@ -44,67 +43,71 @@ end
 function init(args)
   threads = tonumber(args[1])
   -- wrk.format adds the Host header only once wrk.host is known, i.e. here and not at load time.
-  for k, spec in ipairs(specs) do
-    requests[k] = wrk.format("POST", spec[1], spec[2], spec[3])
+  for line in io.lines(args[2]) do
+    local path, signature, body = line:match("^([^\t]*)\t([^\t]*)\t(.*)$")
+    requests[#requests + 1] = wrk.format("POST", path, {
+      ["Content-Type"] = "application/x-www-form-urlencoded",
+      ["X-Twilio-Signature"] = signature,
+    }, body)
   end
+  n = #requests
 end
 function request()
-  local k = (tid + i * threads) %% n + 1
+  local k = (tid + i * threads) % n + 1
   i = i + 1
   return requests[k]
 end
 function done(summary, latency, requests)
   local e = summary.errors
   io.write(string.format(
-    '\\nRESULT {"requests": %%d, "duration_us": %%d, "non_2xx": %%d, "socket_errors": %%d, ' ..
-    '"p50_us": %%d, "p90_us": %%d, "p99_us": %%d}\\n',
+    '\\nRESULT {"requests": %d, "duration_us": %d, "non_2xx": %d, "socket_errors": %d, ' ..
+    '"p50_us": %d, "p90_us": %d, "p99_us": %d}\\n',
     summary.requests, summary.duration, e.status, e.connect + e.read + e.write + e.timeout,
     latency:percentile(50), latency:percentile(90), latency:percentile(99)))
 end
 """
 
 
-def _lua_string(value: str) -> str:
-    return json.dumps(value)  # a JSON string literal is a valid Lua string literal for ASCII text
+class Script:
+    """wrk's Lua driver and the data file of pre-signed requests it replays."""
+
+    def __init__(self, folder: Path, url_base: str, kind: str, offset: int) -> None:
+        self.lua = folder / "wrk.lua"
+        self.data = folder / f"wrk-{offset}.tsv"
+        self.lua.write_text(_LUA)
+        validator = RequestValidator(TOKEN)
+        lines = []
+        for i in range(offset, offset + DISTINCT):
+            params = _params(kind, i)
+            signature = validator.compute_signature(url_base + kind, params)
+            lines.append(f"{kind}\t{signature}\t{urlencode(params)}")
+        self.data.write_text("\n".join(lines) + "\n")
 
 
-def write_script(path: Path, url_base: str, kind: str, offset: int) -> Path:
-    """A Lua script holding DISTINCT pre-signed requests for one path; ids start at `offset`."""
-    validator = RequestValidator(TOKEN)
-    lines = []
-    for i in range(offset, offset + DISTINCT):
-        if kind == "/twilio/sms":
-            params = {
-                "MessageSid": f"SM{i:032x}",
-                "AccountSid": "AC00000000000000000000000000000000",
-                "From": f"+1312555{i % 10000:04d}",
-                "To": "+13125550199",
-                "Body": f"Printer down on floor {i % 5}",
-                "NumMedia": "0",
-            }
-        else:
-            params = {
-                "CallSid": f"CA{i:032x}",
-                "AccountSid": "AC00000000000000000000000000000000",
-                "From": f"+1312555{i % 10000:04d}",
-                "To": "+13125550199",
-                "CallStatus": "ringing",
-            }
-        signature = validator.compute_signature(url_base + kind, params)
-        headers = (
-            '{["Content-Type"]="application/x-www-form-urlencoded", '
-            f'["X-Twilio-Signature"]={_lua_string(signature)}}}'
-        )
-        body = _lua_string(urlencode(params))
-        lines.append(f'specs[#specs+1] = {{"{kind}", {headers}, {body}}}')
-    path.write_text(_LUA % {"entries": "\n".join(lines)})
-    return path
+def _params(kind: str, i: int) -> dict[str, str]:
+    caller = f"+1312555{i % 10000:04d}"
+    if kind == "/twilio/sms":
+        return {
+            "MessageSid": f"SM{i:032x}",
+            "AccountSid": "AC00000000000000000000000000000000",
+            "From": caller,
+            "To": "+13125550199",
+            "Body": f"Printer down on floor {i % 5}",
+            "NumMedia": "0",
+        }
+    return {
+        "CallSid": f"CA{i:032x}",
+        "AccountSid": "AC00000000000000000000000000000000",
+        "From": caller,
+        "To": "+13125550199",
+        "CallStatus": "ringing",
+    }
 
 
-def wrk_run(tool: tools.Tool, base: str, script: Path, threads: int = 2) -> dict[str, Any]:
+def wrk_run(tool: tools.Tool, base: str, script: Script, threads: int = 2) -> dict[str, Any]:
     argv = tool.argv(
         "-t", str(threads), "-c", str(CONNECTIONS), "-d", f"{SECONDS}s", "--timeout", "10s",
-        "-s", str(script), base, "--", str(threads),
+        "-s", str(script.lua), base, "--", str(threads), str(script.data),
     )  # fmt: skip
     done = subprocess.run(argv, env=tool.env, capture_output=True, text=True, check=False)
     for line in done.stdout.splitlines():
@@ -141,7 +144,7 @@ def bench_webhooks(nats_url: str, logs: Path, tmp: Path, nats_pid: int | None = 
                 for side in ("bare", "voice") if round_no % 2 == 0 else ("voice", "bare"):
                     # Fresh ids every round and side: the service must never see a repeat.
                     offset = (round_no * 2 + (side == "voice")) * DISTINCT
-                    script = write_script(tmp / f"wrk-{side}.lua", base, path, offset)
+                    script = Script(tmp, base, path, offset)
                     pids = {"server": servers[side].pid} | ({"nats": nats_pid} if nats_pid else {})
                     before = {name: cpu_seconds(pid) for name, pid in pids.items()}
                     t0 = time.perf_counter()
