@@ -59,6 +59,8 @@ def service_env(nats_url: str, **extra: str) -> dict[str, str]:
     env = dict(os.environ)
     env.update(
         {
+            # A bare benchmark server has no users: that is allowed in development only.
+            "FRONTDESK_ENV": "development",
             "FRONTDESK_NATS_URL": nats_url,
             "FRONTDESK_POLICY": str(ROOT / "deploy" / "policy.example.yaml"),
             "FRONTDESK_THREAD_SECRET": "bench-secret",

@@ -24,7 +24,7 @@ from nats.js.kv import KeyValue
 from nats.js.object_store import ObjectStore
 from nats.nuid import NUID
 
-from services.common import topology
+from services.common import natsauth, topology
 from services.common.config import BusConfig
 from services.contracts import subjects as s
 
@@ -75,6 +75,8 @@ class Bus:
             "error_cb": _log_error,
             "disconnected_cb": _log_disconnected,
             "reconnected_cb": _log_reconnected,
+            # Replies come to this user's own inbox: the only subjects it may subscribe to.
+            "inbox_prefix": natsauth.inbox_prefix(cfg.user),
         }
         if cfg.user:
             options["user"] = cfg.user
@@ -95,8 +97,12 @@ class Bus:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
 
-    async def ensure_topology(self) -> None:
-        await topology.ensure(self.js, self.cfg.replicas)
+    async def ensure_topology(self, *, stop: asyncio.Event | None = None) -> None:
+        """Create the topology (ops), or wait for ops to have created it (a service user may not)."""
+        if natsauth.manages_topology(self.cfg.user):
+            await topology.ensure(self.js, self.cfg.replicas)
+        else:
+            await topology.wait(self.js, self.cfg.user, stop=stop)
 
     @property
     def connected(self) -> bool:

@@ -6,6 +6,7 @@ import os
 import types
 import typing
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any, Literal, TypeVar, get_args, get_origin, get_type_hints
 
 import msgspec
@@ -51,11 +52,13 @@ class ConfigError(ValueError):
 
 
 class BusConfig(msgspec.Struct, frozen=True, kw_only=True):
-    """How to reach NATS. Env: FRONTDESK_NATS_URL (comma-separated), _USER, _PASSWORD, _TOKEN, _CREDS."""
+    """How to reach NATS. Env: FRONTDESK_NATS_URL (comma-separated), _USER, _PASSWORD (or _PASSWORD_FILE),
+    _TOKEN, _CREDS."""
 
     url: tuple[str, ...] = ("nats://127.0.0.1:4222",)
     user: str = ""
     password: Secret = Secret("")
+    password_file: str = ""  # a Docker secret: read once at load, into `password`
     token: Secret = Secret("")
     creds: str = ""  # path to a .creds file
     replicas: int = 1  # stream/bucket replicas (3 in a cluster)
@@ -125,7 +128,29 @@ def load(cls: type[T], prefix: str, env: Mapping[str, str] | None = None, **over
 
 
 def load_bus(env: Mapping[str, str] | None = None) -> BusConfig:
-    return load(BusConfig, "FRONTDESK_NATS_", env)
+    """The bus settings; outside development a user with a strong password (or a token/creds) is required."""
+    source = os.environ if env is None else env
+    cfg = load(BusConfig, "FRONTDESK_NATS_", source)
+    password_setting = "FRONTDESK_NATS_PASSWORD"
+    if cfg.password_file:
+        password_setting = "FRONTDESK_NATS_PASSWORD_FILE"
+        try:
+            text = Path(cfg.password_file).read_text()
+        except OSError as exc:
+            raise ConfigError(
+                f"{password_setting}: cannot read {cfg.password_file}: {exc.strerror}"
+            ) from None
+        cfg = msgspec.structs.replace(cfg, password=Secret(text.strip()))
+    environment = load_environment(source)
+    if cfg.user:
+        require_strong(password_setting, cfg.password, environment)
+    elif cfg.token:
+        require_strong("FRONTDESK_NATS_TOKEN", cfg.token, environment)
+    elif not cfg.creds and environment != "development":
+        raise ConfigError(
+            "FRONTDESK_NATS_USER: required outside development (the bus refuses anonymous clients)"
+        )
+    return cfg
 
 
 def load_environment(env: Mapping[str, str] | None = None) -> Environment:

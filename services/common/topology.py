@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from dataclasses import replace
 
@@ -16,6 +18,7 @@ from nats.js.api import (
 )
 from nats.js.errors import BadRequestError, NotFoundError
 
+from services.common import natsauth
 from services.contracts import subjects as s
 
 log = logging.getLogger(__name__)
@@ -73,3 +76,45 @@ async def ensure(js: JetStreamContext, replicas: int = 1) -> None:
         s.OBJ_RAW, config=ObjectStoreConfig(bucket=s.OBJ_RAW, replicas=replicas, storage=StorageType.FILE)
     )
     log.info("topology ready", extra={"count": len(STREAMS) + len(BUCKETS) + 1})
+
+
+async def wait(js: JetStreamContext, user: str, *, stop: asyncio.Event | None = None) -> None:
+    """Wait until the streams `user` may look at exist: a service user cannot create them, ops does."""
+    streams = natsauth.visible_streams(user)
+    delay = 0.2
+    while True:
+        missing = []
+        for stream in streams:
+            try:
+                await js.stream_info(stream)
+            except NotFoundError:
+                missing.append(stream)
+        if not missing:
+            return
+        log.warning("waiting for ops to create the topology", extra={"missing": ",".join(missing)})
+        if stop is None:
+            await asyncio.sleep(delay)
+        else:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), delay)
+            if stop.is_set():
+                return
+        delay = min(delay * 2, 5.0)
+
+
+async def _setup() -> None:
+    # Imported here: the bus imports this module.
+    from services.common.bus import Bus
+    from services.common.config import load_bus
+
+    bus = await Bus.connect(load_bus(), "topology-setup")
+    try:
+        await ensure(bus.js, bus.cfg.replicas)
+    finally:
+        await bus.close()
+
+
+if __name__ == "__main__":
+    # `python -m services.common.topology` as the ops user: what the services wait for at start.
+    logging.basicConfig(level=logging.INFO)
+    asyncio.run(_setup())

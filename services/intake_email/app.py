@@ -212,7 +212,7 @@ async def main(
     http: HttpServer | None = None
     server: asyncio.Server | None = None
     try:
-        await bus.ensure_topology()
+        await bus.ensure_topology(stop=stop)
         intake = Intake(cfg, bus, clock or SystemClock())
         http = HttpServer(
             health_app(

@@ -398,7 +398,7 @@ async def main(cfg: VoiceConfig, *, stop: asyncio.Event) -> None:
 
     async def connect() -> None:
         bus = await Bus.connect(cfg.bus, "intake_voice", stop=stop)
-        await bus.ensure_topology()
+        await bus.ensure_topology(stop=stop)
         outbox.bus = bus
 
     connector = asyncio.create_task(connect())

@@ -662,7 +662,7 @@ async def main(cfg: NotifierConfig, *, stop: asyncio.Event, clock: Clock | None 
     clock = clock or SystemClock()
     policy = load_policy(cfg.policy)
     bus = await Bus.connect(cfg.bus, "notifier", stop=stop)
-    await bus.ensure_topology()
+    await bus.ensure_topology(stop=stop)
     http_client = AsyncTwilioHttpClient(timeout=10)
     twilio = TwilioClient(cfg.twilio.account_sid, cfg.twilio.auth_token.reveal(), http_client=http_client)
     if cfg.twilio.api_base:

@@ -489,7 +489,7 @@ async def main(cfg: RouterConfig, *, stop: asyncio.Event, clock: Clock | None = 
     http: HttpServer | None = None
     tasks: list[asyncio.Task[None]] = []
     try:
-        await bus.ensure_topology()
+        await bus.ensure_topology(stop=stop)
         router = Router(bus, policy, clock or SystemClock())
         decoder = msgspec.json.Decoder(Incoming)
         # Related requests (a reply and its ticket, an amendment and its request) stay in order.

@@ -10,12 +10,13 @@ from services.intake_voice.config import load_config
 
 def test_refuses_to_start_without_auth_token() -> None:
     with pytest.raises(ConfigError, match="FRONTDESK_TWILIO_AUTH_TOKEN"):
-        load_config({})
+        load_config({"FRONTDESK_ENV": "development"})
 
 
 def test_loads_env() -> None:
     cfg = load_config(
         {
+            "FRONTDESK_ENV": "development",
             "FRONTDESK_TWILIO_AUTH_TOKEN": "s3cret",
             "FRONTDESK_VOICE_PORT": "9090",
             "FRONTDESK_VOICE_TRUST_FORWARDED": "true",
