@@ -173,3 +173,11 @@ def require_strong(name: str, secret: Secret, environment: Environment) -> None:
     lowered = value.lower()
     if any(word in lowered for word in PLACEHOLDERS):
         raise ConfigError(f"{name}: looks like a placeholder; set a real secret")
+
+
+def load_thread_secret(env: Mapping[str, str] | None = None) -> Secret:
+    """FRONTDESK_THREAD_SECRET signs ticket tokens and Message-IDs: weak, anyone could forge a thread."""
+    source = os.environ if env is None else env
+    secret = Secret(source.get("FRONTDESK_THREAD_SECRET", ""))
+    require_strong("FRONTDESK_THREAD_SECRET", secret, load_environment(source))
+    return secret
