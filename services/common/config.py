@@ -51,6 +51,44 @@ class ConfigError(ValueError):
     pass
 
 
+class Retention(msgspec.Struct, frozen=True, kw_only=True):
+    """Limits of every stream, bucket and object store (env FRONTDESK_RETENTION_<FIELD>; MB and days).
+
+    nats-server reserves each max_bytes from its store at creation: their sum must fit in max_file_store.
+    Work streams refuse new writes when full (the writer keeps its message: 451, spool, nak); the timeline
+    drops its oldest entries instead. See deploy/README.md, "Retention".
+    """
+
+    requests_mb: int = 256
+    requests_days: float = 90
+    replies_mb: int = 64
+    replies_days: float = 90
+    notify_mb: int = 64
+    notify_days: float = 30
+    outbox_mb: int = 64
+    outbox_days: float = 30
+    timeline_mb: int = 512
+    timeline_days: float = 730
+    dead_letters_mb: int = 64
+    dead_letters_days: float = 90
+    raw_mail_mb: int = 1024
+    raw_mail_days: float = 90
+    tickets_mb: int = 64
+    threads_mb: int = 32
+    threads_days: float = 365
+    timers_mb: int = 16
+    router_mb: int = 32
+    router_days: float = 90  # request-id -> ticket records: redeliveries come within days
+    sequences_mb: int = 1
+    outbound_mb: int = 64
+    outbound_days: float = 30
+    contacts_mb: int = 16
+    windows_mb: int = 16
+    windows_days: float = 30
+    seen_mb: int = 16
+    seen_days: float = 7
+
+
 class BusConfig(msgspec.Struct, frozen=True, kw_only=True):
     """How to reach NATS. Env: FRONTDESK_NATS_URL (comma-separated), _USER, _PASSWORD (or _PASSWORD_FILE),
     _TOKEN, _CREDS."""
@@ -59,6 +97,7 @@ class BusConfig(msgspec.Struct, frozen=True, kw_only=True):
     user: str = ""
     password: Secret = Secret("")
     password_file: str = ""  # a Docker secret: read once at load, into `password`
+    retention: Retention = Retention()  # applied by whoever creates the topology (ops)
     token: Secret = Secret("")
     creds: str = ""  # path to a .creds file
     replicas: int = 1  # stream/bucket replicas (3 in a cluster)
@@ -130,7 +169,9 @@ def load(cls: type[T], prefix: str, env: Mapping[str, str] | None = None, **over
 def load_bus(env: Mapping[str, str] | None = None) -> BusConfig:
     """The bus settings; outside development a user with a strong password (or a token/creds) is required."""
     source = os.environ if env is None else env
-    cfg = load(BusConfig, "FRONTDESK_NATS_", source)
+    cfg = load(
+        BusConfig, "FRONTDESK_NATS_", source, retention=load(Retention, "FRONTDESK_RETENTION_", source)
+    )
     password_setting = "FRONTDESK_NATS_PASSWORD"
     if cfg.password_file:
         password_setting = "FRONTDESK_NATS_PASSWORD_FILE"

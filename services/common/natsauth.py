@@ -141,6 +141,7 @@ def permissions() -> dict[str, Grant]:
         + _dead_letters()
         + _kv(s.KV_OUTBOUND, watch=True)
         + _kv(s.KV_CONTACTS, watch=True)
+        + _kv(s.KV_WINDOWS)
         + _kv(s.KV_TICKETS, watch=True)
         + _kv(s.KV_TIMERS, watch=True)
         + _kv(s.KV_SEEN)

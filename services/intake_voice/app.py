@@ -17,7 +17,7 @@ from twilio.request_validator import RequestValidator
 from services.common.bus import Bus
 from services.common.clock import Clock, SystemClock
 from services.common.http import HttpServer
-from services.common.metrics import Metrics
+from services.common.metrics import Metrics, follow_storage
 from services.contracts import subjects as s
 from services.contracts.events import OptOutChanged, RequestAmended, SmsStatusReported, TechReplied
 from services.contracts.requests import Attachment, Priority, Sender, ServiceRequest, ThreadKeys
@@ -291,7 +291,7 @@ def build_app(voice: Voice) -> FastAPI:
     @app.get("/readyz")
     async def readyz() -> JSONResponse:
         bus = voice.outbox.bus
-        ok = bus is not None and bus.connected
+        ok = bus is not None and bus.ready
         body = {"status": "ready" if ok else "not ready", "spooled": len(voice.outbox.spool.pending())}
         return JSONResponse(body, status_code=200 if ok else 503)
 
@@ -399,6 +399,7 @@ async def main(cfg: VoiceConfig, *, stop: asyncio.Event) -> None:
     async def connect() -> None:
         bus = await Bus.connect(cfg.bus, "intake_voice", stop=stop)
         await bus.ensure_topology(stop=stop)
+        follow_storage(voice.metrics.registry, bus)
         outbox.bus = bus
 
     connector = asyncio.create_task(connect())

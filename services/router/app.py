@@ -18,7 +18,7 @@ from services.common.bus import Bus, ConsumerSpec, Delivery, LaneConsumer, Trans
 from services.common.clock import Clock, SystemClock
 from services.common.http import HttpServer, health_app
 from services.common.kvview import KvView
-from services.common.metrics import Metrics, watch_consumer_lag
+from services.common.metrics import Metrics, follow_storage, watch_consumer_lag
 from services.contracts import (
     AcknowledgeClient,
     Decision,
@@ -501,9 +501,10 @@ async def main(cfg: RouterConfig, *, stop: asyncio.Event, clock: Clock | None = 
             lanes=r.lane_keys,
             width=cfg.concurrency,
         )
+        follow_storage(router.metrics.registry, bus)
         http = HttpServer(
             health_app(
-                lambda: bus.connected,
+                lambda: bus.ready,
                 lambda: {"tickets_opened": router.tickets_opened, "released": router.released},
                 router.metrics.registry,
             ),
