@@ -10,7 +10,7 @@ import pytest
 
 from services.common import natsauth
 from services.common.bus import Bus
-from services.common.config import BusConfig, Secret
+from services.common.config import BusConfig, Retention, Secret
 from services.common.natsserver import NatsServer
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
@@ -23,11 +23,11 @@ class AuthServer(NatsServer):
     passwords: dict[str, str]
     auth_dir: Path
 
-    def create_topology(self) -> None:
+    def create_topology(self, retention: Retention | None = None) -> None:
         """What ops does before the services start: their own users may not create streams."""
 
         async def create() -> None:
-            bus = await Bus.connect(self.config_for(), "topology-setup")
+            bus = await Bus.connect(self.config_for(retention=retention or Retention()), "topology-setup")
             try:
                 await bus.ensure_topology()
             finally:
