@@ -9,7 +9,6 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-import msgspec
 from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
@@ -22,12 +21,10 @@ from services.console.report import DAYS, minutes, to_csv
 from services.console.schedule import feed_token, feed_token_ok, ical_feed, shifts
 from services.console.session import COOKIE, LOGIN_COOKIE, Session, Signer, Throttle
 from services.console.users import User, verify
-from services.contracts import subjects as s
-from services.contracts.commands import DeskCommand, ReassignTicket, ResolveTicket, SendClientUpdate
+from services.contracts.commands import DeskCommand
 from services.policy.model import Policy
 
 HERE = Path(__file__).resolve().parent
-ACTION_ID = re.compile(r"^[0-9a-f]{32}$")
 TICKET = re.compile(r"^SR-\d{1,9}$")
 UPDATE_MAX = 600
 MAX_FORM = 8192  # bytes: every form here is small; anything bigger is refused before parsing
@@ -40,7 +37,6 @@ HEADERS = {
     "Cache-Control": "no-store",
     "Permissions-Policy": "camera=(), microphone=(), geolocation=()",
 }
-_json = msgspec.json.Encoder()
 
 Publish = Callable[[str, DeskCommand], Awaitable[None]]
 
@@ -93,11 +89,10 @@ class Console:
         return HTMLResponse(body, status_code=status)
 
 
-def json_response(value: Any, status: int = 200) -> Response:
-    return Response(_json.encode(value), status_code=status, media_type="application/json")
-
-
 def build_app(console: Console) -> FastAPI:
+    # Imported here: those modules build on this one (Console, to_login).
+    from services.console import actions, api
+
     app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
 
@@ -112,11 +107,7 @@ def build_app(console: Console) -> FastAPI:
             response.headers.setdefault(name, value)
         return response
 
-    def signed_in(request: Request) -> tuple[Session, User] | None:
-        return console.session(request)
-
-    def to_login(request: Request) -> Response:
-        return RedirectResponse(f"/login?next={request.url.path}", status_code=303)
+    signed_in = console.session
 
     def cookie(response: Response, name: str, value: str, max_age: int) -> None:
         response.set_cookie(
@@ -337,125 +328,18 @@ def build_app(console: Console) -> FastAPI:
             body, media_type="text/csv", headers={"Content-Disposition": f'attachment; filename="{name}"'}
         )
 
-    # -- actions -------------------------------------------------------------------------------
-
-    async def act(
-        request: Request, number: str, make: Callable[[str, str, dict[str, str]], DeskCommand | str]
-    ) -> Response:
-        signed = signed_in(request)
-        if signed is None:
-            return to_login(request)
-        session, user = signed
-        form = {k: str(v) for k, v in (await request.form()).items()}
-        if not console.signer.csrf_ok(session.nonce, form.get("csrf")):
-            return console.page(request, "error.html", 403, message="csrf: token missing or invalid")
-        if not user.may_act:
-            return console.page(
-                request, "error.html", 403, message=f"role: {user.role} may not act on tickets"
-            )
-        if not TICKET.match(number) or console.desk.store.ticket(number) is None:
-            return console.page(request, "error.html", 404, message=f"number: no ticket {number}")
-        action_id = form.get("action_id", "")
-        if not ACTION_ID.match(action_id):
-            return console.page(request, "error.html", 422, message="action_id: 32 hex digits expected")
-        command = make(action_id, user.name, form)
-        if isinstance(command, str):
-            return console.page(request, "error.html", 422, message=command)
-        action = request.url.path.rsplit("/", 1)[1]
-        await console.publish(s.desk_subject(action), command)
-        return RedirectResponse(f"/tickets/{number}?sent={action}", status_code=303)
-
-    @app.post("/tickets/{number}/reassign")
-    async def reassign(request: Request, number: str) -> Response:
-        def make(action_id: str, user: str, form: dict[str, str]) -> DeskCommand | str:
-            tech = form.get("tech", "")
-            if console.policy.tech(tech) is None:
-                return f"tech: no tech {tech!r}"
-            return ReassignTicket(
-                id=action_id, ticket_number=number, tech=tech, user=user, requested_at=console.clock.now()
-            )
-
-        return await act(request, number, make)
-
-    @app.post("/tickets/{number}/resolve")
-    async def resolve(request: Request, number: str) -> Response:
-        def make(action_id: str, user: str, form: dict[str, str]) -> DeskCommand | str:
-            return ResolveTicket(
-                id=action_id, ticket_number=number, user=user, requested_at=console.clock.now()
-            )
-
-        return await act(request, number, make)
-
-    @app.post("/tickets/{number}/update")
-    async def update(request: Request, number: str) -> Response:
-        def make(action_id: str, user: str, form: dict[str, str]) -> DeskCommand | str:
-            text = form.get("text", "").strip()
-            if not text or len(text) > UPDATE_MAX:
-                return f"text: 1 to {UPDATE_MAX} characters"
-            return SendClientUpdate(
-                id=action_id, ticket_number=number, user=user, text=text, requested_at=console.clock.now()
-            )
-
-        return await act(request, number, make)
-
-    # -- JSON ----------------------------------------------------------------------------------
-
-    def api_guard(request: Request) -> Response | None:
-        if signed_in(request) is None:
-            return JSONResponse({"error": "sign in first"}, status_code=401)
-        return None
-
-    @app.get("/api/tickets")
-    async def api_tickets(request: Request, state: str | None = None) -> Response:
-        if (refused := api_guard(request)) is not None:
-            return refused
-        if state not in (None, "open", "queued", "dispatched", "accepted", "resolved"):
-            return JSONResponse(
-                {"error": "state: open, queued, dispatched, accepted or resolved"}, status_code=422
-            )
-        now = console.clock.now()
-        clocks = {r.ticket.number: r.clock for r in console.desk.rows(now)}
-        tickets = console.desk.store.tickets(state=state)
-        return json_response([{"ticket": t, "clock": clocks.get(t.number)} for t in tickets])
-
-    @app.get("/api/tickets/{number}")
-    async def api_ticket(request: Request, number: str) -> Response:
-        if (refused := api_guard(request)) is not None:
-            return refused
-        ticket = console.desk.store.ticket(number) if TICKET.match(number) else None
-        if ticket is None:
-            return JSONResponse({"error": f"number: no ticket {number}"}, status_code=404)
-        events = console.desk.store.ticket_events(number)
-        return json_response(
-            {"ticket": ticket, "timeline": events, "messages": console.desk.messages(events)}
-        )
-
-    @app.get("/api/oncall")
-    async def api_oncall(request: Request) -> Response:
-        if (refused := api_guard(request)) is not None:
-            return refused
-        return json_response(console.desk.oncall(console.clock.now()))
-
-    @app.get("/api/report")
-    async def api_report(request: Request) -> Response:
-        if (refused := api_guard(request)) is not None:
-            return refused
-        now = console.clock.now()
-        try:
-            start, end = console.desk.report_range(
-                request.query_params.get("from"),
-                request.query_params.get("to"),
-                now.astimezone(console.desk.zone).date(),
-            )
-        except RangeError as exc:
-            return JSONResponse({"error": str(exc)}, status_code=422)
-        return json_response(console.desk.report(start, end, now))
+    actions.add_routes(app, console)
+    api.add_routes(app, console)
 
     @app.get("/healthz")
     async def healthz() -> Response:
         return JSONResponse({"status": "ok"})
 
     return app
+
+
+def to_login(request: Request) -> Response:
+    return RedirectResponse(f"/login?next={request.url.path}", status_code=303)
 
 
 def _local_path(target: str) -> str:

@@ -18,7 +18,8 @@ from services.common.bus import Bus
 from services.common.config import BusConfig
 from services.console.app import main
 from tests.console.conftest import USERS, config
-from tests.e2e.conftest import Stack, stack, until  # noqa: F401  (the whole-stack fixture)
+from tests.e2e import conftest as e2e
+from tests.e2e.conftest import Stack, until
 from tests.e2e.test_acceptance import BOB, CAROL, MON_2100, TUE_0800, emails_for, sms_for
 
 SHOTS = Path(__file__).resolve().parents[2] / ".data" / "screenshots"
@@ -26,13 +27,18 @@ CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 JANE_EMAIL = "jane@acme.example"
 RAJ_EMAIL = "raj@acme.example"
 
-pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed (make test installs it)")
+stack = e2e.stack  # the whole stack in-process (nats-server, sandbox, intakes, router, notifier)
+pytestmark = pytest.mark.skipif(
+    CHROMIUM is None, reason="Debian's chromium is not installed (make test installs it)"
+)
 
 
 async def story(stack: Stack) -> None:
     """The seeded story: premium emergency at 9 pm, bob paged, escalation to carol, DELAY, DONE."""
     stack.clock.set(MON_2100)
-    await stack.mail(JANE_EMAIL, "Server down at the plant", "The MES server is offline; the line is stopped.")
+    await stack.mail(
+        JANE_EMAIL, "Server down at the plant", "The MES server is offline; the line is stopped."
+    )
     await sms_for(stack, BOB)
     await stack.settled()
     stack.clock.advance(timedelta(minutes=10, seconds=1))
@@ -54,7 +60,7 @@ async def shot(page: Page, name: str) -> None:
 
 
 @pytest.fixture
-async def console_url(stack: Stack, bus_config: BusConfig, tmp_path: Path) -> AsyncIterator[str]:  # noqa: F811
+async def console_url(stack: Stack, bus_config: BusConfig, tmp_path: Path) -> AsyncIterator[str]:
     cfg = config(tmp_path, bus_config)
     stop, started = asyncio.Event(), asyncio.Event()
     task = asyncio.create_task(main(cfg, stop=stop, clock=stack.clock, started=started))
@@ -67,7 +73,7 @@ async def console_url(stack: Stack, bus_config: BusConfig, tmp_path: Path) -> As
 
 
 async def test_sign_in_see_an_email_arrive_and_reassign_it(
-    stack: Stack,  # noqa: F811
+    stack: Stack,
     console_url: str,
     bus: Bus,
 ) -> None:
