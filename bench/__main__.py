@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench import endtoend, load, smtp, stack
+from bench import console, endtoend, load, smtp, stack
 from services.common.natsserver import free_port
 from services.common.process import ROOT
 from services.policy.decide import decide
@@ -98,7 +98,7 @@ def table(results: dict[str, Any]) -> str:
     return "\n".join(rows)
 
 
-USAGE = """usage: python -m bench [all|router|e2e|smtp]
+USAGE = """usage: python -m bench [all|router|e2e|smtp|console]
 
   all     every benchmark (default), written to bench/results.json: policy, SMTP, voice webhooks,
           end to end, router through NATS
@@ -106,6 +106,7 @@ USAGE = """usage: python -m bench [all|router|e2e|smtp]
           (BENCH_ROUTER_REQUESTS requests, default 500)
   e2e     only the whole stack at a fixed offered rate (BENCH_E2E_RATE/s for BENCH_E2E_SECONDS)
   smtp    only SMTP intake against the bare sink (BENCH_SMTP_ROUNDS alternating rounds)
+  console the console's budgets: projection rate, Now page and 90-day report over 100,000 events
   A single benchmark's results are printed, not written.
 """
 
@@ -114,6 +115,8 @@ async def only(mode: str) -> None:
     with stack.run() as bench:
         if mode == "router":
             results = {"router_through_nats": await endtoend.bench_router(bench.nats.url, bench.logs)}
+        elif mode == "console":
+            results = await console.bench_console(bench.nats.url, bench.tmp)
         elif mode == "e2e":
             results = await endtoend.bench_stack(bench.nats.url, bench.logs, bench.tmp)
         else:
@@ -139,7 +142,7 @@ async def main() -> None:
 
 if __name__ == "__main__":
     mode = sys.argv[1] if len(sys.argv) > 1 else "all"
-    if mode in ("-h", "--help") or mode not in ("all", "router", "e2e", "smtp"):
+    if mode in ("-h", "--help") or mode not in ("all", "router", "e2e", "smtp", "console"):
         print(USAGE, end="")
         sys.exit(0 if mode in ("-h", "--help") else 2)
     asyncio.run(main() if mode == "all" else only(mode))
