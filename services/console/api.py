@@ -8,7 +8,6 @@ import msgspec
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 
-from services.console.desk import RangeError
 from services.console.web import TICKET, Console
 
 _json = msgspec.json.Encoder()
@@ -61,13 +60,7 @@ def add_routes(app: FastAPI, console: Console) -> None:
     async def api_report(request: Request) -> Response:
         if (refused := api_guard(request)) is not None:
             return refused
-        now = console.clock.now()
-        try:
-            start, end = console.desk.report_range(
-                request.query_params.get("from"),
-                request.query_params.get("to"),
-                now.astimezone(console.desk.zone).date(),
-            )
-        except RangeError as exc:
-            return JSONResponse({"error": str(exc)}, status_code=422)
-        return json_response(console.desk.report(start, end, now))
+        report = console.report_of(request)
+        if isinstance(report, str):
+            return JSONResponse({"error": report}, status_code=422)
+        return json_response(report)

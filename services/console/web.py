@@ -17,7 +17,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from services.common.clock import Clock
 from services.console.config import ConsoleConfig
 from services.console.desk import Desk, RangeError
-from services.console.report import DAYS, minutes, to_csv
+from services.console.report import DAYS, Report, minutes, to_csv
 from services.console.schedule import feed_token, feed_token_ok, ical_feed, shifts
 from services.console.session import COOKIE, LOGIN_COOKIE, Session, Signer, Throttle
 from services.console.users import User, verify
@@ -78,6 +78,19 @@ class Console:
         if found is None or user is None:
             return None
         return found, user  # the role comes from the users file, not from the cookie
+
+    def report_of(self, request: Request) -> Report | str:
+        """The report for the request's `from`/`to` (desk-zone days), or what is wrong with them."""
+        now = self.clock.now()
+        try:
+            start, end = self.desk.report_range(
+                request.query_params.get("from"),
+                request.query_params.get("to"),
+                now.astimezone(self.desk.zone).date(),
+            )
+        except RangeError as exc:
+            return str(exc)
+        return self.desk.report(start, end, now)
 
     def page(self, request: Request, name: str, status: int = 200, **context: Any) -> HTMLResponse:
         signed = self.session(request)
@@ -289,15 +302,9 @@ def build_app(console: Console) -> FastAPI:
     async def report_page(request: Request) -> Response:
         if signed_in(request) is None:
             return to_login(request)
-        start_text, end_text = request.query_params.get("from"), request.query_params.get("to")
-        now = console.clock.now()
-        try:
-            start, end = console.desk.report_range(
-                start_text, end_text, now.astimezone(console.desk.zone).date()
-            )
-        except RangeError as exc:
-            return console.page(request, "error.html", 422, message=str(exc))
-        report = console.desk.report(start, end, now)
+        report = console.report_of(request)
+        if isinstance(report, str):
+            return console.page(request, "error.html", 422, message=report)
         peak = max((max(day) for day in report.heat), default=0)
         return console.page(
             request,
@@ -305,25 +312,19 @@ def build_app(console: Console) -> FastAPI:
             report=report,
             days=DAYS,
             peak=peak,
-            start_day=start.date().isoformat(),
-            end_day=(end.date() - timedelta(days=1)).isoformat(),
+            start_day=report.start.date().isoformat(),
+            end_day=(report.end.date() - timedelta(days=1)).isoformat(),
         )
 
     @app.get("/report.csv")
     async def report_csv(request: Request) -> Response:
         if signed_in(request) is None:
             return to_login(request)
-        now = console.clock.now()
-        try:
-            start, end = console.desk.report_range(
-                request.query_params.get("from"),
-                request.query_params.get("to"),
-                now.astimezone(console.desk.zone).date(),
-            )
-        except RangeError as exc:
-            return Response(str(exc), status_code=422, media_type="text/plain")
-        body = to_csv(console.desk.report(start, end, now))
-        name = f"frontdesk-report-{start.date()}-{end.date()}.csv"
+        report = console.report_of(request)
+        if isinstance(report, str):
+            return Response(report, status_code=422, media_type="text/plain")
+        body = to_csv(report)
+        name = f"frontdesk-report-{report.start.date()}-{report.end.date()}.csv"
         return Response(
             body, media_type="text/csv", headers={"Content-Disposition": f'attachment; filename="{name}"'}
         )

@@ -111,8 +111,10 @@ def main() -> int:
                 lines.append(f"  {what:<15} {scheme}127.0.0.1:{port}")
             if not child.listens:
                 lines.append(f"  {child.name:<15} running (pid {proc.pid})")
-            if child.name == "console" and env["FRONTDESK_ENV"] == "development" and not env.get(
-                "FRONTDESK_CONSOLE_USERS"
+            if (
+                child.name == "console"
+                and env["FRONTDESK_ENV"] == "development"
+                and not env.get("FRONTDESK_CONSOLE_USERS")
             ):
                 lines.append("  console login   ops / ops (development only)")
         print("Frontdesk is up:\n" + "\n".join(lines) + "\nCtrl-C stops everything.", flush=True)

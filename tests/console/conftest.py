@@ -6,8 +6,9 @@ import asyncio
 import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import httpx
 import msgspec
@@ -20,11 +21,13 @@ from services.common.natsserver import free_port
 from services.console.app import main
 from services.console.config import ConsoleConfig
 from services.console.users import set_user
-from services.contracts import Decision, Sender, Ticket, TimelineEntry
+from services.contracts import Ticket, TimelineEntry
 from services.contracts import subjects as s
+from tests.notifier import stack as notifier_stack
 
 POLICY = Path(__file__).resolve().parents[2] / "deploy" / "policy.example.yaml"
-NOW = datetime(2026, 11, 23, 15, 0, tzinfo=UTC)  # Monday 09:00 in Chicago
+NOW = notifier_stack.NOW  # Monday 09:00 in Chicago
+REASON = "Sender matched client Acme Manufacturing by contact; their tier is premium."
 USERS = {"dina": ("dispatcher", "dina-password"), "vera": ("viewer", "vera-password")}
 CSRF = re.compile(r'name="csrf" value="([^"]+)"')
 
@@ -54,33 +57,16 @@ async def sign_in(client: httpx.AsyncClient, name: str, password: str | None = N
     )
 
 
-def make_ticket(number: str = "SR-1001", *, opened: datetime = NOW, **changes: object) -> Ticket:
-    decision = Decision(
-        client_id="acme",
-        client_name="Acme Manufacturing",
-        tier="premium",
-        priority="normal",
-        in_hours=True,
-        disposition="dispatch",
-        notify_at=opened,
-        response_due=opened + timedelta(hours=4),
-        assignee="alice",
-        oncall="bob",
-        reasons=("Sender matched client Acme Manufacturing by contact; their tier is premium.",),
-    )
-    ticket = Ticket(
-        number=number,
-        request_id=f"req-{number}",
-        client_id="acme",
-        channel="email",
-        contact=Sender(email="jane@acme.example", name="Jane Roe"),
-        subject="MES server slow",
-        summary="The MES server is slow on line 2",
-        opened_at=opened,
+def make_ticket(number: str = "SR-1001", **changes: Any) -> Ticket:
+    """The notifier tests' Acme ticket (dispatched to alice, due in 4 h), with bob on call."""
+    base = notifier_stack.make_ticket(number)
+    decision = msgspec.structs.replace(base.decision, oncall="bob", reasons=(REASON,))
+    ticket = msgspec.structs.replace(
+        base,
         decision=decision,
         status="dispatched",
-        assignee="alice",
-        response_due=opened + timedelta(hours=4),
+        response_due=decision.response_due,
+        request_id=f"req-{number}",
     )
     return msgspec.structs.replace(ticket, **changes)
 

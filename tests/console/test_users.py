@@ -36,44 +36,26 @@ def test_bad_lines_are_named() -> None:
         parse_users("bob:viewer:plaintext")
 
 
+def adduser(path: Path, name: str, password: str) -> subprocess.CompletedProcess[str]:
+    command = [
+        sys.executable,
+        "-m",
+        "services.console",
+        "adduser",
+        str(path),
+        name,
+        "viewer",
+        "--password-stdin",
+    ]
+    return subprocess.run(
+        command, input=f"{password}\n", capture_output=True, text=True, cwd=ROOT, timeout=60, check=False
+    )
+
+
 def test_cli_adds_a_user_from_stdin(tmp_path: Path) -> None:
     path = tmp_path / "users"
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "services.console",
-            "adduser",
-            str(path),
-            "ops2",
-            "viewer",
-            "--password-stdin",
-        ],
-        input="s3cret-pass\n",
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        timeout=60,
-        check=False,
-    )
+    done = adduser(path, "ops2", "s3cret-pass")
     assert done.returncode == 0, done.stderr
     assert verify(load_users(str(path)), "ops2", "s3cret-pass") is not None
-    bad = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "services.console",
-            "adduser",
-            str(path),
-            "Bad Name",
-            "viewer",
-            "--password-stdin",
-        ],
-        input="x\n",
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        timeout=60,
-        check=False,
-    )
+    bad = adduser(path, "Bad Name", "x")
     assert bad.returncode == 2 and "user name" in bad.stderr
