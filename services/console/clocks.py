@@ -67,3 +67,16 @@ def load_by_tech(tickets: list[Ticket], techs: list[str]) -> dict[str, int]:
         if ticket.status != "resolved" and ticket.assignee:
             load[ticket.assignee] = load.get(ticket.assignee, 0) + 1
     return load
+
+
+def state_text(ticket: Ticket) -> str:
+    """Where the work stands in the desk's words: queued, paged, dispatched, escalated, accepted, delayed."""
+    if ticket.status == "dispatched":
+        text = "paged" if ticket.decision.disposition == "page_oncall" else "dispatched"
+        if ticket.escalation_step:
+            text = f"escalated ({ticket.escalation_step})"
+    else:
+        text = ticket.status
+    if ticket.response_due is not None and ticket.response_due > ticket.decision.response_due:
+        text += ", delayed"
+    return text

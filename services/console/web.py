@@ -15,6 +15,7 @@ from fastapi.staticfiles import StaticFiles
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from services.common.clock import Clock
+from services.console.clocks import state_text
 from services.console.config import ConsoleConfig
 from services.console.desk import Desk, RangeError
 from services.console.report import DAYS, Report, minutes, to_csv
@@ -71,6 +72,7 @@ class Console:
         self.templates.filters["local"] = desk.local
         self.templates.filters["minutes"] = minutes
         self.templates.filters["tech"] = desk.tech_name
+        self.templates.filters["state"] = state_text
 
     def session(self, request: Request) -> tuple[Session, User] | None:
         found = self.signer.read(request.cookies.get(COOKIE))

@@ -7,7 +7,7 @@ from typing import Any
 
 import msgspec
 
-from services.console.clocks import clock_of, load_by_tech, span
+from services.console.clocks import clock_of, load_by_tech, span, state_text
 from tests.console.conftest import NOW, make_ticket
 
 WARN = timedelta(minutes=15)
@@ -65,3 +65,15 @@ def test_load_counts_open_tickets_per_tech_including_idle_ones() -> None:
         make_ticket("SR-4", assignee="ops"),
     ]
     assert load_by_tech(tickets, ["alice", "bob", "carol"]) == {"alice": 1, "bob": 0, "carol": 1, "ops": 1}
+
+
+def test_state_reads_like_the_desk_talks() -> None:
+    paged = make_ticket()
+    paged = msgspec.structs.replace(
+        paged, decision=msgspec.structs.replace(paged.decision, disposition="page_oncall")
+    )
+    assert state_text(paged) == "paged"
+    assert state_text(make_ticket(escalation_step=2)) == "escalated (2)"
+    assert state_text(make_ticket(status="queued")) == "queued"
+    delayed = make_ticket(status="accepted", response_due=NOW + timedelta(hours=9))
+    assert state_text(delayed) == "accepted, delayed"
