@@ -33,9 +33,9 @@ from services.contracts import (
     threading,
 )
 from services.contracts import subjects as s
-from services.contracts.commands import Purpose
+from services.contracts.commands import Purpose, ReassignTicket, ResolveTicket, SendClientUpdate
 from services.contracts.events import TimelineKind
-from services.notifier import compose, replies, suppression, timers
+from services.notifier import compose, desk, replies, suppression, timers
 from services.notifier.config import NotifierConfig
 from services.notifier.internal import (
     TIMER_FIRED,
@@ -335,6 +335,8 @@ class Notifier:
             await self.acknowledge(command)
         elif isinstance(command, RelayClientMessage):
             await self.relay(command)
+        elif isinstance(command, (ReassignTicket, ResolveTicket, SendClientUpdate)):
+            await desk.handle(self, command)
         elif isinstance(command, TimerFired):
             await self.fired(
                 Timer(
