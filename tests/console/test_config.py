@@ -8,17 +8,24 @@ from services.common.config import ConfigError
 from services.console.config import load_config
 
 STRONG = "k7Qv2Lr9Xw4Zp1Nt6Hs8Jd3Fb5Gm0YcR2uT"
+# Production also refuses an anonymous bus: these tests are about the console's own settings.
+BUS = {"FRONTDESK_NATS_USER": "console", "FRONTDESK_NATS_PASSWORD": "b" * 40}
 
 
 def test_production_needs_a_users_file_and_strong_secrets() -> None:
     with pytest.raises(ConfigError, match="FRONTDESK_CONSOLE_USERS: a users file is required"):
-        load_config({})
+        load_config(BUS)
     with pytest.raises(ConfigError, match="FRONTDESK_CONSOLE_SESSION_SECRET: at least 32 bytes"):
-        load_config({"FRONTDESK_CONSOLE_USERS": "/etc/users", "FRONTDESK_CONSOLE_SESSION_SECRET": "short"})
+        load_config(
+            {**BUS, "FRONTDESK_CONSOLE_USERS": "/etc/users", "FRONTDESK_CONSOLE_SESSION_SECRET": "short"}
+        )
     with pytest.raises(ConfigError, match="FRONTDESK_CONSOLE_FEED_SECRET"):
-        load_config({"FRONTDESK_CONSOLE_USERS": "/etc/users", "FRONTDESK_CONSOLE_SESSION_SECRET": STRONG})
+        load_config(
+            {**BUS, "FRONTDESK_CONSOLE_USERS": "/etc/users", "FRONTDESK_CONSOLE_SESSION_SECRET": STRONG}
+        )
     cfg = load_config(
         {
+            **BUS,
             "FRONTDESK_CONSOLE_USERS": "/etc/users",
             "FRONTDESK_CONSOLE_SESSION_SECRET": STRONG,
             "FRONTDESK_CONSOLE_FEED_SECRET": STRONG[::-1],
