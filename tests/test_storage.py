@@ -14,8 +14,9 @@ from nats.js.errors import APIError, ServiceUnavailableError
 from prometheus_client import CollectorRegistry, generate_latest
 
 from services.common import topology
-from services.common.bus import Bus, Consumer, ConsumerSpec, Delivery, Poison, PublishFailed
+from services.common.bus import Bus, Poison, PublishFailed
 from services.common.config import Retention
+from services.common.consumer import Consumer, ConsumerSpec, Delivery
 from services.common.metrics import follow_storage
 from services.common.storage import StorageHealth, is_storage_error
 from services.common.topology import DAY, MB
