@@ -143,16 +143,11 @@ async def test_store_full_then_lifted_loses_nothing(tmp_path: Path) -> None:
         # Lift: a bigger store on the same folder, and ops raises the limits.
         await ops.close()
         nats.stop()
-        bigger = auth_server(
-            tmp_path,
-            log_file=tmp_path / "nats.log",
-            extra=BIG_STORE,
-            port=nats.port,
-            monitor_port=nats.monitor_port,
-        )
-        bigger.start()
-        await asyncio.to_thread(bigger.create_topology, LIFTED)
-        ops = await Bus.connect(bigger.config_for(), "faults-ops")
+        ports = {"port": nats.port, "monitor_port": nats.monitor_port}
+        nats = auth_server(tmp_path, log_file=tmp_path / "nats.log", extra=BIG_STORE, **ports)
+        nats.start()  # the finally below stops this one
+        await asyncio.to_thread(nats.create_topology, LIFTED)
+        ops = await Bus.connect(nats.config_for(), "faults-ops")
         deadline = time.monotonic() + 120
         tickets, dead = set(await count_tickets(ops)), set[str]()
         while not accepted <= tickets | dead and time.monotonic() < deadline:
