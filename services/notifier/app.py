@@ -14,8 +14,9 @@ from nats.js.errors import KeyNotFoundError
 from twilio.http.async_http_client import AsyncTwilioHttpClient
 from twilio.rest import Client as TwilioClient
 
-from services.common.bus import Bus, ConsumerSpec, Delivery, LaneConsumer
+from services.common.bus import Bus
 from services.common.clock import Clock, SystemClock
+from services.common.consumer import ConsumerSpec, Delivery, LaneConsumer
 from services.common.http import HttpServer, health_app
 from services.common.kvview import KvView
 from services.common.metrics import Metrics, follow_storage, watch_consumer_lag

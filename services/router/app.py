@@ -14,8 +14,9 @@ from typing import Any
 import msgspec
 from nats.js.errors import APIError, KeyWrongLastSequenceError
 
-from services.common.bus import Bus, ConsumerSpec, Delivery, LaneConsumer, Transient
+from services.common.bus import Bus, Transient
 from services.common.clock import Clock, SystemClock
+from services.common.consumer import ConsumerSpec, Delivery, LaneConsumer
 from services.common.http import HttpServer, health_app
 from services.common.kvview import KvView
 from services.common.metrics import Metrics, follow_storage, watch_consumer_lag
