@@ -62,7 +62,7 @@ def stack_env(tmp_path: Path, *, smtp_port: int, voice_port: int, router_http: i
         "FRONTDESK_SMTP_PUBLISH_TIMEOUT": "2",
         "FRONTDESK_ROUTER_HTTP_PORT": str(router_http),
         "FRONTDESK_VOICE_PORT": str(voice_port),
-        "FRONTDESK_VOICE_HTTP_PORT": str(free_port()),  # intake_voice's internal port (main)
+        "FRONTDESK_VOICE_HTTP_PORT": str(free_port()),  # intake_voice: /metrics and /readyz
         "FRONTDESK_VOICE_PUBLIC_URL": f"http://127.0.0.1:{voice_port}",
         "FRONTDESK_VOICE_SPOOL_DIR": str(tmp_path / "spool"),
     }
