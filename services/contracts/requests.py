@@ -43,6 +43,24 @@ class ThreadKeys(msgspec.Struct, frozen=True, kw_only=True):
     references_ours: bool = False
 
 
+# "authenticated": the sender's domain vouched for the From address (aligned SPF or DKIM, or the
+# organisation's own relay said dmarc=pass). "unauthenticated": it did not, so the address is a claim.
+# "unchecked": the channel has no sender authentication (a caller id) or checks are off (development).
+AuthVerdict = Literal["authenticated", "unauthenticated", "unchecked"]
+
+
+class SenderAuth(msgspec.Struct, frozen=True, kw_only=True):
+    """Whether the sender is who the message says; the router never trusts an unauthenticated one."""
+
+    verdict: AuthVerdict = "unchecked"
+    method: str = ""  # "dmarc", "upstream", "off"
+    reason: str = ""  # why, in words, e.g. "dmarc=fail (no aligned SPF or DKIM pass)"
+
+    @property
+    def trusted(self) -> bool:
+        return self.verdict != "unauthenticated"
+
+
 class ServiceRequest(msgspec.Struct, frozen=True, kw_only=True, tag=True):
     id: str  # stable de-duplication id (also the Nats-Msg-Id)
     channel: Channel
@@ -60,3 +78,6 @@ class ServiceRequest(msgspec.Struct, frozen=True, kw_only=True, tag=True):
     nature: Nature = "request"
     raw_ref: str | None = None  # object-store name of the raw original
     language: str | None = None
+    sender_auth: SenderAuth = SenderAuth()
+    # The whole readable text, when body/full_text above are bounded excerpts of a large message.
+    text_ref: str | None = None
