@@ -14,12 +14,13 @@ import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.message import Message
-from email.utils import getaddresses, parseaddr, parsedate_to_datetime
+from email.utils import parsedate_to_datetime
 from html.parser import HTMLParser
 from typing import Any
 
 from services.contracts.requests import Nature, Priority
 from services.contracts.threading import find_subject_token, verify_message_id
+from services.intake_email.address import mailboxes, unquoted
 
 # Labels seen in the wild that Python either lacks or decodes too narrowly.
 _CHARSET_ALIASES = {
@@ -763,30 +764,20 @@ def _walk(msg: Message) -> tuple[str, str, list[ParsedAttachment]]:
     return "\n".join(plain), "\n".join(html), attachments
 
 
-_NAME_THEN_ADDRESS = re.compile(r"^\s*([^<>\"@,;]*?[^<>\"@,;\s])\s+([\w.+'-]+@[\w-]+(?:\.[\w-]+)+)\s*$")
-
-
 def _address(msg: Message) -> tuple[str | None, str | None]:
+    """The sender's address and display name, read from the header as written (see address.mailboxes)."""
     for name in ("From", "Sender", "Return-Path"):
-        value = _header(msg, name)
-        if not value:
-            continue
-        try:
-            pairs = getaddresses([value])
-        except Exception:
-            pairs = [parseaddr(value)]
-        for display, candidate in pairs:
-            addr = candidate.strip().strip("<>")
-            if "@" in addr:
-                loose = _NAME_THEN_ADDRESS.match(_raw_text(msg, name)) if " " in addr else None
-                if loose:
-                    # "From: Test test@example.com" is a name and an address that lost their brackets;
-                    # RFC 5322 would read one address with a space in its local part, which nobody owns.
-                    return loose.group(2).lower(), _decode_words(" ".join(loose.group(1).split()))
-                return addr.lower(), display.strip() or None
-        found = re.search(r"[\w.+'-]+@[\w-]+(?:\.[\w-]+)+", value)
-        if found:
-            return found.group(0).lower(), None
+        value = _raw_text(msg, name)
+        for box in mailboxes(value) if value.strip() else ():
+            address = box.address
+            if address and "=?" in address:
+                # An encoded word in the address itself ("=?utf-8?Q?agent?=@example.com"), never one
+                # from the display name: decoded, it must still be one address.
+                decoded = mailboxes(_decode_words(address))
+                address = decoded[0].address if len(decoded) == 1 else None
+            if address:
+                display = _decode_words(unquoted(box.display), _declared_charsets(msg))
+                return address, " ".join(display.split()) or None
     return None, None
 
 
@@ -953,7 +944,8 @@ def parse(
         date=date,
         in_reply_to=in_reply_to,
         references=references,
-        ticket_token=token.ticket_number if token else None,
+        # A token whose signature does not verify is no token at all (not even a bare one).
+        ticket_token=token.ticket_number if token and not token.forged else None,
         token_signed=bool(token and token.signed),
         token_forged=bool(token and token.forged),
         references_ours=references_ours,

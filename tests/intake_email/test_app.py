@@ -24,6 +24,7 @@ from services.contracts import subjects as s
 from services.contracts.threading import subject_token
 from services.intake_email.app import main
 from services.intake_email.config import SmtpConfig
+from tests.intake_email.senders import AUTHSERV_ID, passed
 
 SECRET = "test-thread-secret"
 SUPPORT = "support@frontdesk.test"
@@ -35,6 +36,8 @@ def config(bus_config: BusConfig, **changes: object) -> SmtpConfig:
         http_port=free_port(),
         publish_timeout=1.0,
         thread_secret=Secret(SECRET),
+        sender_auth="upstream",
+        authserv_id=AUTHSERV_ID,
         bus=BusConfig(url=bus_config.url, publish_timeout=1.0),
     )
     return msgspec.structs.replace(base, **changes)
@@ -74,6 +77,7 @@ def message(
     subject: str = "Printer not working", body: str = "Hello, the printer is jammed.", **headers: str
 ) -> bytes:
     msg = EmailMessage()
+    msg["Authentication-Results"] = passed("alice@example.com")
     msg["From"] = "Alice Client <alice@example.com>"
     msg["To"] = SUPPORT
     msg["Subject"] = subject
@@ -223,7 +227,8 @@ async def test_auto_reply_bounce_and_forged_token(bus: Bus, bus_config: BusConfi
     assert by_id["<b@x>"].nature == "bounce"
     assert by_id["<a@x>"].nature == "auto_reply"
     forged = by_id["<f@x>"].thread
-    assert (forged.ticket_token, forged.token_signed) == ("SR-1042", False)
+    # A bad signature counts as no token: nothing to thread by, not even as a bare one.
+    assert (forged.ticket_token, forged.token_signed) == (None, False)
     assert "token:forged" in by_id["<f@x>"].hints
     assert by_id["<g@x>"].thread.token_signed is True
 
