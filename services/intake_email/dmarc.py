@@ -58,7 +58,9 @@ def _spf(ip: str, helo: str, mail_from: str, timeout: float) -> tuple[str, str]:
     domain = sender.rsplit("@", 1)[1].lower() if "@" in sender else helo.lower()
     if not domain:
         return "none", ""
-    result, _ = spf.check2(i=ip, s=sender or f"postmaster@{domain}", h=helo or domain, timeout=timeout)
+    result, _ = spf.check2(
+        i=ip, s=sender or f"postmaster@{domain}", h=helo or domain, timeout=timeout, querytime=timeout
+    )
     return str(result), domain
 
 
