@@ -29,7 +29,7 @@ class SmtpConfig(msgspec.Struct, frozen=True, kw_only=True):
     max_size: int = 25 * 1024 * 1024
     max_recipients: int = 20
     max_sessions: int = 100
-    max_sessions_per_ip: int = 10  # so one address cannot hold every slot (slowloris)
+    max_sessions_per_ip: int = 20  # so one address cannot hold every slot (slowloris)
     idle_timeout: float = 60.0  # seconds a session may wait between commands or data lines
     rate_per_minute: int = 120  # messages per client IP
     tls_cert: str = ""
