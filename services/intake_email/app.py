@@ -7,7 +7,8 @@ import functools
 import logging
 import ssl
 import time
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
@@ -19,10 +20,12 @@ from services.contracts import subjects as s
 from services.contracts.requests import Attachment, Sender, SenderAuth, ServiceRequest, ThreadKeys
 from services.intake_email import authentication, dmarc, limits
 from services.intake_email.admission import RateWindow, SessionSlots, is_postmaster, is_support_recipient
+from services.intake_email.attachments import locate
 from services.intake_email.config import SmtpConfig, check
-from services.intake_email.parse import ParsedEmail, parse
+from services.intake_email.parse import ParsedAttachment, ParsedEmail, parse
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 # Messages up to this size are parsed on the event loop, bigger ones in a worker thread (see _parse).
 INLINE_PARSE_MAX = 64 * 1024
@@ -115,9 +118,13 @@ class Intake:
         raw_upload = asyncio.create_task(self.bus.put_object(raw, prefix="raw", timeout=timeout))
         try:
             parsed = await self._parse(raw)
+            # An attachment is a span of the raw original, which is stored anyway: its bytes once, not
+            # twice. Only one the raw does not hold as is (a repaired body) is stored on its own.
+            spans = await self._off_loop(raw, _spans, raw, parsed.attachments)
+            apart = [a for a, span in zip(parsed.attachments, spans, strict=True) if span is None]
             # Every object is stored at once; their acks are awaited together.
-            uploads = (self.bus.put_object(a.data, prefix="att", timeout=timeout) for a in parsed.attachments)
-            names = await asyncio.gather(*uploads)
+            uploads = (self.bus.put_object(a.data, prefix="att", timeout=timeout) for a in apart)
+            names = iter(await asyncio.gather(*uploads))
         finally:
             raw_ref = await raw_upload
         attachments = [
@@ -125,11 +132,14 @@ class Intake:
                 filename=item.filename,
                 content_type=item.content_type,
                 size=len(item.data),
-                object_name=name,
+                object_name=raw_ref if span else next(names),
                 content_id=item.content_id,
                 inline=item.inline,
+                offset=span[0] if span else None,
+                length=span[1] if span else 0,
+                transfer_encoding=item.transfer_encoding if span else "",
             )
-            for item, name in zip(parsed.attachments, names, strict=True)
+            for item, span in zip(parsed.attachments, spans, strict=True)
         ]
         text_ref = None
         if len(parsed.full_text) > self.cfg.max_inline_text:
@@ -145,14 +155,18 @@ class Intake:
 
     async def _parse(self, raw: bytes) -> ParsedEmail:
         secret = self.cfg.thread_secret.reveal().encode()
+        return await self._off_loop(
+            raw, parse, raw, secret=secret, emergency_keywords=self.cfg.emergency_keywords
+        )
+
+    @staticmethod
+    async def _off_loop(raw: bytes, work: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         if len(raw) <= INLINE_PARSE_MAX:
             # A usual support mail parses in a few milliseconds. Under the GIL a thread adds no
             # parallelism, only a hand-off that cost about 1 ms of CPU per message in the benchmark.
-            return parse(raw, secret=secret, emergency_keywords=self.cfg.emergency_keywords)
+            return work(*args, **kwargs)
         # A big message can take seconds to parse: keep it off the loop so other sessions keep moving.
-        return await asyncio.to_thread(
-            parse, raw, secret=secret, emergency_keywords=self.cfg.emergency_keywords
-        )
+        return await asyncio.to_thread(work, *args, **kwargs)
 
     def build(
         self,
@@ -200,6 +214,16 @@ class Intake:
             sender_auth=auth,
             text_ref=text_ref,
         )
+
+
+def _spans(raw: bytes, items: tuple[ParsedAttachment, ...]) -> list[tuple[int, int] | None]:
+    found: list[tuple[int, int] | None] = []
+    start = 0
+    for item in items:
+        span = locate(raw, item.encoded, item.transfer_encoding, item.data, start)
+        found.append(span)
+        start = span[0] + span[1] if span else start
+    return found
 
 
 class _Session(SMTP):

@@ -14,7 +14,9 @@ JANE = "jane@acme.example"
 
 async def unknown_timeline(stack: Stack) -> list[TimelineEntry]:
     info = await stack.bus.js.stream_info(s.STREAM_TIMELINE)
-    entries = []
+    entries: list[TimelineEntry] = []
+    if not info.state.messages:
+        return entries
     for seq in range(info.state.first_seq, info.state.last_seq + 1):
         entry = msgspec.json.decode(
             (await stack.bus.js.get_msg(s.STREAM_TIMELINE, seq)).data or b"", type=TimelineEntry

@@ -21,6 +21,7 @@ from services.common.config import BusConfig, Secret
 from services.common.natsserver import NatsServer, free_port
 from services.contracts import ServiceRequest
 from services.contracts import subjects as s
+from services.contracts.requests import attachment_bytes
 from services.contracts.threading import subject_token
 from services.intake_email.app import main
 from services.intake_email.config import SmtpConfig
@@ -141,7 +142,9 @@ async def test_attachments_are_stored_and_listed(bus: Bus, bus_config: BusConfig
         9,
         False,
     )
-    assert await bus.get_object(att.object_name) == b"\x89PNG fake"
+    # The attachment is a span of the raw original: its bytes are stored once.
+    assert att.object_name == req.raw_ref and att.transfer_encoding == "base64"
+    assert attachment_bytes(att, await bus.get_object(att.object_name)) == b"\x89PNG fake"
 
 
 async def test_nats_down_gives_451_then_resend_is_accepted_once(
