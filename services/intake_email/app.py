@@ -91,15 +91,18 @@ class Intake:
     async def authenticate(self, raw: bytes, session: Session, envelope: Envelope) -> SenderAuth:
         """Who vouches for the From address (see SmtpConfig.sender_auth); never raises."""
         mode = self.cfg.sender_auth
+        peer = str(session.peer[0]) if isinstance(session.peer, tuple) else str(session.peer)
         if mode == "off":
             return SenderAuth(verdict="unchecked", method="off", reason="sender authentication off")
         if mode == "upstream":
+            if not authentication.from_relay(peer, self.cfg.upstream_relays):
+                # Anyone can write an Authentication-Results header: only the relay's own count.
+                return authentication.unauthenticated("upstream", f"{peer} is not an upstream relay")
             return authentication.upstream(authentication.headers(raw), self.cfg.authserv_id)
-        peer = session.peer
         check = functools.partial(
             dmarc.check,
             raw,
-            ip=str(peer[0]) if isinstance(peer, tuple) else str(peer),
+            ip=peer,
             helo=str(session.host_name or ""),
             mail_from=str(envelope.mail_from or ""),
             timeout=self.cfg.dns_timeout,

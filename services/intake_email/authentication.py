@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import email.parser
 import email.policy
+import ipaddress
 from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import cache
@@ -44,6 +45,17 @@ def from_domain(found: Headers) -> tuple[str | None, str]:
     if len(boxes) != 1 or boxes[0].address is None:
         return None, "From does not name exactly one address"
     return boxes[0].address.rsplit("@", 1)[1].rstrip("."), ""
+
+
+def from_relay(peer: str, relays: tuple[str, ...]) -> bool:
+    """Whether the SMTP peer is one of the upstream relays (no list: every peer is)."""
+    if not relays:
+        return True
+    try:
+        address = ipaddress.ip_address(peer)
+    except ValueError:
+        return False
+    return any(address in ipaddress.ip_network(relay, strict=False) for relay in relays)
 
 
 def unauthenticated(method: str, reason: str) -> SenderAuth:

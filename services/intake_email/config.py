@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from collections.abc import Mapping
 from typing import Literal
@@ -42,6 +43,9 @@ class SmtpConfig(msgspec.Struct, frozen=True, kw_only=True):
     # ("off": development only).
     sender_auth: Literal["dmarc", "upstream", "off"] = "dmarc"
     authserv_id: str = ""
+    # Upstream mode: the peers (IPs or CIDR networks) whose Authentication-Results count. Empty: any
+    # peer, so the SMTP port must then be reachable from the relay only.
+    upstream_relays: tuple[str, ...] = ()
     dns_servers: tuple[str, ...] = ()  # "ip" or "ip:port"; empty = the system resolver
     dns_timeout: float = 5.0
     # Above this many characters the body and text travel as excerpts; the whole text is an object.
@@ -56,6 +60,11 @@ def check(cfg: SmtpConfig) -> None:
         raise ConfigError("FRONTDESK_SMTP_AUTHSERV_ID: required when FRONTDESK_SMTP_SENDER_AUTH=upstream")
     if cfg.sender_auth == "off" and cfg.environment != "development":
         raise ConfigError("FRONTDESK_SMTP_SENDER_AUTH=off is refused outside FRONTDESK_ENV=development")
+    for relay in cfg.upstream_relays:
+        try:
+            ipaddress.ip_network(relay, strict=False)
+        except ValueError:
+            raise ConfigError(f"FRONTDESK_SMTP_UPSTREAM_RELAYS: {relay!r} is not an IP or network") from None
     if cfg.max_sessions_per_ip < 1 or cfg.idle_timeout <= 0:
         raise ConfigError("FRONTDESK_SMTP_MAX_SESSIONS_PER_IP and _IDLE_TIMEOUT must be positive")
 

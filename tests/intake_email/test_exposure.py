@@ -110,6 +110,22 @@ async def test_upstream_mode_trusts_only_our_relay_and_reads_the_real_from(
     assert found["<u3@x>"].sender_auth.verdict == "unauthenticated"
 
 
+async def test_upstream_relays_limit_whose_headers_count(bus: Bus, bus_config: BusConfig) -> None:
+    async with running(config(bus_config, upstream_relays=("127.0.0.2/32",))) as cfg:
+
+        def deliver(source: str, message_id: str) -> None:
+            with smtplib.SMTP("127.0.0.1", cfg.port, timeout=10, source_address=(source, 0)) as client:
+                client.sendmail("client@example.com", [SUPPORT], message(message_id=message_id))
+
+        await asyncio.to_thread(deliver, "127.0.0.2", "<relay@x>")
+        await asyncio.to_thread(deliver, "127.0.0.1", "<direct@x>")
+    found = {r.thread.message_id: r.sender_auth for r in await stored(bus)}
+    assert found["<relay@x>"].verdict == "authenticated"
+    # The same header, sent straight to the intake rather than through the relay, vouches for nothing.
+    assert found["<direct@x>"].verdict == "unauthenticated"
+    assert found["<direct@x>"].reason == "127.0.0.1 is not an upstream relay"
+
+
 def test_sender_auth_off_is_development_only() -> None:
     env = {"FRONTDESK_SMTP_SENDER_AUTH": "off"}
     with pytest.raises(ConfigError, match="FRONTDESK_SMTP_SENDER_AUTH=off"):
@@ -118,4 +134,6 @@ def test_sender_auth_off_is_development_only() -> None:
     with pytest.raises(ConfigError, match="FRONTDESK_SMTP_AUTHSERV_ID"):
         load_config({"FRONTDESK_SMTP_SENDER_AUTH": "upstream"})
     assert load_config({}).sender_auth == "dmarc"
+    with pytest.raises(ConfigError, match="FRONTDESK_SMTP_UPSTREAM_RELAYS"):
+        load_config({"FRONTDESK_SMTP_UPSTREAM_RELAYS": "10.0.0.0/8,mx.example"})
     check(load_config({"FRONTDESK_SMTP_SENDER_AUTH": "upstream", "FRONTDESK_SMTP_AUTHSERV_ID": "mx.test"}))
