@@ -32,6 +32,9 @@ DEV_DEFAULTS = {
     "FRONTDESK_TWILIO_API_BASE": "http://127.0.0.1:8025",
     "FRONTDESK_SMTP_HOST": "127.0.0.1",
     "FRONTDESK_SMTP_PORT": "2525",
+    # Local demos: trust the Authentication-Results a relay named frontdesk.test would add (see README).
+    "FRONTDESK_SMTP_SENDER_AUTH": "upstream",
+    "FRONTDESK_SMTP_AUTHSERV_ID": "frontdesk.test",
     "FRONTDESK_VOICE_HOST": "127.0.0.1",
     "FRONTDESK_VOICE_PORT": "8080",
     "FRONTDESK_VOICE_HTTP_PORT": "9104",

@@ -29,6 +29,7 @@ from services.common.process import ROOT, ChildProcess, stop_all
 from services.contracts import Ticket
 from services.contracts import subjects as s
 from tests.conftest import auth_server
+from tests.intake_email.senders import AUTHSERV_ID, passed
 
 EMAILS = int(os.environ.get("FAULTS_EMAILS", "500"))
 TEXTS = int(os.environ.get("FAULTS_TEXTS", "200"))
@@ -40,6 +41,7 @@ pytestmark = pytest.mark.slow
 
 def email(i: int) -> EmailMessage:
     msg = EmailMessage()
+    msg["Authentication-Results"] = passed("dana@acme.example")
     msg["From"] = "Dana Client <dana@acme.example>"
     msg["To"] = "support@frontdesk.test"
     msg["Subject"] = f"fault-em-{i:04d} printer jammed"
@@ -59,6 +61,9 @@ def stack_env(tmp_path: Path, *, smtp_port: int, voice_port: int, router_http: i
         "FRONTDESK_SMTP_PORT": str(smtp_port),
         "FRONTDESK_SMTP_HTTP_PORT": str(free_port()),
         "FRONTDESK_SMTP_RATE_PER_MINUTE": "1000000",
+        "FRONTDESK_SMTP_MAX_SESSIONS_PER_IP": "1000",
+        "FRONTDESK_SMTP_SENDER_AUTH": "upstream",
+        "FRONTDESK_SMTP_AUTHSERV_ID": AUTHSERV_ID,
         "FRONTDESK_SMTP_PUBLISH_TIMEOUT": "2",
         "FRONTDESK_ROUTER_HTTP_PORT": str(router_http),
         "FRONTDESK_VOICE_PORT": str(voice_port),
