@@ -127,13 +127,23 @@ async def test_upstream_relays_limit_whose_headers_count(bus: Bus, bus_config: B
 
 
 def test_sender_auth_off_is_development_only() -> None:
-    env = {"FRONTDESK_SMTP_SENDER_AUTH": "off"}
+    # Production also wants its bus user and a strong thread secret; this test is about sender auth.
+    base = {
+        "FRONTDESK_NATS_USER": "intake_email",
+        "FRONTDESK_NATS_PASSWORD": "b" * 40,
+        "FRONTDESK_THREAD_SECRET": "t" * 40,
+    }
+    env = {**base, "FRONTDESK_SMTP_SENDER_AUTH": "off"}
     with pytest.raises(ConfigError, match="FRONTDESK_SMTP_SENDER_AUTH=off"):
         load_config(env)
     assert load_config({**env, "FRONTDESK_ENV": "development"}).sender_auth == "off"
     with pytest.raises(ConfigError, match="FRONTDESK_SMTP_AUTHSERV_ID"):
-        load_config({"FRONTDESK_SMTP_SENDER_AUTH": "upstream"})
-    assert load_config({}).sender_auth == "dmarc"
+        load_config({**base, "FRONTDESK_SMTP_SENDER_AUTH": "upstream"})
+    assert load_config(base).sender_auth == "dmarc"
     with pytest.raises(ConfigError, match="FRONTDESK_SMTP_UPSTREAM_RELAYS"):
-        load_config({"FRONTDESK_SMTP_UPSTREAM_RELAYS": "10.0.0.0/8,mx.example"})
-    check(load_config({"FRONTDESK_SMTP_SENDER_AUTH": "upstream", "FRONTDESK_SMTP_AUTHSERV_ID": "mx.test"}))
+        load_config({**base, "FRONTDESK_SMTP_UPSTREAM_RELAYS": "10.0.0.0/8,mx.example"})
+    check(
+        load_config(
+            {**base, "FRONTDESK_SMTP_SENDER_AUTH": "upstream", "FRONTDESK_SMTP_AUTHSERV_ID": "mx.test"}
+        )
+    )
