@@ -20,6 +20,7 @@ class VoiceConfig(msgspec.Struct, frozen=True, kw_only=True):
     publish_timeout: float = 2.0
     respool_interval: float = 1.0
     policy: str = "deploy/policy.example.yaml"
+    templates: str = ""  # FRONTDESK_TEMPLATES: a folder whose files override the shipped wording
     auth_token: Secret = Secret("")
     region: str = "US"  # default region for caller ids without a country code
     bus: BusConfig = BusConfig()
@@ -32,6 +33,7 @@ def load_config(env: Mapping[str, str] | None = None) -> VoiceConfig:
         "FRONTDESK_VOICE_",
         source,
         policy=source.get("FRONTDESK_POLICY", "deploy/policy.example.yaml"),
+        templates=source.get("FRONTDESK_TEMPLATES", ""),
         auth_token=Secret(source.get("FRONTDESK_TWILIO_AUTH_TOKEN", "")),
         bus=load_bus(source),
     )

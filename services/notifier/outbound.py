@@ -26,9 +26,10 @@ from services.common.clock import Clock
 from services.common.metrics import Metrics
 from services.contracts import SendEmail, SendSms, SmsStatusReported, TimelineEntry, threading
 from services.contracts import subjects as s
-from services.notifier import sanitize, suppression
+from services.notifier import suppression
 from services.notifier.config import NotifierConfig
 from services.notifier.internal import DELIVERY_FAILED, DeliveryFailed
+from services.wording import sanitize
 
 log = logging.getLogger(__name__)
 

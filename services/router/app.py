@@ -354,6 +354,20 @@ class Router:
                 request_id=amended.request_id,
             )
         )
+        if amended.transcription and record.ticket_number:
+            # The tech hears what the caller said: with the dispatch if it has not gone yet, else now.
+            ticket = await self._ticket(record.ticket_number)
+            if ticket is None:
+                raise Transient(f"ticket {record.ticket_number} not stored yet")
+            relay = RelayClientMessage(
+                id=f"relay:{amended.id}",
+                ticket=ticket,
+                request_id=amended.request_id,
+                summary="",
+                voicemail=amended.transcription,
+                recording_url=amended.recording_url or "",
+            )
+            await self.bus.publish(s.notify_subject("relay_client_message"), relay, msg_id=relay.id)
 
     async def _timeline(self, item: TimelineEntry) -> None:
         await self.bus.publish(s.timeline_subject(item.client_id), item, msg_id=item.id)

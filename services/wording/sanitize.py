@@ -51,6 +51,9 @@ _REPLACEMENTS = {
 }
 
 SMS_MAX = 459  # three concatenated GSM-7 segments: enough for a dispatch, bounded cost
+TECH_SMS_MAX = 612  # four segments: a dispatch with a voicemail transcript and its recording link
+SEGMENT = 160  # GSM-7 septets in a single SMS
+SEGMENT_PART = 153  # per part of a concatenated SMS (the rest is the concatenation header)
 
 
 def _plain(char: str) -> str:
@@ -109,6 +112,12 @@ def to_gsm(text: str) -> str:
 def septets(text: str) -> int:
     """Length in GSM-7 septets (extension characters count twice)."""
     return sum(2 if c in GSM_EXTENSION else 1 for c in text)
+
+
+def segments(text: str) -> int:
+    """How many SMS segments a GSM-7 body (as `sms` returns it) is billed as."""
+    used = septets(text)
+    return 1 if used <= SEGMENT else -(-used // SEGMENT_PART)
 
 
 def sms(text: str, limit: int = SMS_MAX) -> str:
