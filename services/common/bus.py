@@ -63,6 +63,7 @@ class Bus:
     @classmethod
     async def connect(cls, cfg: BusConfig, name: str, *, stop: asyncio.Event | None = None) -> Bus:
         """Connect, retrying the first connection until it works (or `stop` is set)."""
+        opened: list[NatsClient] = []  # the client, once connected: tells our own close from a lost server
         options: dict[str, Any] = {
             "servers": list(cfg.url),
             "name": name,
@@ -73,7 +74,7 @@ class Bus:
             "ping_interval": 5,
             "max_outstanding_pings": 3,
             "error_cb": _log_error,
-            "disconnected_cb": _log_disconnected,
+            "disconnected_cb": _disconnected_logger(opened),
             "reconnected_cb": _log_reconnected,
         }
         if cfg.user:
@@ -87,6 +88,7 @@ class Bus:
         while True:
             try:
                 nc = await nats.connect(**options)
+                opened.append(nc)
                 return cls(nc, cfg)
             except Exception as exc:
                 if stop is not None and stop.is_set():
@@ -525,8 +527,14 @@ async def _log_error(exc: Exception) -> None:
     log.warning("nats error", extra={"error": repr(exc)})
 
 
-async def _log_disconnected() -> None:
-    log.warning("nats disconnected")
+def _disconnected_logger(opened: list[NatsClient]) -> Callable[[], Awaitable[None]]:
+    async def disconnected() -> None:
+        # A normal stop closes (or drains) the connection itself: that is no news worth a warning.
+        if opened and (opened[0].is_closed or opened[0].is_draining):
+            return
+        log.warning("nats disconnected")
+
+    return disconnected
 
 
 async def _log_reconnected() -> None:

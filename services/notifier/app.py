@@ -219,9 +219,11 @@ class Notifier:
                 return known
         return None
 
-    async def tell_client(self, ticket: Ticket, kind: str, purpose: Purpose, key: str, **values: Any) -> bool:
+    async def tell_client(
+        self, ticket: Ticket, kind: str, purpose: Purpose, key: str, **values: Any
+    ) -> str | None:
         """Answer on the channel the client used (or prefers), worded for that channel; SMS falls back
-        to email when it fails. Returns whether a message was sent at all."""
+        to email when it fails. Returns how it went ("SMS to +1..."), or None when nothing was sent."""
         contact = ticket.contact
         known = self.directory_contact(ticket)
         now = self.clock.now()
@@ -255,7 +257,7 @@ class Notifier:
                     fallback_email=email if email_ok else None,
                 )
             )
-            return True
+            return f"SMS to {contact.phone}"
         if email and email_ok:
             token = threading.subject_token(ticket.number, self.secret)
             origin = ticket.origin_message_id
@@ -273,8 +275,8 @@ class Notifier:
                     references=(origin,) if origin else (),
                 )
             )
-            return True
-        return False
+            return f"email to {email}"
+        return None
 
     async def timeline(
         self, ticket: Ticket, kind: TimelineKind, text: str, entry_id: str, actor: str
@@ -422,7 +424,11 @@ class Notifier:
         ):
             await self.arm(timer)
         await self.timeline(
-            ticket, "tech_notified", f"Texted {tech.name}", f"tech_notified.{command.id}", tech.id
+            ticket,
+            "tech_notified",
+            f"Texted {tech.name} ({tech.phone})",
+            f"tech_notified.{command.id}",
+            tech.id,
         )
 
     def business_subtract(self, ticket: Ticket) -> Callable[[datetime, timedelta], datetime] | None:
@@ -466,7 +472,7 @@ class Notifier:
                 coverage.billable_fee,
                 coverage.billable_respond_within_text,
             )
-        if await self.tell_client(
+        if how := await self.tell_client(
             ticket,
             "client_ack",
             "client_ack",
@@ -478,7 +484,7 @@ class Notifier:
             fee_within=within,
         ):
             await self.timeline(
-                ticket, "ack_sent", "Acknowledged to client", f"ack_sent.{command.id}", "system"
+                ticket, "ack_sent", f"Acknowledged by {how}", f"ack_sent.{command.id}", "system"
             )
 
     async def relay(self, command: RelayClientMessage) -> None:
@@ -585,7 +591,7 @@ class Notifier:
                 ),
                 replace=True,
             )
-            text = f"Escalated to {tech.name}"
+            text = f"Escalated to {tech.name} ({tech.phone})"
         else:
             await self.tell_ops(moved, "no technician accepted", key=f"escalate.{moved.number}.{step.step}")
             text = "Escalated to the operations desk"
@@ -611,7 +617,11 @@ class Notifier:
         )
         await self.tell_ops(ticket, "running late on the response target", key=s.kv_key(f"ops.{key}"))
         await self.timeline(
-            ticket, "delay_update_sent", "Client told we are running late", s.kv_key(key), "system"
+            ticket,
+            "delay_update_sent",
+            f"Client told we are running late; new estimate {times.stamp(estimate, self.zone)}",
+            s.kv_key(key),
+            "system",
         )
 
     async def delivery_failed(self, failed: DeliveryFailed) -> None:
@@ -704,7 +714,7 @@ class Notifier:
         if stored is None or stored.assignee != tech.id:
             return
         key = s.kv_key(f"{outcome.effect}.{event.id}")
-        told = False
+        told: str | None = None
         if outcome.effect == "accepted":
             told = await self.tell_client(
                 stored, "client_accepted", "client_update", key, tech=tech.name, eta=stored.eta
@@ -766,7 +776,7 @@ class Notifier:
             await self.timeline(stored, "resolved", f"{tech.name} resolved it", key, tech.id)
         # Every understood reply gets a short confirmation, so the tech knows it landed.
         confirm = self.tech_text(
-            "tech_confirm", stored, effect=outcome.effect, eta=stored.eta, client_told=told
+            "tech_confirm", stored, effect=outcome.effect, eta=stored.eta, client_told=told is not None
         )
         await self.text_tech(tech, stored, confirm, "tech_confirm", key=s.kv_key(f"confirm.{event.id}"))
 

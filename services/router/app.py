@@ -36,6 +36,7 @@ from services.policy.load import PolicyError, load_policy
 from services.policy.model import Policy
 from services.router import routing as r
 from services.router.config import RouterConfig
+from services.wording import desk
 
 log = logging.getLogger(__name__)
 
@@ -118,7 +119,7 @@ class Router:
                 key=req.id,
                 at=req.received_at,
                 client_id=record.client_id,
-                text=f"{req.channel} from {sender}: {r.summary(req)}",
+                text=desk.received_text(req.channel, sender, r.summary(req), req.nature),
                 ticket=record.ticket_number,
                 request_id=req.id,
             )

@@ -137,6 +137,20 @@ def sms(text: str, limit: int = SMS_MAX) -> str:
     return "".join(out).rstrip() + "..."
 
 
+def printable(text: str) -> str:
+    """Text safe to print on an operator's terminal: every control or format character (C0 such as
+    ESC, DEL, C1 such as CSI U+009B, bidi overrides, zero-width) is shown as an escape like \\x1b or
+    \\u202e instead of acting on the terminal. Newlines and tabs are escaped too: one entry, one line."""
+    out = []
+    for char in text:
+        if unicodedata.category(char) in ("Cc", "Cf", "Co", "Cn", "Zl", "Zp"):
+            code = ord(char)
+            out.append(f"\\x{code:02x}" if code <= 0xFF else f"\\u{code:04x}")
+        else:
+            out.append(char)
+    return "".join(out)
+
+
 def header(text: str, limit: int = 200) -> str:
     """A value safe for an email header: one line (no CR/LF injection), bounded."""
     return one_line(text, limit)
