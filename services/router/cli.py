@@ -22,7 +22,7 @@ from services.policy.decide import decide
 from services.policy.load import PolicyError, load_policy
 from services.policy.model import Policy
 from services.router import routing
-from services.wording import times
+from services.wording import sanitize, times
 
 DEFAULT_POLICY = "deploy/policy.example.yaml"
 CURSOR_TIMEOUT = 2.0  # seconds to wait for NATS before saying "next in rotation" instead
@@ -132,16 +132,16 @@ def run(argv: Sequence[str]) -> int:
     try:
         policy = load_policy(args.policy)
     except PolicyError as exc:
-        print(f"{args.policy}: {exc}", file=sys.stderr)
+        print(sanitize.printable(f"{args.policy}: {exc}"), file=sys.stderr)
         return 2
     if args.command == "check":
         counts = f"{len(policy.clients)} clients, {len(policy.techs)} techs, {len(policy.tiers)} tiers"
-        print(f"{args.policy}: ok ({counts})")
+        print(sanitize.printable(f"{args.policy}: ok ({counts})"))
         return 0
     try:
         at = parse_instant(args.at) if args.at else SystemClock().now()
     except ValueError:
-        print(f"--at: not an ISO 8601 instant: {args.at!r}", file=sys.stderr)
+        print(sanitize.printable(f"--at: not an ISO 8601 instant: {args.at!r}"), file=sys.stderr)
         return 2
     # The subject and body count the way the live router counts them (emergency keywords).
     asked = ServiceRequest(
@@ -169,5 +169,5 @@ def run(argv: Sequence[str]) -> int:
         cursor=cursor,
         cursor_source=source,
     )
-    print(json.dumps(result, indent=2, ensure_ascii=True))
+    print(sanitize.json_printable(json.dumps(result, indent=2, ensure_ascii=False)))
     return 0

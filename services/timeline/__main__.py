@@ -16,6 +16,7 @@ from services.policy.decide import UNKNOWN_CLIENT_ID
 from services.policy.load import PolicyError, load_policy
 from services.policy.model import Policy
 from services.timeline.reader import as_json, read_timeline, render
+from services.wording import sanitize
 
 CLIENT_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")  # never a subject wildcard such as '>' or '*'
 EXIT_UNKNOWN = 2
@@ -23,7 +24,7 @@ EXIT_UNREACHABLE = 3
 
 
 def _fail(message: str, status: int) -> int:
-    print(f"timeline: {message}", file=sys.stderr)
+    print(sanitize.printable(f"timeline: {message}"), file=sys.stderr)
     return status
 
 
@@ -70,7 +71,7 @@ async def _run(args: argparse.Namespace) -> int:
     elif entries:
         print(render(entries, zone=zone))
     else:
-        print(f"no timeline entries for {args.client_id}")
+        print(f"no timeline entries for {args.client_id}")  # the id matched CLIENT_ID: plain
     return 0
 
 

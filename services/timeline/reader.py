@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import unicodedata
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
@@ -19,7 +18,6 @@ from services.wording import sanitize, times
 _decoder = msgspec.json.Decoder(TimelineEntry)
 # ISO 8601 instants that older entries carry in their text ("Queued until 2026-12-01T14:00:00+00:00").
 _ISO = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d(?::\d\d(?:\.\d+)?)?(?:Z|[+-]\d\d:\d\d)")
-_UNSAFE = ("Cc", "Cf", "Co", "Cn", "Zl", "Zp")
 
 
 async def read_timeline(bus: Bus, client_id: str, *, batch: int = 256) -> list[TimelineEntry]:
@@ -77,13 +75,4 @@ def render(entries: list[TimelineEntry], *, zone: ZoneInfo) -> str:
 
 
 def as_json(entries: list[TimelineEntry]) -> str:
-    """JSON with every control and format character escaped: JSON leaves DEL, C1 (CSI U+009B) and
-    bidi overrides raw, and `jq` or `cat` would hand them to the terminal."""
-    out: list[str] = []
-    for char in msgspec.json.encode(entries).decode():
-        if unicodedata.category(char) in _UNSAFE:
-            encoded = char.encode("utf-16-be")
-            out.extend(f"\\u{int.from_bytes(encoded[i : i + 2]):04x}" for i in range(0, len(encoded), 2))
-        else:
-            out.append(char)
-    return "".join(out)
+    return sanitize.json_printable(msgspec.json.encode(entries).decode())

@@ -137,15 +137,32 @@ def sms(text: str, limit: int = SMS_MAX) -> str:
     return "".join(out).rstrip() + "..."
 
 
+_UNPRINTABLE = frozenset({"Cc", "Cf", "Co", "Cn", "Zl", "Zp"})
+
+
 def printable(text: str) -> str:
     """Text safe to print on an operator's terminal: every control or format character (C0 such as
     ESC, DEL, C1 such as CSI U+009B, bidi overrides, zero-width) is shown as an escape like \\x1b or
     \\u202e instead of acting on the terminal. Newlines and tabs are escaped too: one entry, one line."""
     out = []
     for char in text:
-        if unicodedata.category(char) in ("Cc", "Cf", "Co", "Cn", "Zl", "Zp"):
+        if unicodedata.category(char) in _UNPRINTABLE:
             code = ord(char)
             out.append(f"\\x{code:02x}" if code <= 0xFF else f"\\u{code:04x}")
+        else:
+            out.append(char)
+    return "".join(out)
+
+
+def json_printable(encoded: str) -> str:
+    """Encoded JSON with every control and format character escaped as \\uXXXX: JSON itself leaves
+    DEL, C1 (CSI U+009B) and bidi overrides raw, and `cat` or `jq` would hand them to the terminal."""
+    out: list[str] = []
+    for char in encoded:
+        # A raw newline or tab in encoded JSON is layout (inside strings the encoder escaped it).
+        if char not in "\n\r\t" and unicodedata.category(char) in _UNPRINTABLE:
+            units = char.encode("utf-16-be")
+            out.extend(f"\\u{int.from_bytes(units[i : i + 2]):04x}" for i in range(0, len(units), 2))
         else:
             out.append(char)
     return "".join(out)

@@ -135,3 +135,17 @@ def test_unreachable_nats_answers_within_seconds(
     printed = explained(capsys, "--policy", POLICY, *GLOBEX_IN_HOURS)
     assert printed["assignee"] == "next in rotation"
     assert "not reachable within 2 s" in str(printed["reasons"])
+
+
+def test_cli_output_escapes_control_characters(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert (
+        run(["explain", "--offline", "--policy", POLICY, "--sender", "x@y.example", "--at", "\x1b[2J\x9b1m"])
+        == 2
+    )
+    err = capsys.readouterr().err
+    assert "\x1b" not in err and "\x9b" not in err and "\\x1b[2J\\x9b1m" in err
+    broken = tmp_path / "policy.yaml"
+    broken.write_text(Path(POLICY).read_text().replace("tier: complimentary\n", 'tier: "gold\\e[31m"\n', 1))
+    assert run(["check", "--policy", str(broken)]) == 2
+    err = capsys.readouterr().err
+    assert "\x1b" not in err and "gold\\x1b[31m" in err
