@@ -38,6 +38,7 @@ class RelayClientMessage(msgspec.Struct, frozen=True, kw_only=True, tag=True):
     summary: str
     voicemail: str = ""  # a transcript that arrived after the call's request
     recording_url: str = ""
+    reopen: bool = False  # the ticket was resolved: the client's words reopen it (within the window)
 
 
 Command = AcknowledgeClient | DispatchTicket | RelayClientMessage

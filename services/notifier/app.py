@@ -488,6 +488,9 @@ class Notifier:
             )
 
     async def relay(self, command: RelayClientMessage) -> None:
+        if command.reopen:
+            await self.reopen(command)
+            return
         ticket = await self.ticket(command.ticket.number) or command.ticket
         if ticket.status == "resolved":
             return
@@ -525,6 +528,40 @@ class Notifier:
                 "tech_follow_up", ticket, text=sanitize.one_line(command.summary, FOLLOW_UP_MAX)
             )
         await self.text_tech(tech, ticket, body, "tech_relay", key=f"relay.{command.id}")
+
+    async def reopen(self, command: RelayClientMessage) -> None:
+        """The client wrote back within the reopen window: the ticket is the assignee's again, with
+        a fresh acceptance clock; the client is told it was reopened."""
+
+        def back(current: Ticket | None) -> Ticket | None:
+            if current is None or current.status != "resolved":
+                return None
+            return msgspec.structs.replace(
+                current, status="dispatched", resolved_at=None, accepted_at=None, eta=None
+            )
+
+        ticket = await self.update_ticket(command.ticket.number, back)
+        # A redelivery finds it reopened already and repeats the sends below under the same keys.
+        if ticket is None or ticket.status == "resolved":
+            return
+        tech = self.tech(ticket.assignee)
+        text = sanitize.one_line(command.summary, FOLLOW_UP_MAX)
+        if tech is not None:
+            body = self.tech_text("tech_reopened", ticket, text=text)
+            await self.text_tech(tech, ticket, body, "tech_dispatch", key=f"reopen.{command.id}")
+        else:
+            await self.tell_ops(ticket, f"reopened by the client: {text}", key=f"ops.reopen.{command.id}")
+        owner = tech.name if tech is not None else self.policy.desk.ops_contact.name
+        await self.tell_client(
+            ticket, "client_reopened", "client_update", f"reopened.{command.id}", tech=owner
+        )
+        timer = Timer(
+            kind="ack",
+            ticket_number=ticket.number,
+            due=self.clock.now() + self.policy.oncall.ack_timeout,
+            step=ticket.escalation_step,
+        )
+        await self.arm(timer, replace=True)
 
     async def folded(self, number: str) -> compose.Folded:
         """What the client added while the ticket waited in the queue (see relay)."""

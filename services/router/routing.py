@@ -18,7 +18,8 @@ TIMER_PREFIX = "router.release."
 CURSOR_KEY = "cursor.round_robin"
 _OUR_MESSAGE_ID = re.compile(r"<?(SR-\d{1,9})\.[0-9a-z]{1,32}\.[0-9a-f]{16}@")
 
-Outcome = Literal["ticket", "threaded", "timeline"]
+# noted: a "thanks" after DONE; reopened: other words within the reopen window (services/router/reopen.py)
+Outcome = Literal["ticket", "threaded", "timeline", "noted", "reopened"]
 
 
 class RequestRecord(msgspec.Struct, frozen=True, kw_only=True):
