@@ -116,7 +116,18 @@ class Notifier:
         return ZoneInfo(client.timezone) if client is not None and client.timezone else self.zone
 
     def tech_text(self, kind: str, ticket: Ticket, **values: Any) -> str:
-        return compose.tech_text(self.words, kind, ticket, zone=self.zone, now=self.clock.now(), **values)
+        return compose.tech_text(
+            self.words, kind, self.named(ticket), zone=self.zone, now=self.clock.now(), **values
+        )
+
+    def named(self, ticket: Ticket) -> Ticket:
+        """The ticket as messages describe it: a sender who gave no name gets the directory's."""
+        known = None if ticket.contact.name else self.directory_contact(ticket)
+        if known is None or not known.name:
+            return ticket
+        return msgspec.structs.replace(
+            ticket, contact=msgspec.structs.replace(ticket.contact, name=known.name)
+        )
 
     async def last_touch(self, ticket: Ticket) -> str:
         """The client's last finished job, unless it is this very ticket (a reopened one, say)."""
@@ -236,7 +247,7 @@ class Notifier:
             return compose.client_text(
                 self.words,
                 kind,
-                ticket,
+                self.named(ticket),
                 channel,
                 zone=self.client_zone(ticket),
                 now=now,
@@ -406,7 +417,7 @@ class Notifier:
             return
         body = compose.tech_dispatch(
             self.words,
-            ticket,
+            self.named(ticket),
             zone=self.zone,
             now=self.clock.now(),
             notes=self.notes(ticket.client_id),
@@ -608,7 +619,7 @@ class Notifier:
         if tech is not None:
             body = compose.tech_dispatch(
                 self.words,
-                moved,
+                self.named(moved),
                 zone=self.zone,
                 now=self.clock.now(),
                 notes=self.notes(moved.client_id),

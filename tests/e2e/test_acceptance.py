@@ -136,7 +136,7 @@ async def test_tech_delay_sms_reaches_client(stack: Stack) -> None:
     await stack.settled()
     assert await recipients(stack) == [ALICE, ALICE]  # the dispatch, then the DELAY's confirmation
     confirmation = (await stack.sms_to(ALICE))[1]["body"]
-    assert confirmation == "SR-1001 delayed to 3:00 PM; jane@acme.example was told."
+    assert confirmation == "SR-1001 delayed to 3:00 PM; Jane Roe was told."
     assert len(await stack.emails()) == 2
 
 
@@ -147,7 +147,7 @@ async def test_reply_email_threads_onto_its_ticket(stack: Stack) -> None:
     await stack.mail("jane@acme.example", f"Re: {ack['subject']}", "Also page 3 is smudged.")
 
     relayed = (await sms_for(stack, ALICE, count=2))[1]
-    assert relayed["body"] == "SR-1001 follow-up from jane@acme.example: Also page 3 is smudged."
+    assert relayed["body"] == "SR-1001 follow-up from Jane Roe jane@acme.example: Also page 3 is smudged."
     await stack.settled()
     value, _ = await stack.bus.kv_get(s.KV_TICKETS, "SR-1002")
     assert value is None, "the reply opened a new ticket"
