@@ -29,6 +29,7 @@ def test_twilio_sdk_request_logs_are_quiet_at_info() -> None:
         # The SDK logs every request and response at INFO on the "twilio.http_client" logger.
         assert not logging.getLogger("twilio.http_client").isEnabledFor(logging.INFO)
         assert logging.getLogger("twilio.http_client").isEnabledFor(logging.WARNING)
+        assert not logging.getLogger("httpx").isEnabledFor(logging.INFO)  # one line per request
         assert logging.getLogger("services.notifier").isEnabledFor(logging.INFO)
     finally:
         root.handlers[:] = saved[0]

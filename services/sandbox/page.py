@@ -145,7 +145,9 @@ def mount(
     """The page at / and its forms: text or call in as anyone, or start over."""
     policy = _policy(cfg.policy)
     names = conversation.directory(policy)
-    people = {reach: name for reach, name in names.items() if reach.startswith("+")}
+    # Clients first (the usual demo), then techs, then the ops desk.
+    phones = [(reach, name) for reach, name in names.items() if reach.startswith("+")]
+    people = dict(sorted(phones, key=lambda item: ("(tech)" in item[1], "(ops)" in item[1])))
     zone = ZoneInfo(policy.desk.timezone if policy is not None else "UTC")
 
     @app.get("/")
