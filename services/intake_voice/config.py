@@ -8,6 +8,8 @@ from collections.abc import Mapping
 import msgspec
 
 from services.common.config import BusConfig, ConfigError, Secret, load, load_bus
+from services.wording import catalog as wording
+from services.wording.catalog import WordingError
 
 
 class VoiceConfig(msgspec.Struct, frozen=True, kw_only=True):
@@ -37,6 +39,11 @@ def load_config(env: Mapping[str, str] | None = None) -> VoiceConfig:
         auth_token=Secret(source.get("FRONTDESK_TWILIO_AUTH_TOKEN", "")),
         bus=load_bus(source),
     )
+    if cfg.templates:
+        try:
+            wording.load(cfg.templates)  # every line a caller hears renders, or the start is refused
+        except WordingError as exc:
+            raise ConfigError(f"FRONTDESK_TEMPLATES: {exc}") from None
     if not cfg.auth_token:
         # Without the token no signature can be checked: never fail open.
         raise ConfigError("FRONTDESK_TWILIO_AUTH_TOKEN: required (webhook signatures cannot be checked)")

@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 import msgspec
 
 from services.contracts.tickets import Ticket
-from services.wording import sanitize
+from services.wording import sanitize, times
 from services.wording.catalog import Wording
 from services.wording.values import FOLLOW_UP_MAX, REASON_MAX, TRANSCRIPT_MAX, ticket_values
 
@@ -125,4 +125,4 @@ def email_subject(ticket: Ticket, token: str) -> str:
 def last_touch(tech_name: str, ticket: Ticket, at: datetime, zone: ZoneInfo) -> str:
     """What the next tech should know about this client: who last finished what, and when."""
     what = sanitize.one_line(ticket.subject or ticket.summary or "a request", 50)
-    return f'{tech_name} resolved {ticket.number} "{what}" on {at.astimezone(zone):%m/%d}'
+    return f'{tech_name} resolved {ticket.number} "{what}" on {times.day(at, zone)}'

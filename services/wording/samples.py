@@ -226,7 +226,7 @@ def _per_sample(sample: Sample) -> dict[str, list[dict[str, Any]]]:
                 else "",
                 "follow_ups": [LONG_TEXT] if escalated else [],
                 "notes": "Plant floor runs two shifts; the MES server is critical.",
-                "last_touch": 'Carol Diaz resolved SR-1001 "Printer jam" on 11/30',
+                "last_touch": 'Carol Diaz resolved SR-1001 "Printer jam" on Mon Nov 30',
                 "several": escalated,
             }
             for escalated in (False, True)

@@ -18,6 +18,12 @@ def stamp(instant: datetime, zone: ZoneInfo) -> str:
     return f"{local:%a %b} {local.day}, {clock(instant, zone)} {local.tzname()}"
 
 
+def day(instant: datetime, zone: ZoneInfo) -> str:
+    """'Mon Nov 23': the date alone, in the same style."""
+    local = instant.astimezone(zone)
+    return f"{local:%a %b} {local.day}"
+
+
 def _day_word(instant: datetime, zone: ZoneInfo, now: datetime) -> str | None:
     """'today' or 'tomorrow' in the recipient's zone, else None (then the full stamp reads better)."""
     day = instant.astimezone(zone).date()

@@ -122,6 +122,16 @@ async def test_known_caller_after_hours_hears_plan_and_billable_offer(harness: H
     assert 'input="dtmf speech"' in twiml
 
 
+async def test_unknown_caller_after_hours_hears_no_plan_wording(harness: Harness) -> None:
+    greeting = (await harness.post("/twilio/voice", call("CA8", "+15550009999"))).text
+    assert "<Say>Thank you for calling Test Desk. Our office is closed right now.</Say>" in greeting
+    assert "plan" not in greeting.lower()
+    emergency = (
+        await harness.post("/twilio/voice/menu?attempt=1", call("CA8", "+15550009999", Digits="1"))
+    ).text
+    assert "<Say>We will respond by Mon Nov 23, 9:00 AM CST.</Say>" in emergency and "plan" not in emergency
+
+
 async def test_in_hours_caller_hears_menu_without_offer(harness: Harness) -> None:
     harness.clock.set(TUESDAY)
     twiml = (await harness.post("/twilio/voice", call("CA3", "+15550009999"))).text

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 import httpx
 import msgspec
 
-from services.contracts import AcknowledgeClient, OptOutChanged, SendSms, threading
+from services.contracts import AcknowledgeClient, OptOutChanged, RelayClientMessage, SendSms, threading
 from services.contracts import subjects as s
 from services.contracts.threading import SubjectToken
 from services.notifier.app import Notifier
@@ -244,7 +244,9 @@ async def test_next_dispatch_quotes_the_last_finished_job(stack: Stack) -> None:
     await stack.until(lambda: len(stack.emails("jane@acme.example")) == 1)
     await dispatch(stack, make_ticket("SR-1043"), command_id="cmd-2")
     await stack.until(lambda: len(stack.sms(ALICE)) == 3)  # dispatch, DONE confirmation, dispatch
-    assert 'Last: Alice Nguyen resolved SR-1042 "MES server slow" on 11/23' in stack.sms(ALICE)[2]["body"]
+    assert (
+        'Last: Alice Nguyen resolved SR-1042 "MES server slow" on Mon Nov 23' in stack.sms(ALICE)[2]["body"]
+    )
     await stack.settled()
     assert len(stack.sms()) == 3
 
@@ -288,3 +290,23 @@ async def test_polling_timers_and_replies_leave_no_consumers_behind(stack: Stack
         assert (info.state.consumer_count or 0) <= 1, stream  # at most the running notifier's own view
     stack.clock.advance(timedelta(minutes=11))
     await stack.until(lambda: len(stack.sms(BOB)) == 1)  # and the running notifier's timers still fire
+
+
+async def test_a_follow_up_before_dispatch_rides_with_the_dispatch(stack: Stack) -> None:
+    queued = msgspec.structs.replace(make_ticket(), status="queued")
+    await stack.bus.kv_update(s.KV_TICKETS, "SR-1042", lambda _: msgspec.json.encode(queued))
+    follow_up = RelayClientMessage(
+        id="relay:req-2", ticket=queued, request_id="req-2", summary="Line 3 is slow too."
+    )
+    await stack.bus.publish(s.notify_subject("relay"), follow_up, msg_id=follow_up.id)
+    await stack.settled()
+    assert stack.sms() == [], "a follow-up was texted ahead of its dispatch"
+    await dispatch(stack, queued)
+    await stack.until(lambda: len(stack.sms(ALICE)) == 1)
+    await stack.settled()
+    [body] = [m["body"] for m in stack.sms()]
+    assert "Follow-up: Line 3 is slow too." in body and body.startswith("SR-1042 Acme Manufacturing")
+    # The tech can accept it: it is theirs now (before, A answered "You have no open tickets").
+    await reply(stack, "SM-a", ALICE, "accept")
+    await stack.until(lambda: len(stack.sms(ALICE)) == 2)
+    assert stack.sms(ALICE)[1]["body"] == "SR-1042 accepted; Jane Roe was told."

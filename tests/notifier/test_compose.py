@@ -44,7 +44,7 @@ def test_dispatch_sms_has_every_field() -> None:
 def test_dispatch_sms_quotes_the_clients_last_finished_job() -> None:
     # Resolved late on 12 Nov in New York, which is already 13 Nov in UTC: the desk's date is shown.
     done = compose.last_touch("Bob Li", ticket("SR-1001"), NOW.replace(month=11, day=13, hour=3), NY)
-    assert done == 'Bob Li resolved SR-1001 "Printer offline" on 11/12'
+    assert done == 'Bob Li resolved SR-1001 "Printer offline" on Thu Nov 12'
     body = dispatch(ticket(), notes="Key at reception", last_touch=done)
     assert body.split("\n")[-2:] == ["Note: Key at reception", f"Last: {done}"]
 

@@ -36,3 +36,7 @@ def test_today_is_the_recipients_day_not_utcs() -> None:
     assert times.by(late, CHICAGO, evening) == "today by 11:30 PM"
     assert times.by(late, LONDON, evening) == "tomorrow by 5:30 AM"
     assert times.clock(datetime(2026, 12, 1, 6, 0, tzinfo=UTC), CHICAGO) == "12:00 AM"
+
+
+def test_day_alone() -> None:
+    assert times.day(datetime(2026, 11, 13, 3, 0, tzinfo=UTC), CHICAGO) == "Thu Nov 12"
