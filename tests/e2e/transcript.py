@@ -8,6 +8,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from services.policy.model import Policy
+from services.sandbox.conversation import directory
 from services.wording import times
 
 # Twilio ids are random per run (recording, call and message sids): shown as their prefix only.
@@ -15,21 +16,9 @@ _SID = re.compile(r"\b(RE|CA|SM|MM|AC)[0-9a-fA-F]{32}\b")
 _SAY = re.compile(r"<Say[^>]*>(.*?)</Say>", re.DOTALL)
 
 
-def names(policy: Policy) -> dict[str, str]:
-    """Phone numbers and addresses with the name a reader knows them by."""
-    known = {tech.phone: tech.name for tech in policy.techs}
-    known.update({tech.email: tech.name for tech in policy.techs if tech.email})
-    for client in policy.clients:
-        for contact in client.contacts:
-            for reach in (contact.phone, contact.email):
-                if reach:
-                    known[reach] = f"{contact.name}, {client.name}"
-    return known
-
-
 class Transcript:
     def __init__(self, policy: Policy) -> None:
-        self.names = names(policy)
+        self.names = directory(policy)  # the sandbox page's names beside numbers
         self.zone = ZoneInfo(policy.desk.timezone)
         self.lines: list[str] = []
         self.sms_seen = 0
