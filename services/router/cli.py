@@ -155,8 +155,14 @@ def run(argv: Sequence[str]) -> int:
     emergency = args.emergency or routing.is_emergency(asked, policy.emergency_keywords)
     cursor, source = args.cursor, "given with --cursor"
     if cursor is None and not args.offline:
-        logging.disable(logging.WARNING)  # the answer says whether NATS was reachable
-        cursor, source = asyncio.run(live_cursor())
+        # The bus's retry warnings would repeat what the answer says; restored after (run() is also
+        # called in-process).
+        previous = logging.root.manager.disable
+        logging.disable(logging.WARNING)
+        try:
+            cursor, source = asyncio.run(live_cursor())
+        finally:
+            logging.disable(previous)
     elif args.offline:
         source = "--offline"
     result = explanation(
