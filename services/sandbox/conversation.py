@@ -172,13 +172,33 @@ def titled(key: str, names: Mapping[str, str]) -> str:
     return f"{names[key]} {key}" if key in names else key
 
 
+def with_call_tickets(found: list[Event]) -> list[Event]:
+    """A call names no ticket; the desk's next message to that caller does (the acknowledgment of the
+    request the call opened, or the update to the ticket it was about): the call joins that ticket."""
+    out = list(found)
+    for i, event in enumerate(out):
+        if event.channel != "call" or event.tickets:
+            continue
+        answer = next(
+            (
+                later
+                for later in out[i + 1 :]
+                if later.party == event.party and (later.direction == "out" or later.channel == "call")
+            ),
+            None,
+        )
+        if answer is not None and answer.direction == "out" and answer.tickets:
+            out[i] = msgspec.structs.replace(event, tickets=answer.tickets)
+    return out
+
+
 def conversations(
     found: list[Event], names: Mapping[str, str]
 ) -> tuple[list[Conversation], list[Conversation]]:
     """(per ticket, per phone or address), each newest activity first, events newest first."""
     by_ticket: dict[str, list[Event]] = {}
     by_party: dict[str, list[Event]] = {}
-    for event in found:
+    for event in with_call_tickets(found):
         for number in event.tickets:
             by_ticket.setdefault(number, []).append(event)
         for party in (p.strip() for p in event.party.split(",")):

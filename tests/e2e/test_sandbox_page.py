@@ -85,6 +85,7 @@ async def test_the_page_shows_the_conversation_in_chromium(stack: Stack, tmp_pat
     assert jane.index("request as ticket SR-1002") < call < first_ack < jane.index("jams on every page")
     assert "heard: Hello Jane Roe, thank you for calling Northwind IT Services." in jane
     assert "pressed 2" in jane
+    assert "heard: Please describe your request." in found["SR-1002"]  # the call joins its ticket
     assert 'id="text-in"' in page and 'id="call-in"' in page and 'id="reset"' in page
 
     # The forms: Alice accepts SR-1001 by text as herself (she has two open tickets); then a reset.

@@ -37,6 +37,16 @@ def test_ledger_becomes_conversations_newest_first() -> None:
     [ticket] = per_ticket
     assert ticket.key == "SR-1001"
     assert [(e.direction, e.party) for e in ticket.events] == [("out", ALICE), ("out", JANE)]
+    # A call joins the ticket the desk's next message to the caller names.
+    answered = events(
+        messages=[{"to": JANE, "body": "Hi Jane, we have your request as ticket SR-1002.", "status": "sent",
+                   "time": "2026-11-23T17:00:01+00:00"}],
+        emails=[],
+        webhooks=[{"kind": "call", "time": "2026-11-23T17:00:00+00:00",
+                   "exchanges": [{"params": {"From": JANE}, "twiml": CALL_TWIML}]}],
+    )  # fmt: skip
+    [call_ticket] = conversations(answered, names)[0]
+    assert call_ticket.key == "SR-1002" and [e.channel for e in call_ticket.events] == ["sms", "call"]
     assert [c.title for c in per_party] == [
         f"Jane Roe, Acme Manufacturing {JANE}",
         f"Alice Nguyen (tech) {ALICE}",
