@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install run test test-fast check lint typecheck bench faults fuzz clean chromium
+.PHONY: install run test test-fast check lint typecheck bench faults fuzz clean
 
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -18,15 +18,8 @@ install: $(STAMP)
 run: install
 	$(PY) -m services.devstack
 
-## Headless Chromium (Debian's `chromium`) for the browser tests of the sandbox page; installed
-## through apt only when it is not on PATH already (CI starts from a fresh machine).
-SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-chromium:
-	@command -v chromium >/dev/null 2>&1 || { $(SUDO) apt-get update -qq && \
-		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends chromium; }
-
-## The whole test suite against real nats-server, SMTP and HTTP (and the sandbox page in Chromium).
-test: install chromium
+## The whole test suite against real nats-server, SMTP and HTTP.
+test: install
 	$(PY) -m pytest -q -m "not slow"
 
 check: lint typecheck

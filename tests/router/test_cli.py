@@ -121,6 +121,9 @@ async def test_round_robin_reads_the_live_cursor_from_nats(
     kv = await bus.kv(s.KV_ROUTER)
     await kv.put(routing.CURSOR_KEY, b"1")
     monkeypatch.setenv("FRONTDESK_NATS_URL", bus_config.url[0])
+    if bus_config.user:  # a bus with users: explain reads the cursor as the test's user
+        monkeypatch.setenv("FRONTDESK_NATS_USER", bus_config.user)
+        monkeypatch.setenv("FRONTDESK_NATS_PASSWORD", bus_config.password.reveal())
     status = await asyncio.to_thread(run, ["explain", "--policy", POLICY, *GLOBEX_IN_HOURS])
     assert status == 0
     printed = json.loads(capsys.readouterr().out)

@@ -76,8 +76,16 @@ def test_json_escapes_what_json_itself_leaves_raw() -> None:
     assert json.loads(out)[0]["text"] == HOSTILE  # still the same data for a program
 
 
-async def cli(*args: str, url: str) -> tuple[int, str, str, float]:
-    env = {**os.environ, "FRONTDESK_NATS_URL": url}
+def nats_env(cfg: BusConfig) -> dict[str, str]:
+    """How a CLI process reaches the test server: its URL and, when the bus has users, the test's one."""
+    env = {"FRONTDESK_NATS_URL": cfg.url[0]}
+    if cfg.user:
+        env.update(FRONTDESK_NATS_USER=cfg.user, FRONTDESK_NATS_PASSWORD=cfg.password.reveal())
+    return env
+
+
+async def cli(*args: str, url: str = "", cfg: BusConfig | None = None) -> tuple[int, str, str, float]:
+    env = {**os.environ, **(nats_env(cfg) if cfg is not None else {"FRONTDESK_NATS_URL": url})}
     started = time.monotonic()
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "services.timeline", *args, env=env,
@@ -91,23 +99,23 @@ async def cli(*args: str, url: str) -> tuple[int, str, str, float]:
 async def test_cli_prints_the_timeline_in_desk_time_safely(bus: Bus, bus_config: BusConfig) -> None:
     for e in (entry(1, "initech", "request_received"), entry(2, "initech", text=HOSTILE)):
         await bus.publish(s.timeline_subject("initech"), e, msg_id=e.id)
-    status, out, err, _ = await cli("initech", url=bus_config.url[0])
+    status, out, err, _ = await cli("initech", cfg=bus_config)
     assert status == 0, err
     first, second = out.splitlines()
     assert first.startswith("Mon Nov 23, 9:01 AM CST  SR-1001   request_received") and "touch 1" in first
     assert "\x1b" not in out and unsafe(out) == [] and "\\x1b[2J" in second
     assert err == ""  # no "nats disconnected" on a normal close
-    status, out, _, _ = await cli("initech", "--json", url=bus_config.url[0])
+    status, out, _, _ = await cli("initech", "--json", cfg=bus_config)
     assert status == 0 and unsafe(out) == [] and json.loads(out)[1]["text"] == HOSTILE
 
 
 async def test_cli_unknown_client_exits_non_zero(bus_config: BusConfig) -> None:
-    status, out, err, _ = await cli("acme-typo", url=bus_config.url[0])
+    status, out, err, _ = await cli("acme-typo", cfg=bus_config)
     assert status == 2 and out == ""
     assert "unknown client 'acme-typo'; known clients: acme, globex, initech, unknown" in err
-    status, out, _, _ = await cli("globex", url=bus_config.url[0])  # known, nothing yet
+    status, out, _, _ = await cli("globex", cfg=bus_config)  # known, nothing yet
     assert (status, out) == (0, "no timeline entries for globex\n")
-    status, _, err, _ = await cli(">", url=bus_config.url[0])  # a wildcard would read every client
+    status, _, err, _ = await cli(">", cfg=bus_config)  # a wildcard would read every client
     assert status == 2 and "not a client id" in err
 
 
