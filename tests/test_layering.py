@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 SERVICES = Path(__file__).resolve().parents[1] / "services"
-LIBRARIES = {"contracts", "common", "policy"}
+LIBRARIES = {"contracts", "common", "policy", "wording"}
 ALLOWED_FOR_CONTRACTS = {"msgspec", "services"}
 
 
@@ -51,6 +51,20 @@ def test_libraries_do_not_import_services() -> None:
     # common is plumbing: it must not reach into the policy (business rules).
     for file in (SERVICES / "common").rglob("*.py"):
         assert not any(n.startswith("services.policy") for n in imports(file)), file
+
+
+def test_wording_is_pure_text_over_contracts_and_policy() -> None:
+    """The wording library renders templates: no bus, no config, no I/O beyond its template files."""
+    offenders = []
+    for file in (SERVICES / "wording").rglob("*.py"):
+        for name in imports(file):
+            top = name.split(".")[0]
+            if top in sys.stdlib_module_names or top in {"jinja2", "msgspec"}:
+                continue
+            if name.startswith(("services.wording", "services.contracts", "services.policy")):
+                continue
+            offenders.append(f"wording/{file.name}: {name}")
+    assert offenders == []
 
 
 def test_services_never_import_each_other() -> None:

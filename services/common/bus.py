@@ -8,7 +8,7 @@ import contextlib
 import hashlib
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
@@ -63,6 +63,7 @@ class Bus:
     @classmethod
     async def connect(cls, cfg: BusConfig, name: str, *, stop: asyncio.Event | None = None) -> Bus:
         """Connect, retrying the first connection until it works (or `stop` is set)."""
+        opened: list[NatsClient] = []  # the client, once connected: tells our own close from a lost server
         options: dict[str, Any] = {
             "servers": list(cfg.url),
             "name": name,
@@ -73,7 +74,7 @@ class Bus:
             "ping_interval": 5,
             "max_outstanding_pings": 3,
             "error_cb": _log_error,
-            "disconnected_cb": _log_disconnected,
+            "disconnected_cb": _disconnected_logger(opened),
             "reconnected_cb": _log_reconnected,
             # Replies come to this user's own inbox: the only subjects it may subscribe to.
             "inbox_prefix": natsauth.inbox_prefix(cfg.user),
@@ -89,6 +90,7 @@ class Bus:
         while True:
             try:
                 nc = await nats.connect(**options)
+                opened.append(nc)
                 return cls(nc, cfg)
             except Exception as exc:
                 if stop is not None and stop.is_set():
@@ -324,8 +326,14 @@ async def _log_error(exc: Exception) -> None:
     log.warning("nats error", extra={"error": repr(exc)})
 
 
-async def _log_disconnected() -> None:
-    log.warning("nats disconnected")
+def _disconnected_logger(opened: list[NatsClient]) -> Callable[[], Awaitable[None]]:
+    async def disconnected() -> None:
+        # A normal stop closes (or drains) the connection itself: that is no news worth a warning.
+        if opened and (opened[0].is_closed or opened[0].is_draining):
+            return
+        log.warning("nats disconnected")
+
+    return disconnected
 
 
 async def _log_reconnected() -> None:

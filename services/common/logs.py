@@ -51,5 +51,6 @@ def setup(service: str, level: str = "INFO") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
-    for noisy in ("nats", "uvicorn.access", "mail.log", "asyncio"):
+    # The twilio SDK logs each request and response at INFO (about 11 lines per SMS), httpx one per request.
+    for noisy in ("nats", "uvicorn.access", "mail.log", "asyncio", "twilio", "httpx"):
         logging.getLogger(noisy).setLevel(logging.WARNING)

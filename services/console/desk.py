@@ -13,9 +13,10 @@ from services.console.schedule import Shift, next_handoff, shifts
 from services.console.store import Store
 from services.contracts.events import TimelineEntry
 from services.contracts.tickets import Ticket
-from services.policy.coverage import describe
+from services.policy.coverage import Coverage, describe
 from services.policy.decide import oncall_at
 from services.policy.model import Policy
+from services.wording import times
 
 SCHEDULE_WEEKS = 6
 MAX_REPORT_DAYS = 366
@@ -96,9 +97,22 @@ class Desk:
     def coverage(self, client_id: str, now: datetime) -> tuple[str, str]:
         """What the client's plan covers right now, for a normal request and for an emergency."""
         client = self.policy.client(client_id)
-        normal = describe(self.policy, client, now, emergency=False).sentence
-        urgent = describe(self.policy, client, now, emergency=True).sentence
-        return normal, urgent
+        normal = describe(self.policy, client, now, emergency=False)
+        urgent = describe(self.policy, client, now, emergency=True)
+        return self._covers(normal, now), self._covers(urgent, now)
+
+    def _covers(self, coverage: Coverage, now: datetime) -> str:
+        due = times.by(coverage.respond_by, self.zone, now)
+        if coverage.disposition == "dispatch":
+            said = f"Dispatched to a tech now; response {due}."
+        elif coverage.disposition == "page_oncall":
+            said = f"The on-call tech is paged now; response {due}."
+        else:
+            said = f"Queued until the desk opens; response {due}."
+        if coverage.billable_fee:
+            within = coverage.billable_respond_within_text or "sooner"
+            said += f" Billable after-hours option: {coverage.billable_fee}, response within {within}."
+        return f"{said} Plan: {coverage.hours_text}."
 
     def report_range(self, start: str | None, end: str | None, today: date) -> tuple[datetime, datetime]:
         """Dates are whole days in the desk's zone; `to` is inclusive. Default: the last 30 days."""

@@ -29,12 +29,16 @@ class DispatchTicket(msgspec.Struct, frozen=True, kw_only=True, tag=True):
 
 
 class RelayClientMessage(msgspec.Struct, frozen=True, kw_only=True, tag=True):
-    """A threaded follow-up from the client: pass it on to whoever has the ticket."""
+    """A threaded follow-up from the client (or a voicemail's transcript): pass it on to whoever has
+    the ticket, or keep it for the dispatch when nobody has been texted yet."""
 
     id: str
     ticket: Ticket
     request_id: str
     summary: str
+    voicemail: str = ""  # a transcript that arrived after the call's request
+    recording_url: str = ""
+    reopen: bool = False  # the ticket was resolved: the client's words reopen it (within the window)
 
 
 Command = AcknowledgeClient | DispatchTicket | RelayClientMessage
@@ -44,6 +48,7 @@ Purpose = Literal[
     "tech_escalation",
     "tech_help",
     "tech_relay",
+    "tech_confirm",
     "client_ack",
     "client_update",
     "client_delay",

@@ -67,6 +67,7 @@ TimelineKind = Literal[
     "escalated",
     "breached",
     "resolved",
+    "reopened",
     "message_failed",
     "bounce_recorded",
     "auto_reply_recorded",

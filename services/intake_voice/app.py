@@ -26,6 +26,7 @@ from services.intake_voice.voice import Params, Spoken, Voice
 from services.policy.coverage import describe
 from services.policy.decide import oncall_at
 from services.policy.load import load_policy
+from services.wording import catalog as wording
 
 # Voice lives in voice.py; it is re-exported because tests and the in-process stack build it from here.
 __all__ = ["Voice", "build_app", "internal_app", "main"]
@@ -143,7 +144,7 @@ def build_app(voice: Voice) -> FastAPI:
         coverage = describe(voice.policy, caller.client, voice.clock.now(), emergency=False)
         offer = describe(voice.policy, caller.client, voice.clock.now(), emergency=True)
         name = caller.name or (caller.client.name if caller.client else None)
-        return menu.greeting(name, Spoken(coverage, offer.billable_fee), attempt=1, state={})
+        return voice.script.greeting(name, Spoken(coverage, offer.billable_fee), attempt=1, state={})
 
     @webhook("/twilio/voice/menu")
     async def choose(p: Params) -> str:
@@ -158,16 +159,16 @@ def build_app(voice: Voice) -> FastAPI:
             if attempt < menu.MAX_MENU_ATTEMPTS:
                 normal = describe(voice.policy, caller.client, now, emergency=False)
                 spoken = Spoken(normal, emergency_cov.billable_fee)
-                return menu.greeting(None, spoken, attempt=attempt + 1, state={})
+                return voice.script.greeting(None, spoken, attempt=attempt + 1, state={})
             await voice.publish_call(voice.request(p, caller, subject="Voicemail", hints=("ivr:none",)))
-            return menu.voicemail("", {"choice": "none"})
+            return voice.script.voicemail("", {"choice": "none"})
         digit = _CHOICE_DIGIT[choice]
         hints = (f"ivr:{digit}",) + (("speech",) if not p.get("Digits") else ())
         if choice == "existing":
-            return menu.ask_ticket({})
+            return voice.script.ask_ticket({})
         if choice == "new":
             await voice.publish_call(voice.request(p, caller, subject="New request by phone", hints=hints))
-            return menu.voicemail("Please describe your request.", {"choice": digit})
+            return voice.script.voicemail(voice.script.line("describe_request"), {"choice": digit})
         billable = choice == "billable"
         req = voice.request(
             p, caller, subject="Emergency call", priority="emergency", hints=hints, billable=billable
@@ -176,8 +177,10 @@ def build_app(voice: Voice) -> FastAPI:
         if billable or emergency_cov.disposition == "page_oncall":
             tech = voice.policy.tech(oncall_at(voice.policy, now))
             if tech is not None:
-                return menu.dial(tech.phone, {"choice": digit})
-        return menu.voicemail(emergency_cov.sentence, {"choice": digit})
+                return voice.script.dial(tech.phone, {"choice": digit})
+        return voice.script.voicemail(
+            voice.script.emergency_queued(caller.client, emergency_cov), {"choice": digit}
+        )
 
     @webhook("/twilio/voice/ticket")
     async def ticket(p: Params) -> str:
@@ -186,17 +189,18 @@ def build_app(voice: Voice) -> FastAPI:
         hints = ("ivr:3",) + (("speech",) if not p.get("Digits") else ())
         subject = f"Call about ticket {number}" if number else "Call about an existing ticket"
         await voice.publish_call(voice.request(p, caller, subject=subject, hints=hints, ticket=number))
-        return menu.voicemail("Please leave your message about this ticket.", {"choice": "3"})
+        return voice.script.voicemail(voice.script.line("about_ticket"), {"choice": "3"})
 
     @webhook("/twilio/voice/dial-result")
     async def dial_result(p: Params) -> str:
         if p.get("DialCallStatus", "") == "completed":
-            return menu.goodbye()
-        return menu.voicemail("The technician could not be reached.", {"choice": p.get("choice", "")})
+            return voice.script.goodbye()
+        lead = voice.script.line("tech_unreachable")
+        return voice.script.voicemail(lead, {"choice": p.get("choice", "")})
 
     @webhook("/twilio/voice/recorded")
     async def recorded(p: Params) -> str:
-        return menu.goodbye()
+        return voice.script.goodbye()
 
     @webhook("/twilio/voice/recording")
     async def recording(p: Params) -> str:
@@ -285,7 +289,7 @@ def internal_app(voice: Voice) -> Any:
 async def main(cfg: VoiceConfig, *, stop: asyncio.Event) -> None:
     policy = load_policy(cfg.policy)
     outbox = Outbox(Spool(cfg.spool_dir), cfg.publish_timeout)
-    voice = Voice(cfg=cfg, policy=policy, outbox=outbox)
+    voice = Voice(cfg=cfg, policy=policy, outbox=outbox, words=wording.load(cfg.templates or None))
     internal = HttpServer(internal_app(voice), cfg.host, cfg.http_port)
     server = HttpServer(build_app(voice), cfg.host, cfg.port)
     # Callers must hear the menu even while NATS is away: serve first, connect in the background.

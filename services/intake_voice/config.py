@@ -17,6 +17,8 @@ from services.common.config import (
     load_environment,
     require_strong,
 )
+from services.wording import catalog as wording
+from services.wording.catalog import WordingError
 
 
 class VoiceConfig(msgspec.Struct, frozen=True, kw_only=True):
@@ -30,6 +32,7 @@ class VoiceConfig(msgspec.Struct, frozen=True, kw_only=True):
     publish_timeout: float = 2.0
     respool_interval: float = 1.0
     policy: str = "deploy/policy.example.yaml"
+    templates: str = ""  # FRONTDESK_TEMPLATES: a folder whose files override the shipped wording
     auth_token: Secret = Secret("")
     region: str = "US"  # default region for caller ids without a country code
     environment: Environment = "production"  # development also serves /docs, /redoc, /openapi.json
@@ -44,10 +47,16 @@ def load_config(env: Mapping[str, str] | None = None) -> VoiceConfig:
         "FRONTDESK_VOICE_",
         source,
         policy=source.get("FRONTDESK_POLICY", "deploy/policy.example.yaml"),
+        templates=source.get("FRONTDESK_TEMPLATES", ""),
         auth_token=Secret(source.get("FRONTDESK_TWILIO_AUTH_TOKEN", "")),
         environment=environment,
         bus=load_bus(source),
     )
+    if cfg.templates:
+        try:
+            wording.load(cfg.templates)  # every line a caller hears renders, or the start is refused
+        except WordingError as exc:
+            raise ConfigError(f"FRONTDESK_TEMPLATES: {exc}") from None
     if not cfg.auth_token:
         # Without the token no signature can be checked: never fail open.
         raise ConfigError("FRONTDESK_TWILIO_AUTH_TOKEN: required (webhook signatures cannot be checked)")

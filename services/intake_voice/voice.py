@@ -12,12 +12,13 @@ from services.common.metrics import Metrics
 from services.contracts import subjects as s
 from services.contracts.events import OptOutChanged, TechReplied
 from services.contracts.requests import Attachment, Priority, Sender, ServiceRequest, ThreadKeys
-from services.intake_voice import form, parse
+from services.intake_voice import form, menu, parse
 from services.intake_voice.config import VoiceConfig
 from services.intake_voice.outbox import Outbox
 from services.policy.coverage import Coverage
 from services.policy.decide import identify
 from services.policy.model import Client, Policy
+from services.wording.catalog import Wording
 
 Params = dict[str, str]
 
@@ -38,9 +39,11 @@ class Voice:
     policy: Policy
     outbox: Outbox
     clock: Clock = field(default_factory=SystemClock)
+    words: Wording = field(default_factory=Wording)  # main() passes the checked catalog with overrides
 
     def __post_init__(self) -> None:
         self.validator = RequestValidator(self.cfg.auth_token.reveal())
+        self.script = menu.Script(self.words, self.policy, self.clock)
         self.metrics = Metrics()
         self.spool_rejected = Counter(
             "frontdesk_voice_spool_rejected",
@@ -175,8 +178,8 @@ class Spoken:
         return self.coverage.in_hours
 
     @property
-    def sentence(self) -> str:
-        return self.coverage.sentence
+    def hours_text(self) -> str:
+        return self.coverage.hours_text
 
     @property
     def billable_fee(self) -> str | None:

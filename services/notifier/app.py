@@ -7,6 +7,7 @@ import contextlib
 import logging
 from collections.abc import Callable
 from datetime import datetime, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import msgspec
@@ -53,7 +54,11 @@ from services.policy.calendar import BusinessCalendar
 from services.policy.coverage import describe
 from services.policy.decide import UNKNOWN_CLIENT_ID
 from services.policy.load import load_policy
-from services.policy.model import Contact, Policy, Tech
+from services.policy.model import Client, Contact, Policy, Tech
+from services.wording import catalog as wording
+from services.wording import sanitize, times
+from services.wording.catalog import Wording
+from services.wording.values import FOLLOW_UP_MAX, TRANSCRIPT_MAX, due_of
 
 log = logging.getLogger(__name__)
 OPS = "ops"  # assignee once every tech was tried: the desk ops contact owns the ticket
@@ -72,15 +77,19 @@ class LastTouch(msgspec.Struct, frozen=True, kw_only=True):
 
 
 _touch = msgspec.json.Decoder(LastTouch)
+_folded = msgspec.json.Decoder(compose.Folded)
 
 
 class Notifier:
-    def __init__(self, bus: Bus, cfg: NotifierConfig, policy: Policy, clock: Clock) -> None:
+    def __init__(
+        self, bus: Bus, cfg: NotifierConfig, policy: Policy, clock: Clock, words: Wording | None = None
+    ) -> None:
         self.bus = bus
         self.cfg = cfg
         self.policy = policy
         self.clock = clock
-        self.zone = ZoneInfo(policy.desk.timezone)
+        self.words = words or Wording()
+        self.zone = ZoneInfo(policy.desk.timezone)  # techs, ops and the desk read desk time
         self.metrics = Metrics()
         self.secret = cfg.thread_secret.reveal().encode()
         # Live views kept by one watch each (see KvView: never kv.keys() per poll or per reply).
@@ -95,9 +104,31 @@ class Notifier:
     def tech_by_phone(self, phone: str) -> Tech | None:
         return next((t for t in self.policy.techs if t.phone == phone), None)
 
+    def client(self, client_id: str) -> Client | None:
+        return next((c for c in self.policy.clients if c.id == client_id), None)
+
     def notes(self, client_id: str) -> str:
-        client = next((c for c in self.policy.clients if c.id == client_id), None)
+        client = self.client(client_id)
         return client.notes if client is not None else ""
+
+    def client_zone(self, ticket: Ticket) -> ZoneInfo:
+        """Clients read times in their own zone (the policy's client timezone), else the desk's."""
+        client = self.client(ticket.client_id)
+        return ZoneInfo(client.timezone) if client is not None and client.timezone else self.zone
+
+    def tech_text(self, kind: str, ticket: Ticket, **values: Any) -> str:
+        return compose.tech_text(
+            self.words, kind, self.named(ticket), zone=self.zone, now=self.clock.now(), **values
+        )
+
+    def named(self, ticket: Ticket) -> Ticket:
+        """The ticket as messages describe it: a sender who gave no name gets the directory's."""
+        known = None if ticket.contact.name else self.directory_contact(ticket)
+        if known is None or not known.name:
+            return ticket
+        return msgspec.structs.replace(
+            ticket, contact=msgspec.structs.replace(ticket.contact, name=known.name)
+        )
 
     async def last_touch(self, ticket: Ticket) -> str:
         """The client's last finished job, unless it is this very ticket (a reopened one, say)."""
@@ -160,7 +191,7 @@ class Notifier:
 
     async def tell_ops(self, ticket: Ticket, what: str, key: str) -> None:
         ops = self.policy.desk.ops_contact
-        body = compose.ops_alert(ticket, what, zone=self.zone)
+        body = self.tech_text("ops_alert", ticket, what=what, assignee=ticket.assignee)
         now = self.clock.now()
         if ops.phone:
             await self.send(
@@ -200,8 +231,11 @@ class Notifier:
                 return known
         return None
 
-    async def tell_client(self, ticket: Ticket, body: str, purpose: Purpose, key: str) -> bool:
-        """Answer on the channel the client used (or prefers); SMS falls back to email when it fails."""
+    async def tell_client(
+        self, ticket: Ticket, kind: str, purpose: Purpose, key: str, **values: Any
+    ) -> str | None:
+        """Answer on the channel the client used (or prefers), worded for that channel; SMS falls back
+        to email when it fails. Returns how it went ("SMS to +1..."), or None when nothing was sent."""
         contact = ticket.contact
         known = self.directory_contact(ticket)
         now = self.clock.now()
@@ -209,12 +243,25 @@ class Notifier:
         email = contact.email or (known.email if known else None)
         email_ok = bool(email) and suppression.may_auto_answer(email or "")
         wants_email = ticket.channel == "email" or (known is not None and known.preferred == "email")
+
+        def body(channel: compose.ClientChannel) -> str:
+            return compose.client_text(
+                self.words,
+                kind,
+                self.named(ticket),
+                channel,
+                zone=self.client_zone(ticket),
+                now=now,
+                desk=self.policy.desk.name,
+                **values,
+            )
+
         if contact.phone and not (wants_email and email_ok):
             await self.send(
                 SendSms(
                     key=key,
                     to=contact.phone,
-                    body=body,
+                    body=body("sms"),
                     purpose=purpose,
                     created_at=now,
                     client_id=ticket.client_id,
@@ -222,7 +269,7 @@ class Notifier:
                     fallback_email=email if email_ok else None,
                 )
             )
-            return True
+            return f"SMS to {contact.phone}"
         if email and email_ok:
             token = threading.subject_token(ticket.number, self.secret)
             origin = ticket.origin_message_id
@@ -231,7 +278,7 @@ class Notifier:
                     key=key,
                     to=email,
                     subject=compose.email_subject(ticket, token),
-                    body=body,
+                    body=body("email"),
                     purpose=purpose,
                     created_at=now,
                     client_id=ticket.client_id,
@@ -240,8 +287,8 @@ class Notifier:
                     references=(origin,) if origin else (),
                 )
             )
-            return True
-        return False
+            return f"email to {email}"
+        return None
 
     async def timeline(
         self, ticket: Ticket, kind: TimelineKind, text: str, entry_id: str, actor: str
@@ -372,10 +419,13 @@ class Notifier:
             await self.tell_ops(ticket, "no technician could be assigned", key=f"ops.unassigned.{command.id}")
             return
         body = compose.tech_dispatch(
-            ticket,
+            self.words,
+            self.named(ticket),
             zone=self.zone,
+            now=self.clock.now(),
             notes=self.notes(ticket.client_id),
             last_touch=await self.last_touch(ticket),
+            folded=await self.folded(ticket.number),
         )
         await self.text_tech(tech, ticket, body, "tech_dispatch", key=f"dispatch.{command.id}")
         now = self.clock.now()
@@ -388,7 +438,11 @@ class Notifier:
         ):
             await self.arm(timer)
         await self.timeline(
-            ticket, "tech_notified", f"Texted {tech.name}", f"tech_notified.{command.id}", tech.id
+            ticket,
+            "tech_notified",
+            f"Texted {tech.name} ({tech.phone})",
+            f"tech_notified.{command.id}",
+            tech.id,
         )
 
     def business_subtract(self, ticket: Ticket) -> Callable[[datetime, timedelta], datetime] | None:
@@ -420,28 +474,113 @@ class Notifier:
                 "system",
             )
             return
-        client = next((c for c in self.policy.clients if c.id == ticket.client_id), None)
-        try:
-            sentence = describe(
+        client = self.client(ticket.client_id)
+        hours, fee, within = "", None, None
+        with contextlib.suppress(Exception):
+            # The plan's words are a courtesy: a policy that cannot describe them never blocks the ack.
+            coverage = describe(
                 self.policy, client, ticket.opened_at, emergency=ticket.decision.priority == "emergency"
-            ).sentence
-        except Exception:
-            # Wording must never block the acknowledgment itself.
-            sentence = f"We will respond by {compose.local_time(compose.due_of(ticket), self.zone)}."
-        if await self.tell_client(
-            ticket, compose.client_ack(ticket, sentence), "client_ack", f"ack.{command.id}"
+            )
+            hours, fee, within = (
+                coverage.hours_text,
+                coverage.billable_fee,
+                coverage.billable_respond_within_text,
+            )
+        if how := await self.tell_client(
+            ticket,
+            "client_ack",
+            "client_ack",
+            f"ack.{command.id}",
+            disposition=ticket.decision.disposition,
+            respond_by=due_of(ticket),
+            hours=hours,
+            fee=fee,
+            fee_within=within,
         ):
             await self.timeline(
-                ticket, "ack_sent", "Acknowledged to client", f"ack_sent.{command.id}", "system"
+                ticket, "ack_sent", f"Acknowledged by {how}", f"ack_sent.{command.id}", "system"
             )
 
     async def relay(self, command: RelayClientMessage) -> None:
-        ticket = await self.ticket(command.ticket.number) or command.ticket
-        tech = self.tech(ticket.assignee)
-        if tech is None or ticket.status == "resolved":
+        if command.reopen:
+            await self.reopen(command)
             return
-        body = compose.tech_relay(ticket, command.summary)
+        ticket = await self.ticket(command.ticket.number) or command.ticket
+        if ticket.status == "resolved":
+            return
+        if ticket.status == "queued":
+            # Nobody has been texted yet: the follow-up rides with the dispatch, never ahead of it.
+            def add(current: bytes | None) -> bytes | None:
+                folded = _folded.decode(current) if current else compose.Folded()
+                new = compose.fold(
+                    folded,
+                    command.id,
+                    text=command.summary,
+                    voicemail=command.voicemail,
+                    recording=command.recording_url,
+                )
+                return None if new == folded else msgspec.json.encode(new)
+
+            await self.bus.kv_update(s.KV_CONTACTS, s.kv_key(f"fold.{ticket.number}"), add)
+            what = "Voicemail transcript" if command.voicemail else "Follow-up"
+            await self.timeline(
+                ticket, "note", f"{what} kept for the dispatch", f"folded.{command.id}", "system"
+            )
+            return
+        tech = self.tech(ticket.assignee)
+        if tech is None:
+            return
+        if command.voicemail:
+            body = self.tech_text(
+                "tech_voicemail",
+                ticket,
+                voicemail=sanitize.one_line(command.voicemail, TRANSCRIPT_MAX),
+                recording_url=command.recording_url,
+            )
+        else:
+            body = self.tech_text(
+                "tech_follow_up", ticket, text=sanitize.one_line(command.summary, FOLLOW_UP_MAX)
+            )
         await self.text_tech(tech, ticket, body, "tech_relay", key=f"relay.{command.id}")
+
+    async def reopen(self, command: RelayClientMessage) -> None:
+        """The client wrote back within the reopen window: the ticket is the assignee's again, with
+        a fresh acceptance clock; the client is told it was reopened."""
+
+        def back(current: Ticket | None) -> Ticket | None:
+            if current is None or current.status != "resolved":
+                return None
+            return msgspec.structs.replace(
+                current, status="dispatched", resolved_at=None, accepted_at=None, eta=None
+            )
+
+        ticket = await self.update_ticket(command.ticket.number, back)
+        # A redelivery finds it reopened already and repeats the sends below under the same keys.
+        if ticket is None or ticket.status == "resolved":
+            return
+        tech = self.tech(ticket.assignee)
+        text = sanitize.one_line(command.summary, FOLLOW_UP_MAX)
+        if tech is not None:
+            body = self.tech_text("tech_reopened", ticket, text=text)
+            await self.text_tech(tech, ticket, body, "tech_dispatch", key=f"reopen.{command.id}")
+        else:
+            await self.tell_ops(ticket, f"reopened by the client: {text}", key=f"ops.reopen.{command.id}")
+        owner = tech.name if tech is not None else self.policy.desk.ops_contact.name
+        await self.tell_client(
+            ticket, "client_reopened", "client_update", f"reopened.{command.id}", tech=owner
+        )
+        timer = Timer(
+            kind="ack",
+            ticket_number=ticket.number,
+            due=self.clock.now() + self.policy.oncall.ack_timeout,
+            step=ticket.escalation_step,
+        )
+        await self.arm(timer, replace=True)
+
+    async def folded(self, number: str) -> compose.Folded:
+        """What the client added while the ticket waited in the queue (see relay)."""
+        value, _ = await self.bus.kv_get(s.KV_CONTACTS, s.kv_key(f"fold.{number}"))
+        return _folded.decode(value) if value else compose.Folded()
 
     async def fired(self, timer: Timer) -> None:
         ticket = await self.ticket(timer.ticket_number)
@@ -462,9 +601,7 @@ class Notifier:
             self.metrics.tickets_breached.inc()
             ops = self.policy.desk.ops_contact
             key = f"breach.{ticket.number}"
-            await self.tell_client(
-                ticket, compose.client_missed(ticket, ops.name, zone=self.zone), "client_update", key
-            )
+            await self.tell_client(ticket, "client_missed", "client_update", key, ops_name=ops.name)
             await self.tell_ops(ticket, "response target missed, nobody accepted", key=f"ops.{key}")
             await self.timeline(
                 ticket, "breached", "Response target missed", f"breached.{ticket.number}", "system"
@@ -484,11 +621,14 @@ class Notifier:
         tech = self.tech(step.tech)
         if tech is not None:
             body = compose.tech_dispatch(
-                moved,
+                self.words,
+                self.named(moved),
                 zone=self.zone,
+                now=self.clock.now(),
                 notes=self.notes(moved.client_id),
                 last_touch=await self.last_touch(moved),
                 escalated=True,
+                folded=await self.folded(moved.number),
             )
             await self.text_tech(
                 tech, moved, body, "tech_escalation", key=f"escalate.{moved.number}.{step.step}"
@@ -502,7 +642,7 @@ class Notifier:
                 ),
                 replace=True,
             )
-            text = f"Escalated to {tech.name}"
+            text = f"Escalated to {tech.name} ({tech.phone})"
         else:
             await self.tell_ops(moved, "no technician accepted", key=f"escalate.{moved.number}.{step.step}")
             text = "Escalated to the operations desk"
@@ -523,11 +663,16 @@ class Notifier:
         if not allowed:
             return
         key = f"warn.{ticket.number}.{timer.due.isoformat()}"
-        body = compose.client_running_late(ticket, estimate, zone=self.zone)
-        await self.tell_client(ticket, body, "client_delay", s.kv_key(key))
+        await self.tell_client(
+            ticket, "client_running_late", "client_delay", s.kv_key(key), estimate=estimate
+        )
         await self.tell_ops(ticket, "running late on the response target", key=s.kv_key(f"ops.{key}"))
         await self.timeline(
-            ticket, "delay_update_sent", "Client told we are running late", s.kv_key(key), "system"
+            ticket,
+            "delay_update_sent",
+            f"Client told we are running late; new estimate {times.stamp(estimate, self.zone)}",
+            s.kv_key(key),
+            "system",
         )
 
     async def delivery_failed(self, failed: DeliveryFailed) -> None:
@@ -583,8 +728,15 @@ class Notifier:
 
         await self.bus.kv_update(s.KV_WINDOWS, s.kv_key(f"help.{event.phone}"), count)
         if allowed:
-            body = compose.tech_help(list(outcome.open_numbers))
             now = self.clock.now()
+            body = compose.tech_help(
+                self.words,
+                outcome.why,
+                list(outcome.open_numbers),
+                zone=self.zone,
+                now=now,
+                named=outcome.named,
+            )
             await self.send(
                 SendSms(
                     key=f"help.{event.id}", to=event.phone, body=body, purpose="tech_help", created_at=now
@@ -613,22 +765,29 @@ class Notifier:
         if stored is None or stored.assignee != tech.id:
             return
         key = s.kv_key(f"{outcome.effect}.{event.id}")
+        told: str | None = None
         if outcome.effect == "accepted":
-            await self.tell_client(
-                stored, compose.client_accepted(stored, tech.name, zone=self.zone), "client_update", key
+            told = await self.tell_client(
+                stored, "client_accepted", "client_update", key, tech=tech.name, eta=stored.eta
             )
-            await self.timeline(stored, "tech_accepted", f"{tech.name} accepted", key, tech.id)
+            eta = f", ETA {times.stamp(stored.eta, self.zone)}" if stored.eta else ""
+            await self.timeline(stored, "tech_accepted", f"{tech.name} accepted{eta}", key, tech.id)
         elif outcome.effect == "eta" and stored.eta is not None:
-            await self.tell_client(
-                stored,
-                compose.client_eta(stored, tech.name, stored.eta, zone=self.zone),
-                "client_update",
-                key,
+            told = await self.tell_client(
+                stored, "client_eta", "client_update", key, tech=tech.name, eta=stored.eta
             )
-            await self.timeline(stored, "eta_given", f"{tech.name} gave an ETA", key, tech.id)
+            text = f"{tech.name} gave an ETA of {times.stamp(stored.eta, self.zone)}"
+            await self.timeline(stored, "eta_given", text, key, tech.id)
         elif outcome.effect == "delayed" and stored.response_due is not None:
-            body = compose.client_delay(stored, tech.name, stored.response_due, event.reason, zone=self.zone)
-            await self.tell_client(stored, body, "client_delay", key)
+            told = await self.tell_client(
+                stored,
+                "client_delay",
+                "client_delay",
+                key,
+                tech=tech.name,
+                eta=stored.response_due,
+                reason=event.reason,
+            )
             await self.bus.kv_update(
                 s.KV_WINDOWS,
                 s.kv_key(f"update.{stored.number}"),
@@ -644,9 +803,9 @@ class Notifier:
             ):
                 if timer.kind != "ack":
                     await self.arm(timer, replace=True)
-            await self.timeline(
-                stored, "delay_update_sent", f"{tech.name}: delayed ({event.reason})", key, tech.id
-            )
+            until = times.stamp(stored.response_due, self.zone)
+            text = f"{tech.name} delayed it to {until}: {event.reason or 'no reason given'}"
+            await self.timeline(stored, "delay_update_sent", text, key, tech.id)
         elif outcome.effect == "resolved":
             now = self.clock.now()
             touch = LastTouch(
@@ -657,13 +816,26 @@ class Notifier:
             if stored.client_id != UNKNOWN_CLIENT_ID:
                 kv = await self.bus.kv(s.KV_CONTACTS)
                 await kv.put(s.kv_key(f"touch.{stored.client_id}"), msgspec.json.encode(touch))
-            await self.tell_client(stored, compose.client_resolved(stored, tech.name), "client_resolved", key)
+            told = await self.tell_client(
+                stored,
+                "client_resolved",
+                "client_resolved",
+                key,
+                tech=tech.name,
+                reopen_until=now + self.policy.reopen_window,
+            )
             await self.timeline(stored, "resolved", f"{tech.name} resolved it", key, tech.id)
+        # Every understood reply gets a short confirmation, so the tech knows it landed.
+        confirm = self.tech_text(
+            "tech_confirm", stored, effect=outcome.effect, eta=stored.eta, client_told=told is not None
+        )
+        await self.text_tech(tech, stored, confirm, "tech_confirm", key=s.kv_key(f"confirm.{event.id}"))
 
 
 async def main(cfg: NotifierConfig, *, stop: asyncio.Event, clock: Clock | None = None) -> None:
     clock = clock or SystemClock()
     policy = load_policy(cfg.policy)
+    words = wording.load(cfg.templates or None)  # a template that cannot render refuses the start
     bus = await Bus.connect(cfg.bus, "notifier", stop=stop)
     await bus.ensure_topology(stop=stop)
     http_client = AsyncTwilioHttpClient(timeout=10)
@@ -671,7 +843,7 @@ async def main(cfg: NotifierConfig, *, stop: asyncio.Event, clock: Clock | None 
     if cfg.twilio.api_base:
         # The sandbox speaks Twilio's REST paths; only the host differs.
         twilio.api.base_url = cfg.twilio.api_base.rstrip("/")
-    notifier = Notifier(bus, cfg, policy, clock)
+    notifier = Notifier(bus, cfg, policy, clock, words)
     sender = Sender(bus, cfg, clock, twilio)
     sender.metrics = notifier.metrics  # one registry per process, served on /metrics
 

@@ -8,6 +8,8 @@ import msgspec
 
 from services.common.config import BusConfig, ConfigError, Secret, load, load_bus, load_thread_secret
 from services.policy.load import PolicyError, load_policy
+from services.wording import catalog as wording
+from services.wording.catalog import WordingError
 
 
 class TwilioConfig(msgspec.Struct, frozen=True, kw_only=True):
@@ -38,6 +40,7 @@ class NotifierConfig(msgspec.Struct, frozen=True, kw_only=True):
     twilio: TwilioConfig = TwilioConfig()
     thread_secret: Secret = Secret("")
     policy: str = "deploy/policy.example.yaml"
+    templates: str = ""  # FRONTDESK_TEMPLATES: a folder whose files override the shipped wording
     bus: BusConfig = BusConfig()
 
 
@@ -52,11 +55,17 @@ def load_config() -> NotifierConfig:
         load_policy(policy)
     except PolicyError as exc:
         raise ConfigError(f"FRONTDESK_POLICY: {exc}") from None
+    templates = os.environ.get("FRONTDESK_TEMPLATES", "")
+    try:
+        wording.load(templates or None)
+    except WordingError as exc:
+        raise ConfigError(f"FRONTDESK_TEMPLATES: {exc}") from None
     return load(
         NotifierConfig,
         "FRONTDESK_NOTIFIER_",
         twilio=twilio,
         thread_secret=load_thread_secret(),
         policy=policy,
+        templates=templates,
         bus=load_bus(),
     )

@@ -9,19 +9,16 @@ import msgspec
 
 from services.contracts.commands import DeskCommand, ReassignTicket, ResolveTicket, SendClientUpdate
 from services.contracts.tickets import Ticket
-from services.notifier import compose, sanitize
+from services.notifier import compose
 from services.notifier.timers import Timer
+from services.wording import sanitize
 
 if TYPE_CHECKING:
     from services.notifier.app import Notifier
 
 log = logging.getLogger(__name__)
-UPDATE_LIMIT = 600  # characters of a desk update the client receives
-
-
-def client_update(ticket: Ticket, text: str) -> str:
-    """A desk update in the notifier's voice: ticket number first, the text on one line."""
-    return f"{ticket.number}: {sanitize.one_line(text, UPDATE_LIMIT)}"
+# Characters of a desk update the client receives (on one line; an SMS is cut further to its segments).
+UPDATE_LIMIT = 600
 
 
 async def handle(notifier: Notifier, command: DeskCommand) -> None:
@@ -69,10 +66,13 @@ async def reassign(notifier: Notifier, ticket: Ticket, command: ReassignTicket) 
     if moved is None or moved.assignee != tech.id or moved.status != "dispatched":
         return
     body = compose.tech_dispatch(
-        moved,
+        notifier.words,
+        notifier.named(moved),
         zone=notifier.zone,
+        now=notifier.clock.now(),
         notes=notifier.notes(moved.client_id),
         last_touch=await notifier.last_touch(moved),
+        folded=await notifier.folded(moved.number),
     )
     await notifier.text_tech(tech, moved, body, "tech_dispatch", key=f"desk.{command.id}")
     await notifier.arm(
@@ -99,9 +99,14 @@ async def resolve(notifier: Notifier, ticket: Ticket, command: ResolveTicket) ->
     stored = await notifier.update_ticket(ticket.number, close)
     if stored is None or stored.status != "resolved":
         return
-    name = notifier.policy.desk.name
+    tech = notifier.tech(stored.assignee)
     await notifier.tell_client(
-        stored, compose.client_resolved(stored, name), "client_resolved", f"desk.{command.id}"
+        stored,
+        "client_resolved",
+        "client_resolved",
+        f"desk.{command.id}",
+        tech=tech.name if tech is not None else notifier.policy.desk.name,
+        reopen_until=now + notifier.policy.reopen_window,
     )
     await notifier.timeline(
         stored, "resolved", f"Resolved by {command.user} at the desk", f"desk.{command.id}", command.user
@@ -112,8 +117,10 @@ async def update(notifier: Notifier, ticket: Ticket, command: SendClientUpdate) 
     if not command.text.strip():
         await refuse(notifier, ticket, command, f"Client update by {command.user} refused: empty text")
         return
-    body = client_update(ticket, command.text)
-    sent = await notifier.tell_client(ticket, body, "client_update", f"desk.{command.id}")
+    text = sanitize.one_line(command.text, UPDATE_LIMIT)
+    sent = await notifier.tell_client(
+        ticket, "client_update", "client_update", f"desk.{command.id}", text=text
+    )
     text = (
         f"Client update sent by {command.user}: {sanitize.one_line(command.text, 120)}"
         if sent

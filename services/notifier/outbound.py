@@ -27,9 +27,10 @@ from services.common.consumer import Delivery
 from services.common.metrics import Metrics
 from services.contracts import SendEmail, SendSms, SmsStatusReported, TimelineEntry, threading
 from services.contracts import subjects as s
-from services.notifier import sanitize, suppression
+from services.notifier import suppression
 from services.notifier.config import NotifierConfig
 from services.notifier.internal import DELIVERY_FAILED, DeliveryFailed
+from services.wording import sanitize
 
 log = logging.getLogger(__name__)
 

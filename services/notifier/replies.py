@@ -24,9 +24,15 @@ class Applied(msgspec.Struct, frozen=True, kw_only=True):
     newly_accepted: bool = False  # the reply also accepted it (ETA/DELAY on a dispatched ticket)
 
 
+HelpReason = Literal[
+    "not understood", "no open tickets", "ambiguous", "no open ticket named", "needs minutes"
+]
+
+
 class Help(msgspec.Struct, frozen=True, kw_only=True):
-    why: str
+    why: HelpReason  # picks the help text (services/wording/templates/sms/tech_help.txt)
     open_numbers: tuple[str, ...] = ()
+    named: str = ""  # the ticket number the tech gave, when it is not one of theirs
 
 
 Outcome = Applied | Help
@@ -51,7 +57,7 @@ def pick(reply: TechReplied, candidates: Sequence[Ticket]) -> Ticket | Help:
         for ticket in candidates:
             if _same_number(reply.ticket_number, ticket.number):
                 return ticket
-        return Help(why=f"no open ticket {reply.ticket_number}", open_numbers=numbers)
+        return Help(why="no open ticket named", open_numbers=numbers, named=reply.ticket_number)
     if len(candidates) == 1:
         return candidates[0]
     if not candidates:
@@ -60,7 +66,7 @@ def pick(reply: TechReplied, candidates: Sequence[Ticket]) -> Ticket | Help:
         waiting = [t for t in candidates if t.status == "dispatched"]
         if len(waiting) == 1:
             return waiting[0]
-    return Help(why="ambiguous: several open tickets", open_numbers=numbers)
+    return Help(why="ambiguous", open_numbers=numbers)
 
 
 def _minutes(reply: TechReplied) -> int | None:
@@ -90,13 +96,13 @@ def apply(reply: TechReplied, candidates: Sequence[Ticket], now: datetime) -> Ou
     if reply.verb == "eta":
         minutes = _minutes(reply)
         if minutes is None:
-            return Help(why="ETA needs minutes", open_numbers=(ticket.number,))
+            return Help(why="needs minutes", open_numbers=(ticket.number,))
         updated = msgspec.structs.replace(accepted, eta=now + timedelta(minutes=minutes))
         return Applied(ticket=updated, effect="eta", newly_accepted=accepting)
     if reply.verb == "delay":
         minutes = _minutes(reply)
         if minutes is None:
-            return Help(why="DELAY needs minutes", open_numbers=(ticket.number,))
+            return Help(why="needs minutes", open_numbers=(ticket.number,))
         # The delay pushes the current commitment (never into the past).
         base = ticket.eta or ticket.response_due or ticket.decision.response_due
         new_time = max(base, now) + timedelta(minutes=minutes)

@@ -16,7 +16,7 @@ from services.policy.calendar import BusinessCalendar, parse_clock
 from services.policy.model import Calendar, Policy, Tier
 
 _DURATION = re.compile(r"^\s*(?:(\d+)d)?\s*(?:(\d+)h)?\s*(?:(\d+)m)?\s*(?:(\d+)s)?\s*$")
-_DURATION_KEYS = frozenset({"respond_within", "ack_timeout", "warn_before", "min_interval"})
+_DURATION_KEYS = frozenset({"respond_within", "ack_timeout", "warn_before", "min_interval", "reopen_window"})
 
 
 class PolicyError(ValueError):

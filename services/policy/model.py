@@ -120,6 +120,8 @@ class Policy(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
     clients: tuple[Client, ...] = ()
     emergency_keywords: tuple[str, ...] = ()
     delay_updates: DelayUpdates = DelayUpdates()
+    # A client's message this long after a ticket was resolved reopens it; later, it opens a new one.
+    reopen_window: timedelta = timedelta(days=3)
 
     def tech(self, tech_id: str) -> Tech | None:
         return next((t for t in self.techs if t.id == tech_id), None)

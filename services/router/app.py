@@ -35,6 +35,7 @@ from services.contracts.events import TimelineKind
 from services.policy.decide import decide, identify
 from services.policy.load import PolicyError, load_policy
 from services.policy.model import Policy
+from services.router import reopen
 from services.router import routing as r
 from services.router.config import RouterConfig
 
@@ -128,6 +129,9 @@ class Router:
         elif record.outcome == "threaded":
             await received
             await self._thread(req, record)
+        elif record.outcome in ("noted", "reopened"):
+            await received
+            await self._after_resolution(req, record)
         else:
             await received
 
@@ -142,11 +146,20 @@ class Router:
         trusted = req.sender_auth.trusted
         postmaster = r.is_postmaster(req)
         threaded = await self._threaded_ticket(req) if trusted and not postmaster else None
+        if threaded is None and trusted and req.channel == "sms" and req.nature == "request":
+            threaded = await self._resolved_for_phone(req.sender.phone)
+        outcome: r.Outcome = "threaded"
+        if threaded is not None and threaded.status == "resolved" and req.nature == "request":
+            text = req.body or req.full_text or req.subject
+            verdict = reopen.after_resolution(threaded, text, req.received_at, self.policy.reopen_window)
+            if verdict == "new":
+                threaded = None  # past the reopen window: a new ticket
+            outcome = "noted" if verdict == "noted" else "reopened"
         if postmaster:
             record = r.RequestRecord(outcome="timeline", client_id=r.POSTMASTER_TIMELINE)
         elif threaded is not None:
             record = r.RequestRecord(
-                outcome="threaded", client_id=threaded.client_id, ticket_number=threaded.number
+                outcome=outcome, client_id=threaded.client_id, ticket_number=threaded.number
             )
         elif req.nature != "request":
             client = identify(self.policy, email=req.sender.email, phone=req.sender.phone)
@@ -236,6 +249,44 @@ class Router:
                 return found
         return None
 
+    async def _resolved_for_phone(self, phone: str | None) -> Ticket | None:
+        """The caller's or texter's latest ticket, when it is resolved (a reply to our DONE text)."""
+        if not phone:
+            return None
+        raw, _ = await self.bus.kv_get(s.KV_ROUTER, reopen.phone_key(phone))
+        found = await self._ticket(raw.decode()) if raw else None
+        return found if found is not None and found.status == "resolved" else None
+
+    async def _after_resolution(self, req: ServiceRequest, record: r.RequestRecord) -> None:
+        """A "thanks" after DONE is only noted; other words within the window reopen the ticket."""
+        assert record.ticket_number is not None
+        ticket = await self._ticket(record.ticket_number)
+        if ticket is None:
+            raise Transient(f"ticket {record.ticket_number} vanished")
+        if record.outcome == "reopened":
+            command = RelayClientMessage(
+                id=f"reopen:{req.id}", ticket=ticket, request_id=req.id, summary=r.summary(req), reopen=True
+            )
+            await self.bus.publish(s.notify_subject("relay_client_message"), command, msg_id=command.id)
+            kind: TimelineKind = "reopened"
+            text = f"Reopened by the client's reply: {r.summary(req)}"
+        else:
+            kind, text = (
+                "note",
+                f"Client replied after it was resolved (noted, no new ticket): {r.summary(req)}",
+            )
+        await self._timeline(
+            r.entry(
+                kind,
+                key=f"{record.outcome}.{req.id}",
+                at=req.received_at,
+                client_id=ticket.client_id,
+                text=text,
+                ticket=ticket.number,
+                request_id=req.id,
+            )
+        )
+
     async def _ticket(self, number: str) -> Ticket | None:
         raw, _ = await self.bus.kv_get(s.KV_TICKETS, s.kv_key(number))
         return None if raw is None else msgspec.json.decode(raw, type=Ticket)
@@ -247,6 +298,9 @@ class Router:
         number, decision = record.ticket_number, record.decision
         fresh = msgspec.json.encode(r.open_ticket(number, req, decision))
         writes: list[Awaitable[Any]] = [received, self._create(s.KV_TICKETS, s.kv_key(number), fresh)]
+        if req.sender.phone:
+            # The phone's latest ticket: an SMS reply to our DONE text finds it (services/router/reopen.py).
+            writes.append(self._remember_phone(req.sender.phone, number))
         if req.thread.message_id:
             writes.append(self._create(s.KV_THREADS, r.thread_key(req.thread.message_id), number.encode()))
         # Phase 1: the ticket (and its thread key) are stored, and "received" is on the timeline, before
@@ -305,6 +359,10 @@ class Router:
                 "disposition": decision.disposition,
             },
         )
+
+    async def _remember_phone(self, phone: str, number: str) -> None:
+        kv = await self.bus.kv(s.KV_ROUTER)
+        await kv.put(reopen.phone_key(phone), number.encode())
 
     async def _thread(self, req: ServiceRequest, record: r.RequestRecord) -> None:
         assert record.ticket_number is not None
@@ -368,6 +426,20 @@ class Router:
                 request_id=amended.request_id,
             )
         )
+        if amended.transcription and record.ticket_number:
+            # The tech hears what the caller said: with the dispatch if it has not gone yet, else now.
+            ticket = await self._ticket(record.ticket_number)
+            if ticket is None:
+                raise Transient(f"ticket {record.ticket_number} not stored yet")
+            relay = RelayClientMessage(
+                id=f"relay:{amended.id}",
+                ticket=ticket,
+                request_id=amended.request_id,
+                summary="",
+                voicemail=amended.transcription,
+                recording_url=amended.recording_url or "",
+            )
+            await self.bus.publish(s.notify_subject("relay_client_message"), relay, msg_id=relay.id)
 
     async def _timeline(self, item: TimelineEntry) -> None:
         await self.bus.publish(s.timeline_subject(item.client_id), item, msg_id=item.id)

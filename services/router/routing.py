@@ -13,6 +13,7 @@ from services.contracts import Decision, RequestAmended, Sender, ServiceRequest,
 from services.contracts.events import TimelineKind
 from services.contracts.requests import SenderAuth
 from services.contracts.subjects import kv_key
+from services.wording import desk
 
 SERVICE = "router"
 TIMER_PREFIX = "router.release."
@@ -21,7 +22,8 @@ CURSOR_KEY = "cursor.round_robin"
 POSTMASTER_TIMELINE = "postmaster"
 _OUR_MESSAGE_ID = re.compile(r"<?(SR-\d{1,9})\.[0-9a-z]{1,32}\.[0-9a-f]{16}@")
 
-Outcome = Literal["ticket", "threaded", "timeline"]
+# noted: a "thanks" after DONE; reopened: other words within the reopen window (services/router/reopen.py)
+Outcome = Literal["ticket", "threaded", "timeline", "noted", "reopened"]
 
 
 class RequestRecord(msgspec.Struct, frozen=True, kw_only=True):
@@ -185,9 +187,10 @@ def is_postmaster(request: ServiceRequest) -> bool:
 
 
 def received_text(request: ServiceRequest) -> str:
+    """What the timeline says of an arrival: who, and for anything but a request why no ticket opened."""
     sender = request.sender.email or request.sender.phone or "unknown"
     if request.sender_auth.trusted:
-        return f"{request.channel} from {sender}: {summary(request)}"
+        return desk.received_text(request.channel, sender, summary(request), request.nature)
     why = request.sender_auth.reason or "no reason given"
     return f"{request.channel} claiming to be {sender} (sender not authenticated: {why}): {summary(request)}"
 

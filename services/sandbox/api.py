@@ -6,7 +6,6 @@ import asyncio
 import base64
 import binascii
 import contextlib
-import html
 from collections import deque
 from collections.abc import Awaitable
 from datetime import UTC, datetime
@@ -15,11 +14,20 @@ from typing import Any
 import httpx
 import msgspec
 from fastapi import FastAPI, Request, Response
-from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.responses import JSONResponse
 
 from services.common.clock import Clock
-from services.sandbox import resource
-from services.sandbox.caller import InboundCall, InboundSms, Webhooks, deliver_sms, drive_call, exchange_list
+from services.sandbox import conversation, resource
+from services.sandbox import page as pages
+from services.sandbox.caller import (
+    Exchange,
+    InboundCall,
+    InboundSms,
+    Webhooks,
+    deliver_sms,
+    drive_call,
+    exchange_list,
+)
 from services.sandbox.config import SandboxConfig
 
 BURST_ERRORS = {
@@ -238,14 +246,26 @@ def build(
         return JSONResponse(record, status_code=201)
 
     # -- inbound drivers -------------------------------------------------------------------
+    async def text_in(sms: InboundSms) -> Exchange:
+        exchange = await deliver_sms(hooks, sms)
+        ledger.webhooks.append(
+            {"kind": "sms", "time": clock.now().isoformat(), "exchanges": exchange_list([exchange])}
+        )
+        return exchange
+
+    async def call_in(call: InboundCall) -> list[dict[str, Any]]:
+        started = clock.now().isoformat()  # the page shows when the phone rang
+        exchanges = exchange_list(await drive_call(hooks, call))
+        ledger.webhooks.append({"kind": "call", "time": started, "exchanges": exchanges})
+        return exchanges
+
     @app.post("/api/inbound/sms")
     async def inbound_sms(request: Request) -> Response:
         try:
             sms = msgspec.json.decode(await request.body(), type=InboundSms)
         except msgspec.ValidationError as exc:
             return JSONResponse({"error": str(exc)}, status_code=422)
-        exchange = await deliver_sms(hooks, sms)
-        ledger.webhooks.append({"kind": "sms", "exchanges": exchange_list([exchange])})
+        exchange = await text_in(sms)
         return JSONResponse({"status": exchange.status, "twiml": exchange.twiml, "params": exchange.params})
 
     @app.post("/api/inbound/call")
@@ -254,9 +274,7 @@ def build(
             call = msgspec.json.decode(await request.body(), type=InboundCall)
         except msgspec.ValidationError as exc:
             return JSONResponse({"error": str(exc)}, status_code=422)
-        exchanges = exchange_list(await drive_call(hooks, call))
-        ledger.webhooks.append({"kind": "call", "exchanges": exchanges})
-        return JSONResponse(exchanges)
+        return JSONResponse(await call_in(call))
 
     # -- control and inspection ------------------------------------------------------------
     @app.post("/api/faults")
@@ -290,7 +308,7 @@ def build(
 
     @app.get("/api/messages")
     async def messages() -> Response:
-        return JSONResponse([_brief(record) for record in ledger.messages])
+        return JSONResponse([conversation.brief(record) for record in ledger.messages])
 
     @app.delete("/api/messages")
     async def clear_messages() -> Response:
@@ -323,48 +341,9 @@ def build(
     async def healthz() -> Response:
         return JSONResponse({"status": "ok"})
 
-    @app.get("/")
-    async def page() -> Response:
-        return HTMLResponse(render(ledger))
-
+    pages.mount(app, cfg, ledger, text_in, call_in)
     return app
 
 
 def _public(record: dict[str, Any]) -> dict[str, Any]:
     return {key: value for key, value in record.items() if not key.startswith("_")}
-
-
-def _brief(record: dict[str, Any]) -> dict[str, Any]:
-    created: datetime = record["_created"]
-    return {
-        "sid": record["sid"],
-        "to": record["to"],
-        "from": record["from"],
-        "body": record["body"],
-        "status": record["status"],
-        "error_code": record["error_code"],
-        "time": created.isoformat(),
-    }
-
-
-def _table(headings: list[str], rows: list[list[str]]) -> str:
-    head = "".join(f"<th>{html.escape(cell)}</th>" for cell in headings)
-    body = "".join(
-        "<tr>" + "".join(f"<td>{html.escape(cell)}</td>" for cell in row) + "</tr>" for row in rows
-    )
-    return f"<table><tr>{head}</tr>{body}</table>"
-
-
-def render(ledger: Ledger) -> str:
-    sms_rows = [[b["time"], b["from"], b["to"], b["status"], b["body"]] for b in map(_brief, ledger.messages)]
-    mail_rows = [[m["time"], m["from"], ", ".join(m["to"]), m["subject"], m["body"]] for m in ledger.emails]
-    return (
-        '<!doctype html><html><head><meta charset="utf-8"><meta http-equiv="refresh" content="3">'
-        "<title>Frontdesk sandbox</title><style>table{border-collapse:collapse}td,th{border:1px solid #ccc;"
-        "padding:4px;vertical-align:top;white-space:pre-wrap}</style></head><body>"
-        "<h1>Frontdesk sandbox</h1><h2>SMS sent</h2>"
-        + _table(["time", "from", "to", "status", "body"], sms_rows)
-        + "<h2>Emails relayed</h2>"
-        + _table(["time", "from", "to", "subject", "body"], mail_rows)
-        + "</body></html>"
-    )

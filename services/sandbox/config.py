@@ -20,6 +20,7 @@ class SandboxConfig(msgspec.Struct, frozen=True, kw_only=True):
     auth_token: Secret = Secret("sandbox-auth-token")
     phone_number: str = "+13125550100"  # the support number callers dial
     max_call_steps: int = 20
+    policy: str = "deploy/policy.example.yaml"  # FRONTDESK_POLICY: names beside numbers on the page
 
     @property
     def signed_base(self) -> str:
@@ -34,4 +35,6 @@ def load_config(env: Mapping[str, str] | None = None) -> SandboxConfig:
         shared = source.get(f"FRONTDESK_TWILIO_{field}")
         if shared:
             source.setdefault(f"FRONTDESK_SANDBOX_{field}", shared)
+    if "FRONTDESK_POLICY" in source:
+        source.setdefault("FRONTDESK_SANDBOX_POLICY", source["FRONTDESK_POLICY"])
     return load(SandboxConfig, "FRONTDESK_SANDBOX_", source)

@@ -54,20 +54,32 @@ async def test_forged_and_missing_signatures_are_refused(harness: Harness) -> No
 
 async def test_known_caller_after_hours_hears_plan_and_billable_offer(harness: Harness) -> None:
     twiml = (await harness.post("/twilio/voice", call("CA2"))).text
-    assert "Hello Alice, thank you for calling." in twiml
-    assert (
-        "Your plan covers weekdays 8 AM to 5 PM. Leave a message and we will respond by Monday 9:00 AM."
-        in twiml
+    greeting = (
+        "Hello Alice, thank you for calling Test Desk. Our office is closed right now. "
+        "Your plan covers weekdays 8 AM to 5 PM."
     )
+    assert f"<Say>{greeting}</Say>" in twiml
+    # Nothing is promised before the menu has offered it: no message, no callback time.
+    assert "message" not in twiml.split("press 1")[0].lower() and "respond" not in twiml
     assert "Press 9 to request billable after-hours emergency service at $250." in twiml
     assert 'action="/twilio/voice/menu?attempt=1"' in twiml and 'numDigits="1"' in twiml
     assert 'input="dtmf speech"' in twiml
 
 
+async def test_unknown_caller_after_hours_hears_no_plan_wording(harness: Harness) -> None:
+    greeting = (await harness.post("/twilio/voice", call("CA8", "+15550009999"))).text
+    assert "<Say>Thank you for calling Test Desk. Our office is closed right now.</Say>" in greeting
+    assert "plan" not in greeting.lower()
+    emergency = (
+        await harness.post("/twilio/voice/menu?attempt=1", call("CA8", "+15550009999", Digits="1"))
+    ).text
+    assert "<Say>We will respond by Mon Nov 23, 9:00 AM CST.</Say>" in emergency and "plan" not in emergency
+
+
 async def test_in_hours_caller_hears_menu_without_offer(harness: Harness) -> None:
     harness.clock.set(TUESDAY)
     twiml = (await harness.post("/twilio/voice", call("CA3", "+15550009999"))).text
-    assert "Thank you for calling." in twiml and "Press 9" not in twiml and "Your plan" not in twiml
+    assert "Thank you for calling Test Desk." in twiml and "Press 9" not in twiml and "Your plan" not in twiml
 
 
 async def test_emergency_for_covered_client_dials_oncall_then_voicemail(harness: Harness) -> None:
@@ -91,7 +103,8 @@ async def test_emergency_for_covered_client_dials_oncall_then_voicemail(harness:
 
 async def test_emergency_on_business_plan_after_hours_goes_to_voicemail(harness: Harness) -> None:
     twiml = (await harness.post("/twilio/voice/menu?attempt=1", call("CA5", Digits="1"))).text
-    assert "<Dial" not in twiml and "<Record" in twiml and "Monday 9:00 AM" in twiml
+    assert "<Dial" not in twiml and "<Record" in twiml
+    assert "<Say>We will respond by Mon Nov 23, 9:00 AM CST.</Say>" in twiml
     (req,) = await requests(harness.bus)
     assert req.priority_hint == "emergency" and not req.billable_accepted
 

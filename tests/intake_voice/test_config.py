@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 import pytest
 
 from services.common.config import ConfigError
@@ -62,3 +65,18 @@ def test_loads_env() -> None:
         "http://127.0.0.1:8080",
         ".data/voice-spool",
     )
+
+
+def test_a_voice_template_that_cannot_render_refuses_the_start(tmp_path: Path) -> None:
+    (tmp_path / "voice").mkdir()
+    greeting = tmp_path / "voice" / "greeting.txt"
+    greeting.write_text("Welcome to {{ desk }}.{% if not in_hours %} We are closed.{% endif %}")
+    env = {
+        "FRONTDESK_ENV": "development",
+        "FRONTDESK_TWILIO_AUTH_TOKEN": "s3cret",
+        "FRONTDESK_TEMPLATES": str(tmp_path),
+    }
+    assert load_config(env).templates == str(tmp_path)
+    greeting.write_text("Hello {{ caller }}")  # the greeting has `name`, not `caller`
+    with pytest.raises(ConfigError, match=re.escape(f"FRONTDESK_TEMPLATES: {greeting}: ")):
+        load_config(env)

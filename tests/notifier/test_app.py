@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 import httpx
 import msgspec
 
-from services.contracts import AcknowledgeClient, OptOutChanged, SendSms, threading
+from services.contracts import AcknowledgeClient, OptOutChanged, RelayClientMessage, SendSms, threading
 from services.contracts import subjects as s
 from services.contracts.threading import SubjectToken
 from services.notifier.app import Notifier
@@ -35,7 +35,7 @@ async def test_dispatch_texts_the_tech_once_even_when_redelivered(stack: Stack) 
     await stack.until(lambda: len(stack.sms(ALICE)) == 1)
     body = stack.sms(ALICE)[0]["body"]
     assert body.startswith("SR-1042 Acme Manufacturing (premium)")
-    assert "Due: Mon 23 Nov 13:00 CST" in body and "Reply A to accept" in body
+    assert "Due: Mon Nov 23, 1:00 PM CST" in body and "Reply A to accept" in body
     assert "MES server is critical" in body  # the client's notes
     # The same command again under a new Nats-Msg-Id, as after a crash before the ack.
     await dispatch(stack, make_ticket(), msg_id="cmd-1-again")
@@ -61,7 +61,8 @@ async def test_ack_stops_escalation_and_tells_the_client(stack: Stack) -> None:
     stack.clock.advance(timedelta(minutes=11))
     await stack.timers_fired("SR-1042", "ack")
     await stack.settled()
-    assert len(stack.sms()) == 1  # only the dispatch: nobody else was paged
+    # Only the dispatch and alice's confirmation: nobody else was paged.
+    assert [m["body"] for m in stack.sms()][1:] == ["SR-1042 accepted; Jane Roe was told."]
     assert (await stored(stack, "SR-1042")).status == "accepted"
 
 
@@ -81,7 +82,8 @@ async def test_no_ack_escalates_to_the_next_tech(stack: Stack) -> None:
     stack.clock.advance(timedelta(minutes=11))
     await stack.timers_fired("SR-1042", "ack")
     await stack.settled()
-    assert len(stack.sms()) == 2
+    assert len(stack.sms()) == 3  # alice's dispatch, bob's escalation, bob's confirmation
+    assert stack.sms(BOB)[-1]["body"] == "SR-1042 accepted; Jane Roe was told."
 
 
 async def test_delay_reaches_the_client(stack: Stack) -> None:
@@ -90,10 +92,10 @@ async def test_delay_reaches_the_client(stack: Stack) -> None:
     await reply(stack, "SM-delay", ALICE, "delay", minutes=30, reason="parts on the way")
     await stack.until(lambda: len(stack.emails("jane@acme.example")) == 1)
     body = stack.emails("jane@acme.example")[0]["body"]
-    assert "running late; new estimate Mon 23 Nov 13:30 CST" in body
+    assert "running late on your request SR-1042; the new estimate is today by 1:30 PM" in body
     assert "parts on the way" in body
     await stack.settled()
-    assert len(stack.sms()) == 1
+    assert [m["body"] for m in stack.sms()][1:] == ["SR-1042 delayed to 1:30 PM; Jane Roe was told."]
     assert (await stored(stack, "SR-1042")).response_due == NOW + timedelta(hours=4, minutes=30)
 
 
@@ -117,7 +119,7 @@ async def test_21614_falls_back_to_email_for_a_client(stack: Stack) -> None:
     command = AcknowledgeClient(id="ack-1", ticket=make_ticket(channel="sms"), request_id="req-1")
     await stack.bus.publish(s.notify_subject("ack"), command, msg_id=command.id)
     await stack.until(lambda: len(stack.emails("jane@acme.example")) == 1)
-    assert "opened ticket SR-1042" in stack.emails("jane@acme.example")[0]["body"]
+    assert "as ticket SR-1042" in stack.emails("jane@acme.example")[0]["body"]
     await stack.settled()
     assert stack.sms() == []
     kinds = [entry.kind for entry in await timeline(stack)]
@@ -147,13 +149,13 @@ async def test_missed_target_tells_client_and_ops(stack: Stack) -> None:
     stack.clock.set(NOW + timedelta(hours=3, minutes=46))
     await stack.until(lambda: len(stack.emails("jane@acme.example")) == 1)
     assert (
-        "running late on your request; new estimate Mon 23 Nov 13:15 CST"
+        "running late on your request SR-1042; the new estimate is today by 1:15 PM"
         in (stack.emails("jane@acme.example")[0]["body"])
     )
     stack.clock.set(NOW + timedelta(hours=4))
     await stack.until(lambda: len(stack.emails("jane@acme.example")) == 2)
     missed = stack.emails("jane@acme.example")[1]["body"]
-    assert "missed our response target of Mon 23 Nov 13:00 CST" in missed
+    assert "missed our promise to respond to your request SR-1042 today by 1:00 PM" in missed
     await stack.settled()
     ops = [m["body"] for m in stack.sms(OPS)]
     assert len(ops) == 3  # escalation, running late, missed
@@ -177,13 +179,14 @@ async def test_done_resolves_and_help_is_bounded(stack: Stack) -> None:
     assert (await stack.bus.kv_get(s.KV_CONTACTS, help_key))[0] is None
     await reply(stack, "SM-done", ALICE, "done")
     await stack.until(lambda: len(stack.emails("jane@acme.example")) == 1)
-    assert "marked your request resolved" in stack.emails("jane@acme.example")[0]["body"]
+    assert "has marked your request SR-1042 resolved" in stack.emails("jane@acme.example")[0]["body"]
     ticket = await stored(stack, "SR-1042")
     assert ticket.status == "resolved" and ticket.resolved_at == NOW
     stack.clock.set(NOW + timedelta(hours=5))
     await stack.timers_fired("SR-1042", "due")
     await stack.settled()
-    assert len(stack.sms()) == 6 and len(stack.emails("jane@acme.example")) == 1
+    assert stack.sms()[-1]["body"] == "SR-1042 resolved; Jane Roe was told."
+    assert len(stack.sms()) == 7 and len(stack.emails("jane@acme.example")) == 1
 
 
 async def test_same_outbound_key_sends_one_sms(stack: Stack) -> None:
@@ -244,10 +247,12 @@ async def test_next_dispatch_quotes_the_last_finished_job(stack: Stack) -> None:
     await reply(stack, "SM-done-1", ALICE, "done")
     await stack.until(lambda: len(stack.emails("jane@acme.example")) == 1)
     await dispatch(stack, make_ticket("SR-1043"), command_id="cmd-2")
-    await stack.until(lambda: len(stack.sms(ALICE)) == 2)
-    assert 'Last: Alice Nguyen resolved SR-1042 "MES server slow" on 11/23' in stack.sms(ALICE)[1]["body"]
+    await stack.until(lambda: len(stack.sms(ALICE)) == 3)  # dispatch, DONE confirmation, dispatch
+    assert (
+        'Last: Alice Nguyen resolved SR-1042 "MES server slow" on Mon Nov 23' in stack.sms(ALICE)[2]["body"]
+    )
     await stack.settled()
-    assert len(stack.sms()) == 2
+    assert len(stack.sms()) == 3
 
 
 async def test_business_clock_warning_lands_inside_business_hours(stack: Stack) -> None:
@@ -289,3 +294,23 @@ async def test_polling_timers_and_replies_leave_no_consumers_behind(stack: Stack
         assert (info.state.consumer_count or 0) <= 1, stream  # at most the running notifier's own view
     stack.clock.advance(timedelta(minutes=11))
     await stack.until(lambda: len(stack.sms(BOB)) == 1)  # and the running notifier's timers still fire
+
+
+async def test_a_follow_up_before_dispatch_rides_with_the_dispatch(stack: Stack) -> None:
+    queued = msgspec.structs.replace(make_ticket(), status="queued")
+    await stack.bus.kv_update(s.KV_TICKETS, "SR-1042", lambda _: msgspec.json.encode(queued))
+    follow_up = RelayClientMessage(
+        id="relay:req-2", ticket=queued, request_id="req-2", summary="Line 3 is slow too."
+    )
+    await stack.bus.publish(s.notify_subject("relay"), follow_up, msg_id=follow_up.id)
+    await stack.settled()
+    assert stack.sms() == [], "a follow-up was texted ahead of its dispatch"
+    await dispatch(stack, queued)
+    await stack.until(lambda: len(stack.sms(ALICE)) == 1)
+    await stack.settled()
+    [body] = [m["body"] for m in stack.sms()]
+    assert "Follow-up: Line 3 is slow too." in body and body.startswith("SR-1042 Acme Manufacturing")
+    # The tech can accept it: it is theirs now (before, A answered "You have no open tickets").
+    await reply(stack, "SM-a", ALICE, "accept")
+    await stack.until(lambda: len(stack.sms(ALICE)) == 2)
+    assert stack.sms(ALICE)[1]["body"] == "SR-1042 accepted; Jane Roe was told."

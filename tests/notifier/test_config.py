@@ -40,3 +40,19 @@ def test_bad_port_and_missing_policy_name_the_variable(
     monkeypatch.setenv("FRONTDESK_POLICY", str(tmp_path / "absent.yaml"))
     with pytest.raises(ConfigError, match="FRONTDESK_POLICY"):
         load_config()
+
+
+def test_a_template_that_cannot_render_refuses_the_start_naming_the_file(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("FRONTDESK_ENV", "development")  # the template check, not the secrets, is tested
+    monkeypatch.setenv("FRONTDESK_POLICY", str(POLICY))
+    (tmp_path / "sms").mkdir()
+    (tmp_path / "sms" / "client_eta.txt").write_text("{{ number }}: {{ tech }} arrives {{ eta|by }}.")
+    monkeypatch.setenv("FRONTDESK_TEMPLATES", str(tmp_path))
+    assert load_config().templates == str(tmp_path)
+    broken = tmp_path / "sms" / "client_ack.txt"
+    broken.write_text("{{ ticket_number }}")  # not a value the acknowledgment has
+    with pytest.raises(ConfigError) as refused:
+        load_config()
+    assert str(refused.value).startswith(f"FRONTDESK_TEMPLATES: {broken}: ")

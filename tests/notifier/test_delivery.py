@@ -59,7 +59,7 @@ async def test_carrier_failure_reported_later_falls_back_to_email_once(stack: St
     await report(stack, "ack.ack-1", sid, "failed", 30003)  # a second final report changes nothing
     await stack.until(lambda: len(stack.emails("jane@acme.example")) == 1)
     await stack.settled()
-    assert "opened ticket SR-1042" in stack.emails("jane@acme.example")[0]["body"]
+    assert "as ticket SR-1042" in stack.emails("jane@acme.example")[0]["body"]
     assert len(stack.sms()) == 1 and len(stack.emails("jane@acme.example")) == 1
     stored = await record(stack, "ack.ack-1")
     assert stored is not None and (stored.state, stored.sid) == ("failed", sid)
@@ -189,7 +189,7 @@ async def test_caller_who_prefers_email_is_answered_by_email(stack: Stack) -> No
     await acknowledge(stack, peter)
     await stack.until(lambda: len(stack.emails("peter@initech.example")) == 1)
     await stack.settled()
-    assert stack.sms() == [] and "opened ticket SR-1042" in stack.emails("peter@initech.example")[0]["body"]
+    assert stack.sms() == [] and "as ticket SR-1042" in stack.emails("peter@initech.example")[0]["body"]
 
 
 async def test_caller_dead_number_falls_back_to_the_directory_email(stack: Stack) -> None:

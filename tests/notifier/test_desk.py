@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+from zoneinfo import ZoneInfo
+
 from services.contracts import subjects as s
 from services.contracts.commands import DeskCommand, ReassignTicket, ResolveTicket, SendClientUpdate
-from services.notifier.desk import client_update
+from services.notifier import compose
+from services.notifier.desk import UPDATE_LIMIT
+from services.wording import sanitize
+from services.wording.catalog import Wording
 from tests.notifier.stack import ALICE, CAROL, NOW, Stack, dispatch, make_ticket, stored, timeline
 
 
@@ -50,7 +55,10 @@ async def test_resolve_closes_the_ticket_and_tells_the_client(stack: Stack) -> N
         stack, "resolve", ResolveTicket(id="c" * 32, ticket_number="SR-1042", user="dina", requested_at=NOW)
     )
     await stack.until(lambda: len(stack.emails("jane@acme.example")) == 1)
-    assert "has marked your request resolved" in stack.emails("jane@acme.example")[0]["body"]
+    assert (
+        "Alice Nguyen has marked your request SR-1042 resolved"
+        in stack.emails("jane@acme.example")[0]["body"]
+    )
     ticket = await stored(stack, "SR-1042")
     assert ticket.status == "resolved" and ticket.resolved_at == NOW
     resolved = [e for e in await timeline(stack) if e.kind == "resolved"]
@@ -69,11 +77,23 @@ async def test_client_update_goes_out_in_the_clients_channel(stack: Stack) -> No
     )
     await act(stack, "update", update)
     await stack.until(lambda: len(stack.emails("jane@acme.example")) == 1)
-    assert "SR-1042: Parts arrive tomorrow 9 AM." in stack.emails("jane@acme.example")[0]["body"]
+    body = stack.emails("jane@acme.example")[0]["body"]
+    assert "An update on your request SR-1042:\n\nParts arrive tomorrow 9 AM." in body
     notes = [e for e in await timeline(stack) if e.id == f"desk.{'d' * 32}"]
     assert [(n.kind, n.actor) for n in notes] == [("note", "dina")]
     assert notes[0].text.startswith("Client update sent by dina: Parts arrive")
 
 
-def test_client_update_wording_is_one_line_with_the_number_first() -> None:
-    assert client_update(make_ticket(), "  a\r\nb  ") == "SR-1042: a b"
+def test_client_update_by_sms_is_one_line_with_the_number_first() -> None:
+    text = sanitize.one_line("  a\r\nb  ", UPDATE_LIMIT)
+    sms = compose.client_text(
+        Wording(),
+        "client_update",
+        make_ticket(),
+        "sms",
+        zone=ZoneInfo("America/Chicago"),
+        now=NOW,
+        desk="Desk",
+        text=text,
+    )
+    assert sms == "SR-1042, an update on your request: a b"

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from services.notifier import sanitize, suppression
+from services.notifier import suppression
+from services.wording import sanitize
 from tests.notifier.ticketing import NOW
 
 

@@ -1,31 +1,46 @@
-"""The timeline reads back per client, in order, without duplicates, and the CLI prints it."""
+"""The timeline reads back per client, in order, without duplicates, and the CLI prints it safely:
+desk time, values, escaped control characters, a non-zero exit for an unknown client, a fast clear
+error when NATS is unreachable."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import sys
+import time
+import unicodedata
 from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 from services.common.bus import Bus
+from services.common.config import BusConfig
+from services.common.natsserver import free_ports
 from services.contracts import TimelineEntry
 from services.contracts import subjects as s
-from services.timeline.reader import read_timeline, render
-from tests.conftest import AuthServer
+from services.timeline.reader import as_json, read_timeline, render
 
 T0 = datetime(2026, 11, 23, 15, 0, tzinfo=UTC)
+CHICAGO = ZoneInfo("America/Chicago")
+# What a hostile email body can carry: clear screen, retitle the terminal, CSI as one C1 byte,
+# a bidi override that reverses what follows, DEL, a line separator and a plain newline.
+HOSTILE = "Hi\x1b[2J\x1b]0;pwned\x07 \x9b31m red \u202eevil\u202c\x7f\u2028next\nline"
 
 
-def entry(n: int, client: str, kind: str = "note") -> TimelineEntry:
+def entry(n: int, client: str, kind: str = "note", text: str = "") -> TimelineEntry:
     return TimelineEntry(
         id=f"{client}-{n}",
         at=T0 + timedelta(minutes=n),
         client_id=client,
         kind=kind,  # type: ignore[arg-type]
-        text=f"touch {n}",
+        text=text or f"touch {n}",
         service="test",
         ticket_number="SR-1001",
     )
+
+
+def unsafe(text: str) -> list[str]:
+    return [c for c in text if unicodedata.category(c) in ("Cc", "Cf", "Zl", "Zp") and c != "\n"]
 
 
 async def test_reads_one_clients_history_in_order(bus: Bus) -> None:
@@ -40,19 +55,78 @@ async def test_reads_one_clients_history_in_order(bus: Bus) -> None:
     acme = await read_timeline(bus, "acme")
     assert [e.id for e in acme] == [f"acme-{n}" for n in range(5)]
     assert await read_timeline(bus, "nobody") == []
-    text = render(acme, tz="America/Chicago")
-    assert "09:00:00 CST  SR-1001" in text.splitlines()[0]
+    text = render(acme, zone=CHICAGO)
+    assert text.splitlines()[0].startswith("Mon Nov 23, 9:00 AM CST  SR-1001   note")
 
 
-async def test_cli_prints_the_timeline(bus: Bus, nats_server: AuthServer) -> None:
-    e = entry(1, "initech", "request_received")
-    await bus.publish(s.timeline_subject("initech"), e, msg_id=e.id)
-    env = {**os.environ, **nats_server.service_env("ops")}
+def test_render_shows_instants_in_the_zone_and_escapes_controls() -> None:
+    queued = entry(
+        0, "acme", "queued", "Queued until 2026-12-01T14:00:00+00:00 for alice; due 2026-12-01T18:00:00Z."
+    )
+    hostile = entry(1, "acme", "request_received", HOSTILE)
+    text = render([queued, hostile], zone=CHICAGO)
+    assert "Queued until Tue Dec 1, 8:00 AM CST for alice; due Tue Dec 1, 12:00 PM CST." in text
+    assert unsafe(text) == [] and len(text.splitlines()) == 2
+    assert "Hi\\x1b[2J\\x1b]0;pwned\\x07 \\x9b31m red \\u202eevil\\u202c\\x7f\\u2028next\\x0aline" in text
+
+
+def test_json_escapes_what_json_itself_leaves_raw() -> None:
+    out = as_json([entry(1, "acme", text=HOSTILE)])
+    assert unsafe(out) == []
+    assert json.loads(out)[0]["text"] == HOSTILE  # still the same data for a program
+
+
+def nats_env(cfg: BusConfig) -> dict[str, str]:
+    """How a CLI process reaches the test server: its URL and, when the bus has users, the test's one."""
+    env = {"FRONTDESK_NATS_URL": cfg.url[0]}
+    if cfg.user:
+        env.update(FRONTDESK_NATS_USER=cfg.user, FRONTDESK_NATS_PASSWORD=cfg.password.reveal())
+    return env
+
+
+async def cli(*args: str, url: str = "", cfg: BusConfig | None = None) -> tuple[int, str, str, float]:
+    # Without a config: an anonymous (development) client of `url`, where only reachability is tested.
+    anonymous = {"FRONTDESK_NATS_URL": url, "FRONTDESK_ENV": "development"}
+    env = {**os.environ, **(nats_env(cfg) if cfg is not None else anonymous)}
+    started = time.monotonic()
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "services.timeline", "initech", env=env,
+        sys.executable, "-m", "services.timeline", *args, env=env,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
     )  # fmt: skip
-    out, err = await asyncio.wait_for(proc.communicate(), 30)
-    assert proc.returncode == 0, err.decode()
-    assert "request_received" in out.decode()
-    assert "touch 1" in out.decode()
+    out, err = await asyncio.wait_for(proc.communicate(), 60)
+    assert proc.returncode is not None
+    return proc.returncode, out.decode(), err.decode(), time.monotonic() - started
+
+
+async def test_cli_prints_the_timeline_in_desk_time_safely(bus: Bus, bus_config: BusConfig) -> None:
+    for e in (entry(1, "initech", "request_received"), entry(2, "initech", text=HOSTILE)):
+        await bus.publish(s.timeline_subject("initech"), e, msg_id=e.id)
+    status, out, err, _ = await cli("initech", cfg=bus_config)
+    assert status == 0, err
+    first, second = out.splitlines()
+    assert first.startswith("Mon Nov 23, 9:01 AM CST  SR-1001   request_received") and "touch 1" in first
+    assert "\x1b" not in out and unsafe(out) == [] and "\\x1b[2J" in second
+    assert err == ""  # no "nats disconnected" on a normal close
+    status, out, _, _ = await cli("initech", "--json", cfg=bus_config)
+    assert status == 0 and unsafe(out) == [] and json.loads(out)[1]["text"] == HOSTILE
+
+
+async def test_cli_unknown_client_exits_non_zero(bus_config: BusConfig) -> None:
+    status, out, err, _ = await cli("acme-typo", cfg=bus_config)
+    assert status == 2 and out == ""
+    assert "unknown client 'acme-typo'; known clients: acme, globex, initech, unknown" in err
+    status, out, _, _ = await cli("globex", cfg=bus_config)  # known, nothing yet
+    assert (status, out) == (0, "no timeline entries for globex\n")
+    status, _, err, _ = await cli(">", cfg=bus_config)  # a wildcard would read every client
+    assert status == 2 and "not a client id" in err
+
+
+async def test_cli_fails_fast_and_clearly_without_nats() -> None:
+    (port,) = free_ports(1)
+    status, out, err, took = await cli("acme", "--timeout", "2", url=f"nats://127.0.0.1:{port}")
+    assert status == 3 and out == ""
+    assert err == (
+        f"timeline: cannot reach NATS at nats://127.0.0.1:{port} within 2 s; "
+        "is it running? (FRONTDESK_NATS_URL)\n"
+    )
+    assert took < 15

@@ -51,6 +51,9 @@ _REPLACEMENTS = {
 }
 
 SMS_MAX = 459  # three concatenated GSM-7 segments: enough for a dispatch, bounded cost
+TECH_SMS_MAX = 612  # four segments: a dispatch with a voicemail transcript and its recording link
+SEGMENT = 160  # GSM-7 septets in a single SMS
+SEGMENT_PART = 153  # per part of a concatenated SMS (the rest is the concatenation header)
 
 
 def _plain(char: str) -> str:
@@ -111,6 +114,12 @@ def septets(text: str) -> int:
     return sum(2 if c in GSM_EXTENSION else 1 for c in text)
 
 
+def segments(text: str) -> int:
+    """How many SMS segments a GSM-7 body (as `sms` returns it) is billed as."""
+    used = septets(text)
+    return 1 if used <= SEGMENT else -(-used // SEGMENT_PART)
+
+
 def sms(text: str, limit: int = SMS_MAX) -> str:
     """The body we actually send: GSM-7, no control characters, at most `limit` septets."""
     lines = [" ".join(line.split()) for line in to_gsm(text).split("\n")]
@@ -126,6 +135,37 @@ def sms(text: str, limit: int = SMS_MAX) -> str:
         out.append(char)
         used += cost
     return "".join(out).rstrip() + "..."
+
+
+_UNPRINTABLE = frozenset({"Cc", "Cf", "Co", "Cn", "Zl", "Zp"})
+
+
+def printable(text: str) -> str:
+    """Text safe to print on an operator's terminal: every control or format character (C0 such as
+    ESC, DEL, C1 such as CSI U+009B, bidi overrides, zero-width) is shown as an escape like \\x1b or
+    \\u202e instead of acting on the terminal. Newlines and tabs are escaped too: one entry, one line."""
+    out = []
+    for char in text:
+        if unicodedata.category(char) in _UNPRINTABLE:
+            code = ord(char)
+            out.append(f"\\x{code:02x}" if code <= 0xFF else f"\\u{code:04x}")
+        else:
+            out.append(char)
+    return "".join(out)
+
+
+def json_printable(encoded: str) -> str:
+    """Encoded JSON with every control and format character escaped as \\uXXXX: JSON itself leaves
+    DEL, C1 (CSI U+009B) and bidi overrides raw, and `cat` or `jq` would hand them to the terminal."""
+    out: list[str] = []
+    for char in encoded:
+        # A raw newline or tab in encoded JSON is layout (inside strings the encoder escaped it).
+        if char not in "\n\r\t" and unicodedata.category(char) in _UNPRINTABLE:
+            units = char.encode("utf-16-be")
+            out.extend(f"\\u{int.from_bytes(units[i : i + 2]):04x}" for i in range(0, len(units), 2))
+        else:
+            out.append(char)
+    return "".join(out)
 
 
 def header(text: str, limit: int = 200) -> str:
