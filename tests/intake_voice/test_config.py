@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from services.common.config import ConfigError
@@ -59,3 +61,14 @@ def test_loads_env() -> None:
         "http://127.0.0.1:8080",
         ".data/voice-spool",
     )
+
+
+def test_workers_default_to_one_per_core_and_are_bounded() -> None:
+    env = {"FRONTDESK_TWILIO_AUTH_TOKEN": REAL_LOOKING}
+    cores = os.cpu_count() or 1
+    assert load_config(env).workers == min(cores, 64) and load_config(env).worker == 0
+    assert load_config({**env, "FRONTDESK_VOICE_WORKERS": "0"}).workers == min(cores, 64)
+    assert load_config({**env, "FRONTDESK_VOICE_WORKERS": "3"}).workers == 3
+    for bad in ("-1", "65", "many"):
+        with pytest.raises(ConfigError, match="FRONTDESK_VOICE_WORKERS"):
+            load_config({**env, "FRONTDESK_VOICE_WORKERS": bad})

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,11 +16,19 @@ from hypothesis import strategies as st
 from twilio.request_validator import RequestValidator
 
 from services.common.natsserver import NatsServer, free_ports
-from services.common.process import ROOT, ChildProcess
+from services.common.process import ChildProcess
 from services.intake_voice import form
-from tests.intake_voice.harness import ALICE, PUBLIC, Harness, call, requests, stream_counts
+from tests.intake_voice.harness import (
+    ALICE,
+    PUBLIC,
+    STRONG_TOKEN,
+    Harness,
+    call,
+    process_env,
+    requests,
+    stream_counts,
+)
 
-STRONG_TOKEN = "0f1e2d3c4b5a69788796a5b4c3d2e1f0"  # 32 hex digits: starts in production
 ATTACK_BYTES = 300 * 1024 * 1024  # the size the review sent
 CHUNK = 64 * 1024
 
@@ -82,17 +89,8 @@ def _rss_mb(pid: int, key: str) -> float:
 def voice_process(nats_server: NatsServer, tmp_path: Path) -> Iterator[tuple[ChildProcess, int, int]]:
     """`python -m services.intake_voice` in production mode on free ports: (process, public, internal)."""
     port, http_port = free_ports(2)
-    env = {
-        **os.environ,
-        "FRONTDESK_ENV": "production",
-        "FRONTDESK_NATS_URL": nats_server.url,
-        "FRONTDESK_POLICY": str(ROOT / "deploy" / "policy.example.yaml"),
-        "FRONTDESK_TWILIO_AUTH_TOKEN": STRONG_TOKEN,
-        "FRONTDESK_VOICE_PORT": str(port),
-        "FRONTDESK_VOICE_HTTP_PORT": str(http_port),
-        "FRONTDESK_VOICE_PUBLIC_URL": PUBLIC,
-        "FRONTDESK_VOICE_SPOOL_DIR": str(tmp_path / "spool"),
-    }
+    # One process: its memory and its /metrics see every request.
+    env = process_env(nats_server.url, tmp_path / "spool", port=port, http_port=http_port, workers=1)
     proc = ChildProcess.service("intake_voice", env, log_dir=tmp_path)
     try:
         proc.wait_port(port)
