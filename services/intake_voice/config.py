@@ -47,7 +47,8 @@ class VoiceConfig(msgspec.Struct, frozen=True, kw_only=True):
 def _default_workers(source: Mapping[str, str]) -> dict[str, int]:
     """{"workers": cores} when FRONTDESK_VOICE_WORKERS is unset or 0, else nothing (loaded as given)."""
     if source.get("FRONTDESK_VOICE_WORKERS", "").strip() in ("", "0"):
-        return {"workers": min(os.cpu_count() or 1, _MAX_WORKERS)}
+        # The cores this process may run on (a container's cpuset), not every core of the host.
+        return {"workers": min(len(os.sched_getaffinity(0)) or 1, _MAX_WORKERS)}
     return {}
 
 
