@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -81,12 +82,15 @@ async def stream_counts(bus: Bus) -> dict[str, int]:
     }
 
 
-def process_env(nats_url: str, spool: Path, *, port: int, http_port: int, workers: int) -> dict[str, str]:
-    """The environment of `python -m services.intake_voice` in production mode, signed with STRONG_TOKEN."""
+def process_env(
+    bus: Mapping[str, str], spool: Path, *, port: int, http_port: int, workers: int
+) -> dict[str, str]:
+    """The environment of `python -m services.intake_voice` in production mode, signed with STRONG_TOKEN;
+    `bus` holds the FRONTDESK_NATS_* settings it connects with."""
     return {
         **os.environ,
         "FRONTDESK_ENV": "production",
-        "FRONTDESK_NATS_URL": nats_url,
+        **bus,
         "FRONTDESK_POLICY": str(ROOT / "deploy" / "policy.example.yaml"),
         "FRONTDESK_TWILIO_AUTH_TOKEN": STRONG_TOKEN,
         "FRONTDESK_VOICE_PORT": str(port),

@@ -64,7 +64,7 @@ def test_loads_env() -> None:
 
 
 def test_workers_default_to_one_per_core_and_are_bounded() -> None:
-    env = {"FRONTDESK_TWILIO_AUTH_TOKEN": REAL_LOOKING}
+    env = {"FRONTDESK_ENV": "development", "FRONTDESK_TWILIO_AUTH_TOKEN": REAL_LOOKING}
     cores = len(os.sched_getaffinity(0))
     assert load_config(env).workers == min(cores, 64) and load_config(env).worker == 0
     assert load_config({**env, "FRONTDESK_VOICE_WORKERS": "0"}).workers == min(cores, 64)

@@ -90,7 +90,9 @@ def voice_process(nats_server: NatsServer, tmp_path: Path) -> Iterator[tuple[Chi
     """`python -m services.intake_voice` in production mode on free ports: (process, public, internal)."""
     port, http_port = free_ports(2)
     # One process: its memory and its /metrics see every request.
-    env = process_env(nats_server.url, tmp_path / "spool", port=port, http_port=http_port, workers=1)
+    env = process_env(
+        {"FRONTDESK_NATS_URL": nats_server.url}, tmp_path / "spool", port=port, http_port=http_port, workers=1
+    )
     proc = ChildProcess.service("intake_voice", env, log_dir=tmp_path)
     try:
         proc.wait_port(port)

@@ -56,7 +56,9 @@ def _voice_connections(nats: NatsServer) -> list[dict[str, int]]:
 @pytest.fixture
 def two_workers(nats_server: NatsServer, tmp_path: Path) -> Iterator[tuple[ChildProcess, int]]:
     port = free_port()
-    env = process_env(nats_server.url, tmp_path / "spool", port=port, http_port=0, workers=2)
+    env = process_env(
+        {"FRONTDESK_NATS_URL": nats_server.url}, tmp_path / "spool", port=port, http_port=0, workers=2
+    )
     proc = ChildProcess.service("intake_voice", env, log_dir=tmp_path)
     try:
         proc.wait_port(port)
