@@ -307,7 +307,7 @@ async def main(cfg: VoiceConfig, *, stop: asyncio.Event) -> None:
     outbox = Outbox(Spool(cfg.spool_dir), cfg.publish_timeout)
     voice = Voice(cfg=cfg, policy=policy, outbox=outbox)
     internal = HttpServer(internal_app(voice), cfg.host, cfg.http_port)
-    server = WebhookServer(build_app(voice), listening_socket(cfg.host, cfg.port))
+    server = WebhookServer(build_app(voice), listening_socket(cfg.host, cfg.port, first=cfg.worker == 0))
     # Callers must hear the menu even while NATS is away: serve first, connect in the background.
     await internal.start()
     try:

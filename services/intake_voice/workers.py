@@ -21,9 +21,18 @@ _RESTART_DELAY = 1.0  # a worker that keeps crashing is not restarted in a tight
 _STOP_TIMEOUT = 10.0
 
 
-def listening_socket(host: str, port: int) -> socket.socket:
-    """A socket bound with SO_REUSEPORT: every worker binds the same port, the kernel spreads connections."""
-    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+def listening_socket(host: str, port: int, *, first: bool) -> socket.socket:
+    """A socket bound with SO_REUSEPORT: every worker binds the same port, the kernel spreads connections.
+
+    The `first` worker makes sure the port is free before: SO_REUSEPORT would otherwise let a second
+    intake_voice (a stale one, another stack) share the port silently instead of failing to start.
+    """
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    if first and port:
+        with socket.socket(family, socket.SOCK_STREAM) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind((host, port))  # EADDRINUSE when anything listens there, with or without reuse
+    sock = socket.socket(family, socket.SOCK_STREAM)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)

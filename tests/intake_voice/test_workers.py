@@ -19,6 +19,7 @@ from services.common.bus import Bus
 from services.common.natsserver import NatsServer, free_port
 from services.common.process import ChildProcess
 from services.contracts import subjects as s
+from services.intake_voice.workers import listening_socket
 from tests.intake_voice.harness import ALICE, PUBLIC, STRONG_TOKEN, process_env, stored
 
 SENT = 60
@@ -117,3 +118,18 @@ def test_a_worker_whose_worker_0_dies_stops_instead_of_holding_the_port(
     os.kill(proc.pid, signal.SIGKILL)  # worker 0 alone, as an OOM kill would
     proc.proc.wait()
     _wait(lambda: not _alive(child), "orphaned worker kept running", timeout=15)
+
+
+def test_the_first_worker_refuses_a_port_another_intake_voice_already_serves() -> None:
+    # SO_REUSEPORT would let a stale or second service share the port silently; worker 0 checks first.
+    other = listening_socket("127.0.0.1", 0, first=True)
+    other.listen()
+    port = other.getsockname()[1]
+    try:
+        with pytest.raises(OSError):
+            listening_socket("127.0.0.1", port, first=True)
+        joined = listening_socket("127.0.0.1", port, first=False)  # how workers 1..n-1 join worker 0
+        joined.close()
+    finally:
+        other.close()
+    listening_socket("127.0.0.1", port, first=True).close()  # free again once the other is gone
