@@ -11,7 +11,6 @@ import json
 import os
 import statistics
 import subprocess
-import time
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -29,6 +28,8 @@ ROUNDS = int(os.environ.get("BENCH_WEBHOOK_ROUNDS", "3"))
 # More distinct requests than the fastest side can send in one run, so no id repeats within a run.
 DISTINCT = int(os.environ.get("BENCH_WEBHOOK_DISTINCT", "60000"))
 PATHS = ("/twilio/sms", "/twilio/voice")
+# The scaled-out side: intake_voice with this many worker processes (default one per core).
+WORKERS = int(os.environ.get("BENCH_WEBHOOK_WORKERS", "0")) or os.cpu_count() or 1
 
 _LUA = """
 -- Requests are read from a data file (one per line: path, signature, body, tab-separated):
@@ -118,59 +119,78 @@ def wrk_run(tool: tools.Tool, base: str, script: Script, threads: int = 2) -> di
 
 
 def bench_webhooks(nats_url: str, logs: Path, tmp: Path, nats_pid: int | None = None) -> dict[str, Any]:
+    """bare FastAPI, intake_voice as one process (the per-process ratio) and with WORKERS processes."""
     tool = tools.wrk()
-    bare_port, real_port = free_port(), free_port()
-    base = f"http://127.0.0.1:{real_port}"
-    bare_base = f"http://127.0.0.1:{bare_port}"
-    env = stack.service_env(
-        nats_url,
-        FRONTDESK_VOICE_PORT=str(real_port),
-        FRONTDESK_VOICE_PUBLIC_URL=base,
-        FRONTDESK_VOICE_SPOOL_DIR=str(tmp / "spool"),
-    )
-    bare = stack.baseline("http", bare_port, logs)
-    real = stack.service("intake_voice", env, logs)
-    servers = {"bare": bare, "voice": real}
-    bases = {"bare": bare_base, "voice": base}
+    ports = {side: free_port() for side in SIDES}
+    bases = {side: f"http://127.0.0.1:{port}" for side, port in ports.items()}
+    servers = {"bare": stack.baseline("http", ports["bare"], logs)}
+    for side, workers in (("voice", 1), ("voice_workers", WORKERS)):
+        env = stack.service_env(
+            nats_url,
+            FRONTDESK_VOICE_PORT=str(ports[side]),
+            FRONTDESK_VOICE_PUBLIC_URL=bases[side],
+            FRONTDESK_VOICE_SPOOL_DIR=str(tmp / f"spool-{side}"),
+            FRONTDESK_VOICE_WORKERS=str(workers),
+        )
+        servers[side] = stack.service("intake_voice", env, logs)
     results: dict[str, Any] = {}
     try:
-        bare.wait_port(bare_port)
-        real.wait_port(real_port)
+        for side, server in servers.items():
+            server.wait_port(ports[side])
         for path in PATHS:
-            per: dict[str, dict[str, list[float]]] = {"bare": {}, "voice": {}}
-            ratios: list[float] = []
+            per: dict[str, dict[str, list[float]]] = {side: {} for side in SIDES}
+            ratios: dict[str, list[float]] = {"ratio": [], "ratio_workers": []}
             for round_no in range(ROUNDS):
                 rate: dict[str, float] = {}
-                for side in ("bare", "voice") if round_no % 2 == 0 else ("voice", "bare"):
-                    # Fresh ids every round and side: the service must never see a repeat.
-                    offset = (round_no * 2 + (side == "voice")) * DISTINCT
-                    script = Script(tmp, base, path, offset)
-                    pids = {"server": servers[side].pid} | ({"nats": nats_pid} if nats_pid else {})
-                    before = {name: cpu_seconds(pid) for name, pid in pids.items()}
-                    t0 = time.perf_counter()
-                    out = wrk_run(tool, bases[side], script)
-                    took = time.perf_counter() - t0
-                    if out["non_2xx"] or out["socket_errors"]:
-                        raise RuntimeError(f"{side} {path}: {out}")
-                    rate[side] = out["requests"] / (out["duration_us"] / 1e6)
-                    row = per[side]
-                    row.setdefault("req_per_s", []).append(rate[side])
-                    row.setdefault("p50_ms", []).append(out["p50_us"] / 1000)
-                    row.setdefault("p99_ms", []).append(out["p99_us"] / 1000)
-                    for name, pid in pids.items():
-                        used = (cpu_seconds(pid) - before[name]) * 1000 / out["requests"]
-                        row.setdefault(f"cpu_ms_{name}", []).append(used)
-                    row.setdefault("wall_s", []).append(took)
-                ratios.append(rate["voice"] / rate["bare"])
+                # Interleaved: each round starts with a different side.
+                order = SIDES[round_no % len(SIDES) :] + SIDES[: round_no % len(SIDES)]
+                for side in order:
+                    # Fresh ids every round and side: a service must never see a repeat.
+                    offset = (round_no * len(SIDES) + SIDES.index(side)) * DISTINCT
+                    script = Script(tmp, bases[side], path, offset)  # signed for its URL
+                    rate[side] = _measure(
+                        tool, bases[side], script, pids=_pids(servers[side].pid, nats_pid), row=per[side]
+                    )
+                ratios["ratio"].append(rate["voice"] / rate["bare"])
+                ratios["ratio_workers"].append(rate["voice_workers"] / rate["bare"])
             results[path] = {
-                side: {k: round(statistics.median(v), 2) for k, v in row.items() if k != "wall_s"}
+                side: {k: round(statistics.median(v), 2) for k, v in row.items()}
                 | {"req_per_s_range": [round(min(row["req_per_s"])), round(max(row["req_per_s"]))]}
                 for side, row in per.items()
-            } | {"ratio": round(statistics.median(ratios), 3), "ratios": [round(r, 3) for r in ratios]}
-        results["peak_rss_mb"] = round(tree_peak_rss_mb(real.pid), 1)
+            }
+            for name, values in ratios.items():
+                results[path][name] = round(statistics.median(values), 3)
+                results[path][name.replace("ratio", "ratios")] = [round(r, 3) for r in values]
+        results["peak_rss_mb"] = round(tree_peak_rss_mb(servers["voice"].pid), 1)
+        results["peak_rss_mb_workers"] = round(tree_peak_rss_mb(servers["voice_workers"].pid), 1)
     finally:
-        bare.stop()
-        real.stop()
+        for server in servers.values():
+            server.stop()
     results["load"] = f"wrk -t2 -c{CONNECTIONS} -d{SECONDS}s, {DISTINCT} distinct pre-signed requests"
-    results["goal"] = "ratio >= 0.9, p99 within 2x of bare"
+    results["workers"] = WORKERS
+    results["goal"] = "ratio (one process each) >= 0.9, p99 within 2x of bare; ratio_workers > ratio"
     return results
+
+
+SIDES = ("bare", "voice", "voice_workers")
+
+
+def _pids(server: int, nats: int | None) -> dict[str, int]:
+    return {"server": server} | ({"nats": nats} if nats else {})
+
+
+def _measure(
+    tool: tools.Tool, base: str, script: Script, *, pids: dict[str, int], row: dict[str, list[float]]
+) -> float:
+    """One wrk run against one side; appends its figures to `row` and returns its req/s."""
+    before = {name: cpu_seconds(p) for name, p in pids.items()}
+    out = wrk_run(tool, base, script)
+    if out["non_2xx"] or out["socket_errors"]:
+        raise RuntimeError(f"{base}: {out}")
+    rate = float(out["requests"] / (out["duration_us"] / 1e6))
+    row.setdefault("req_per_s", []).append(rate)
+    row.setdefault("p50_ms", []).append(out["p50_us"] / 1000)
+    row.setdefault("p99_ms", []).append(out["p99_us"] / 1000)
+    for name, p in pids.items():
+        row.setdefault(f"cpu_ms_{name}", []).append((cpu_seconds(p) - before[name]) * 1000 / out["requests"])
+    return rate

@@ -4,4 +4,5 @@ from services.common.lifecycle import run
 from services.intake_voice.app import main
 from services.intake_voice.config import load_config
 
-run("intake_voice", load_config, main)
+# uvloop: measured faster for the webhooks (bench/webhooks.py); asyncio's own loop elsewhere.
+run("intake_voice", load_config, main, uvloop=True)

@@ -11,6 +11,7 @@ from urllib.parse import parse_qsl
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from services.common.bus import Bus
 from services.common.http import HttpServer, health_app
@@ -22,8 +23,8 @@ from services.intake_voice.config import VoiceConfig
 from services.intake_voice.outbox import Outbox
 from services.intake_voice.signature import signed_url, valid
 from services.intake_voice.spool import Spool, Unpublishable
-from services.intake_voice.voice import Params, Spoken, Voice
-from services.policy.coverage import describe
+from services.intake_voice.voice import Params, Voice
+from services.intake_voice.workers import WebhookServer, Workers, listening_socket, watch_parent
 from services.policy.decide import oncall_at
 from services.policy.load import load_policy
 from services.wording import catalog as wording
@@ -34,6 +35,7 @@ __all__ = ["Voice", "build_app", "internal_app", "main"]
 log = logging.getLogger(__name__)
 XML = "application/xml"
 Handler = Callable[[Params], Awaitable[str]]
+Endpoint = Callable[[Request], Awaitable[Response]]
 
 _DAY_SECONDS = 86_400  # no recording outlasts a day (Twilio stops calls at 24 hours)
 _MAX_ERROR_CODE = 99_999  # Twilio error codes have five digits
@@ -71,7 +73,29 @@ def _refuse(status: int, text: str, **headers: str) -> Response:
     return Response(text, status_code=status, media_type="text/plain", headers=headers)
 
 
-def build_app(voice: Voice) -> FastAPI:
+class _WebhookLane:
+    """POSTs to a webhook path go straight to their endpoint; everything else goes to FastAPI.
+
+    Why: per webhook, FastAPI's middleware stack, route matching and dependency solving cost more
+    than the webhook's own work. The endpoint is the very function FastAPI routes to (and documents
+    in development), so answers are the same; an unexpected error still becomes uvicorn's 500.
+    """
+
+    def __init__(self, app: FastAPI, endpoints: dict[str, Endpoint]) -> None:
+        self.app = app
+        self.endpoints = endpoints
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] == "POST":
+            endpoint = self.endpoints.get(scope["path"])
+            if endpoint is not None:
+                response = await endpoint(Request(scope, receive))
+                await response(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
+def build_app(voice: Voice) -> ASGIApp:
     cfg = voice.cfg
     # API docs describe every route to whoever asks: only on a developer's machine.
     docs = cfg.environment == "development"
@@ -86,13 +110,10 @@ def build_app(voice: Voice) -> FastAPI:
         """The form params when X-Twilio-Signature matches the URL Twilio called, else None."""
         body = (await _capped_body(request, form.MAX_BODY_BYTES)).decode("utf-8", "replace")
         pairs = parse_qsl(body, keep_blank_values=True)
-        url = signed_url(
-            cfg.public_url,
-            request.url.path,
-            request.url.query,
-            request.headers,
-            trust_forwarded=cfg.trust_forwarded,
-        )
+        # Raw path and query from the ASGI scope: building Starlette's URL object costs more than the check.
+        path: str = request.scope["path"]
+        query = request.scope["query_string"].decode("latin-1")
+        url = signed_url(cfg.public_url, path, query, request.headers, trust_forwarded=cfg.trust_forwarded)
         ok = valid(
             voice.validator,
             url,
@@ -101,11 +122,15 @@ def build_app(voice: Voice) -> FastAPI:
             request.headers.get("x-twilio-webhooks-signature-settings", ""),
         )
         if not ok:
-            log.warning("rejected unsigned webhook", extra={"url": request.url.path})
+            log.warning("rejected unsigned webhook", extra={"url": path})
             return None
         params = dict(pairs)
-        params.update(dict(request.query_params))  # our own state, signed with the URL
+        params.update(parse_qsl(query, keep_blank_values=True))  # our own state, signed with the URL
         return params
+
+    endpoints: dict[str, Endpoint] = {}
+    # Fixed answers rendered once: TwiML rendering is a measurable share of a webhook's CPU.
+    silence, farewell = menu.empty(), voice.script.goodbye()
 
     def webhook(path: str) -> Callable[[Handler], Handler]:
         def register(handler: Handler) -> Handler:
@@ -134,6 +159,7 @@ def build_app(voice: Voice) -> FastAPI:
 
             endpoint.__name__ = handler.__name__
             app.add_api_route(path, endpoint, methods=["POST"], response_class=Response)
+            endpoints[path] = endpoint
             return handler
 
         return register
@@ -141,25 +167,20 @@ def build_app(voice: Voice) -> FastAPI:
     @webhook("/twilio/voice")
     async def incoming(p: Params) -> str:
         caller = voice.caller(p.get("From", ""))
-        coverage = describe(voice.policy, caller.client, voice.clock.now(), emergency=False)
-        offer = describe(voice.policy, caller.client, voice.clock.now(), emergency=True)
         name = caller.name or (caller.client.name if caller.client else None)
-        return voice.script.greeting(name, Spoken(coverage, offer.billable_fee), attempt=1, state={})
+        return voice.greeting(name, caller.client, attempt=1)
 
     @webhook("/twilio/voice/menu")
     async def choose(p: Params) -> str:
         caller = voice.caller(p.get("From", ""))
         attempt = form.bounded_int(p, "attempt", 1, menu.MAX_MENU_ATTEMPTS) or 1
         choice = parse.ivr_choice(p.get("Digits", ""), p.get("SpeechResult", ""))
-        now = voice.clock.now()
-        emergency_cov = describe(voice.policy, caller.client, now, emergency=True)
+        emergency_cov = voice.coverage(caller.client, emergency=True)
         if choice == "billable" and not emergency_cov.billable_fee:
             choice = None  # 9 was never offered to this caller
         if choice is None:
             if attempt < menu.MAX_MENU_ATTEMPTS:
-                normal = describe(voice.policy, caller.client, now, emergency=False)
-                spoken = Spoken(normal, emergency_cov.billable_fee)
-                return voice.script.greeting(None, spoken, attempt=attempt + 1, state={})
+                return voice.greeting(None, caller.client, attempt=attempt + 1)
             await voice.publish_call(voice.request(p, caller, subject="Voicemail", hints=("ivr:none",)))
             return voice.script.voicemail("", {"choice": "none"})
         digit = _CHOICE_DIGIT[choice]
@@ -175,7 +196,7 @@ def build_app(voice: Voice) -> FastAPI:
         )
         await voice.publish_call(req)
         if billable or emergency_cov.disposition == "page_oncall":
-            tech = voice.policy.tech(oncall_at(voice.policy, now))
+            tech = voice.policy.tech(oncall_at(voice.policy, voice.clock.now()))
             if tech is not None:
                 return voice.script.dial(tech.phone, {"choice": digit})
         return voice.script.voicemail(
@@ -194,13 +215,13 @@ def build_app(voice: Voice) -> FastAPI:
     @webhook("/twilio/voice/dial-result")
     async def dial_result(p: Params) -> str:
         if p.get("DialCallStatus", "") == "completed":
-            return voice.script.goodbye()
+            return farewell
         lead = voice.script.line("tech_unreachable")
         return voice.script.voicemail(lead, {"choice": p.get("choice", "")})
 
     @webhook("/twilio/voice/recorded")
     async def recorded(p: Params) -> str:
-        return voice.script.goodbye()
+        return farewell
 
     @webhook("/twilio/voice/recording")
     async def recording(p: Params) -> str:
@@ -214,7 +235,7 @@ def build_app(voice: Voice) -> FastAPI:
                 recording_seconds=form.bounded_int(p, "RecordingDuration", 0, _DAY_SECONDS),
             )
             await voice.outbox.send(s.REQUEST_AMENDED, amended, msg_id=amended.id)
-        return menu.empty()
+        return silence
 
     @webhook("/twilio/voice/transcription")
     async def transcription(p: Params) -> str:
@@ -228,7 +249,7 @@ def build_app(voice: Voice) -> FastAPI:
                 transcription=p.get("TranscriptionText", ""),
             )
             await voice.outbox.send(s.REQUEST_AMENDED, amended, msg_id=amended.id)
-        return menu.empty()
+        return silence
 
     @webhook("/twilio/voice/status")
     async def status(p: Params) -> str:
@@ -238,12 +259,12 @@ def build_app(voice: Voice) -> FastAPI:
             # duplicate, so "Missed call" is stored only when the caller never got that far.
             caller = voice.caller(p.get("From", ""))
             await voice.publish_call(voice.request(p, caller, subject="Missed call", hints=("missed_call",)))
-        return menu.empty()
+        return silence
 
     @webhook("/twilio/sms")
     async def sms(p: Params) -> str:
         await voice.receive_sms(p)
-        return menu.empty()
+        return silence
 
     @webhook("/twilio/sms/status")
     async def sms_status(p: Params) -> str:
@@ -263,7 +284,7 @@ def build_app(voice: Voice) -> FastAPI:
             )
             # Twilio retries callbacks it could not deliver; the msg id makes a retry a no-op.
             await voice.outbox.send(s.SMS_STATUS_REPORTED, report, msg_id=report.id)
-        return menu.empty()
+        return silence
 
     # Probes for a proxy or orchestrator in front of the public port say only up/ready; the details
     # and /metrics are on the internal port (internal_app).
@@ -276,7 +297,7 @@ def build_app(voice: Voice) -> FastAPI:
         ok = voice.ready()
         return JSONResponse({"status": "ready" if ok else "not ready"}, status_code=200 if ok else 503)
 
-    return app
+    return _WebhookLane(app, endpoints)
 
 
 def internal_app(voice: Voice) -> Any:
@@ -291,7 +312,7 @@ async def main(cfg: VoiceConfig, *, stop: asyncio.Event) -> None:
     outbox = Outbox(Spool(cfg.spool_dir), cfg.publish_timeout)
     voice = Voice(cfg=cfg, policy=policy, outbox=outbox, words=wording.load(cfg.templates or None))
     internal = HttpServer(internal_app(voice), cfg.host, cfg.http_port)
-    server = HttpServer(build_app(voice), cfg.host, cfg.port)
+    server = WebhookServer(build_app(voice), listening_socket(cfg.host, cfg.port, first=cfg.worker == 0))
     # Callers must hear the menu even while NATS is away: serve first, connect in the background.
     await internal.start()
     try:
@@ -301,7 +322,11 @@ async def main(cfg: VoiceConfig, *, stop: asyncio.Event) -> None:
         raise
     log.info(
         "listening",
-        extra={"url": f"http://{cfg.host}:{server.port}", "internal": f"http://{cfg.host}:{internal.port}"},
+        extra={
+            "url": f"http://{cfg.host}:{server.port}",
+            "internal": f"http://{cfg.host}:{internal.port}",
+            "worker": cfg.worker,
+        },
     )
 
     async def connect() -> None:
@@ -312,6 +337,13 @@ async def main(cfg: VoiceConfig, *, stop: asyncio.Event) -> None:
 
     connector = asyncio.create_task(connect())
     flusher = asyncio.create_task(outbox.run(stop, cfg.respool_interval))
+    # Worker 0 starts and keeps the others (each its own NATS connection; the spool folder is shared,
+    # files claimed by lock); the others stop when worker 0 is gone.
+    keeper: asyncio.Task[None] | None = None
+    if cfg.worker == 0 and cfg.workers > 1:
+        keeper = asyncio.create_task(Workers(cfg, server.port).run(stop))
+    elif cfg.worker > 0:
+        keeper = asyncio.create_task(watch_parent(stop))
     try:
         await stop.wait()
     finally:
@@ -321,5 +353,7 @@ async def main(cfg: VoiceConfig, *, stop: asyncio.Event) -> None:
         with contextlib.suppress(BaseException):
             await connector
         await flusher
+        if keeper is not None:
+            await keeper
         if outbox.bus is not None:
             await outbox.bus.close()

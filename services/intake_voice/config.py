@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from typing import Annotated
 
 import msgspec
 
@@ -19,6 +20,8 @@ from services.common.config import (
 )
 from services.wording import catalog as wording
 from services.wording.catalog import WordingError
+
+_MAX_WORKERS = 64
 
 
 class VoiceConfig(msgspec.Struct, frozen=True, kw_only=True):
@@ -37,6 +40,19 @@ class VoiceConfig(msgspec.Struct, frozen=True, kw_only=True):
     region: str = "US"  # default region for caller ids without a country code
     environment: Environment = "production"  # development also serves /docs, /redoc, /openapi.json
     bus: BusConfig = BusConfig()
+    # Processes sharing the public port (SO_REUSEPORT), nothing else but NATS and the spool folder;
+    # FRONTDESK_VOICE_WORKERS unset or 0 means one per core. Worker i > 0 serves its internal port
+    # on http_port + i (0 stays 0: any free port).
+    workers: Annotated[int, msgspec.Meta(ge=1, le=_MAX_WORKERS)] = 1
+    worker: Annotated[int, msgspec.Meta(ge=0, lt=_MAX_WORKERS)] = 0  # this process's index; set by worker 0
+
+
+def _default_workers(source: Mapping[str, str]) -> dict[str, int]:
+    """{"workers": cores} when FRONTDESK_VOICE_WORKERS is unset or 0, else nothing (loaded as given)."""
+    if source.get("FRONTDESK_VOICE_WORKERS", "").strip() in ("", "0"):
+        # The cores this process may run on (a container's cpuset), not every core of the host.
+        return {"workers": min(len(os.sched_getaffinity(0)) or 1, _MAX_WORKERS)}
+    return {}
 
 
 def load_config(env: Mapping[str, str] | None = None) -> VoiceConfig:
@@ -51,6 +67,7 @@ def load_config(env: Mapping[str, str] | None = None) -> VoiceConfig:
         auth_token=Secret(source.get("FRONTDESK_TWILIO_AUTH_TOKEN", "")),
         environment=environment,
         bus=load_bus(source),
+        **_default_workers(source),
     )
     if cfg.templates:
         try:

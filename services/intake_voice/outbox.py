@@ -56,22 +56,26 @@ class Outbox:
         return self.spool.path(msg_id).exists()
 
     async def flush(self) -> int:
-        """Republish spooled events in arrival order; each file is deleted only after its PubAck."""
+        """Republish spooled events in arrival order; each file is removed only after its PubAck, while
+        this worker holds it (Spool.claim): workers sharing the folder never publish one file twice."""
         if self.bus is None or not self.bus.connected:
             return 0
         sent = 0
-        for path, entry in self.spool.pending():
-            try:
-                await self.bus.publish_bytes(
-                    entry.subject, bytes(entry.payload), msg_id=entry.msg_id, timeout=self.timeout
-                )
-            except PublishFailed as exc:
-                reason = _permanent(exc)
-                if reason is not None:
-                    self.spool.reject(path, reason)
+        for path in self.spool.pending():
+            with self.spool.claim(path) as entry:
+                if entry is None:
                     continue
-                break  # still down: keep the rest, in order, for the next round
-            self.spool.remove(path)
+                try:
+                    await self.bus.publish_bytes(
+                        entry.subject, bytes(entry.payload), msg_id=entry.msg_id, timeout=self.timeout
+                    )
+                except PublishFailed as exc:
+                    reason = _permanent(exc)
+                    if reason is not None:
+                        self.spool.reject(path, reason)
+                        continue
+                    break  # still down: keep the rest, in order, for the next round
+                self.spool.remove(path)
             sent += 1
         self.republished += sent
         return sent

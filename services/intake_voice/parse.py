@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from typing import Literal
 
@@ -90,8 +91,13 @@ def ticket_number(digits: str, speech: str) -> str | None:
     return f"SR-{raw}" if 1 <= len(raw) <= 9 else None
 
 
+@functools.lru_cache(maxsize=4096)
 def e164(raw: str, region: str = "US") -> str | None:
-    """Normalize a caller id to E.164; None for anonymous/unparseable ids."""
+    """Normalize a caller id to E.164; None for anonymous/unparseable ids.
+
+    Memoized (bounded): phonenumbers' parse is a large share of a webhook's CPU, and each SMS asks
+    for its sender twice while repeat callers and the policy's own numbers recur.
+    """
     try:
         number = phonenumbers.parse(raw, region)
     except phonenumbers.NumberParseException:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import logging
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import msgspec
@@ -69,8 +71,8 @@ class Spool:
         """Files waiting, without reading them (for readiness details)."""
         return sum(1 for _ in self.folder.glob("*.json")) if self.folder.is_dir() else 0
 
-    def pending(self) -> list[tuple[Path, Spooled]]:
-        """Waiting events, oldest first. A file that can never be published is moved aside, not skipped
+    def pending(self) -> list[Path]:
+        """Waiting files, oldest first. One that can never be published is moved aside, not skipped
         forever or retried forever: it must not hold up the files behind it, and ops must see it."""
         if not self.folder.is_dir():
             return []
@@ -85,20 +87,48 @@ class Spool:
                 self.reject(path, "too_large")
                 continue
             dated.append((stat.st_mtime, path))
-        entries: list[tuple[Path, Spooled]] = []
-        for _, path in sorted(dated):
+        return [path for _, path in sorted(dated)]
+
+    @contextlib.contextmanager
+    def claim(self, path: Path) -> Iterator[Spooled | None]:
+        """The file's event while this process alone holds it, else None (another worker has it, or
+        it was published and removed meanwhile).
+
+        Workers share the folder: an exclusive lock on the open file decides who publishes it, and
+        the holder removes it before letting go, so no file is published twice by two workers. A
+        worker that dies mid-publish drops its lock with it, so no file is stranded either.
+        """
+        try:
+            handle = open(path, "rb")  # noqa: SIM115 (held open across the yield: the lock lives on it)
+        except OSError:
+            yield None  # flushed or moved meanwhile
+            return
+        with handle:
             try:
-                entry = _decoder.decode(path.read_bytes())
-            except OSError:
-                continue  # flushed or moved meanwhile
+                fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                yield None  # another worker is publishing it right now
+                return
+            # The lock may come just after the holder removed (or a retry replaced) the file: only the
+            # file still at `path` counts.
+            try:
+                current = os.stat(path).st_ino
+            except FileNotFoundError:
+                current = None
+            if current != os.fstat(handle.fileno()).st_ino:
+                yield None
+                return
+            try:
+                entry = _decoder.decode(handle.read())
             except msgspec.DecodeError:
                 self.reject(path, "undecodable")
-                continue
+                yield None
+                return
             if not entry.subject or not entry.msg_id.isprintable() or not entry.msg_id:
                 self.reject(path, "undecodable")
-                continue
-            entries.append((path, entry))
-        return entries
+                yield None
+                return
+            yield entry
 
     def remove(self, path: Path) -> None:
         path.unlink(missing_ok=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from prometheus_client import Counter
 from twilio.request_validator import RequestValidator
@@ -15,7 +16,7 @@ from services.contracts.requests import Attachment, Priority, Sender, ServiceReq
 from services.intake_voice import form, menu, parse
 from services.intake_voice.config import VoiceConfig
 from services.intake_voice.outbox import Outbox
-from services.policy.coverage import Coverage
+from services.policy.coverage import Coverage, describe
 from services.policy.decide import identify
 from services.policy.model import Client, Policy
 from services.wording.catalog import Wording
@@ -55,6 +56,48 @@ class Voice:
         self.tech_phones = {
             phone: t.id for t in self.policy.techs if (phone := parse.e164(t.phone, self.cfg.region))
         }
+        self._minute: datetime | None = None
+        self._coverages: dict[tuple[str | None, bool], Coverage] = {}
+        self._greetings: dict[tuple[str | None, str | None, int], str] = {}
+
+    # -- what the caller hears -------------------------------------------------------------------
+
+    def _this_minute(self) -> datetime:
+        """The current minute; answers memoized for an earlier minute are dropped."""
+        minute = self.clock.now().replace(second=0, microsecond=0)
+        if minute != self._minute:
+            self._minute = minute
+            self._coverages.clear()
+            self._greetings.clear()
+        return minute
+
+    def coverage(self, client: Client | None, *, emergency: bool) -> Coverage:
+        """What the client's plan covers now, worked out once per client and minute.
+
+        Why: every call asks it twice (normal and emergency) and each caller of a client asks the
+        same. Calendars, on-call handoffs and targets are whole minutes and the answer is spoken to
+        the minute, so the start of the minute gives every call in it the same words.
+        """
+        minute = self._this_minute()
+        key = (client.id if client is not None else None, emergency)
+        found = self._coverages.get(key)
+        if found is None:
+            found = self._coverages[key] = describe(self.policy, client, minute, emergency=emergency)
+        return found
+
+    def greeting(self, name: str | None, client: Client | None, *, attempt: int) -> str:
+        """The greeting and menu as TwiML, rendered once per caller name, client, attempt and minute
+        (names come from the policy, so the memo is bounded by it)."""
+        minute = self._this_minute()
+        key = (name, client.id if client is not None else None, attempt)
+        found = self._greetings.get(key)
+        if found is None:
+            normal = self.coverage(client, emergency=False)
+            offer = self.coverage(client, emergency=True).billable_fee
+            found = self.script.greeting(name, Spoken(normal, offer), attempt=attempt, state={})
+            if self._minute == minute:
+                self._greetings[key] = found
+        return found
 
     # -- identification ------------------------------------------------------------------------
 

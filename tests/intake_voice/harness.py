@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -13,12 +16,14 @@ from twilio.request_validator import RequestValidator
 
 from services.common.bus import Bus
 from services.common.clock import ManualClock
+from services.common.process import ROOT
 from services.contracts import subjects as s
 from services.contracts.requests import ServiceRequest
 from services.intake_voice.app import Voice
 from services.intake_voice.spool import Spool
 
 TOKEN = "test-auth-token"
+STRONG_TOKEN = "0f1e2d3c4b5a69788796a5b4c3d2e1f0"  # 32 hex digits: starts in production
 PUBLIC = "https://voice.example.com"
 SATURDAY = datetime(2026, 11, 21, 21, 0, tzinfo=UTC)  # 3 PM Chicago: after hours
 TUESDAY = datetime(2026, 11, 24, 16, 0, tzinfo=UTC)  # 10 AM Chicago: business hours
@@ -74,4 +79,23 @@ async def stream_counts(bus: Bus) -> dict[str, int]:
     return {
         stream: (await bus.js.stream_info(stream)).state.messages
         for stream in (s.STREAM_REQUESTS, s.STREAM_REPLIES)
+    }
+
+
+def process_env(
+    bus: Mapping[str, str], spool: Path, *, port: int, http_port: int, workers: int
+) -> dict[str, str]:
+    """The environment of `python -m services.intake_voice` in production mode, signed with STRONG_TOKEN;
+    `bus` holds the FRONTDESK_NATS_* settings it connects with."""
+    return {
+        **os.environ,
+        "FRONTDESK_ENV": "production",
+        **bus,
+        "FRONTDESK_POLICY": str(ROOT / "deploy" / "policy.example.yaml"),
+        "FRONTDESK_TWILIO_AUTH_TOKEN": STRONG_TOKEN,
+        "FRONTDESK_VOICE_PORT": str(port),
+        "FRONTDESK_VOICE_HTTP_PORT": str(http_port),
+        "FRONTDESK_VOICE_PUBLIC_URL": PUBLIC,
+        "FRONTDESK_VOICE_SPOOL_DIR": str(spool),
+        "FRONTDESK_VOICE_WORKERS": str(workers),
     }

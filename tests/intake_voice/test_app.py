@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import json
 import time
+from datetime import timedelta
 from pathlib import Path
 
 import httpx
@@ -19,12 +20,14 @@ from services.contracts import subjects as s
 from services.contracts.events import OptOutChanged, RequestAmended, SmsStatusReported, TechReplied
 from services.intake_voice.app import Voice, build_app, main
 from services.intake_voice.config import VoiceConfig
+from services.policy.coverage import describe
 from tests.conftest import corpus
 from tests.intake_voice.harness import (
     ALICE,
     GARY,
     OMAR,
     PUBLIC,
+    SATURDAY,
     TARA,
     TOKEN,
     TUESDAY,
@@ -417,3 +420,25 @@ async def test_metrics_count_requests_by_channel(harness: Harness) -> None:
     assert 'frontdesk_requests_received_total{channel="sms"}' in metrics
     assert 'frontdesk_messages_refused_total{reason="invalid_signature"} 1.0' in metrics
     assert len(await requests(harness.bus)) == 1
+
+
+async def test_coverage_and_greeting_are_worked_out_once_a_minute_and_follow_the_clock(
+    harness: Harness,
+) -> None:
+    voice = harness.voice
+    acme = voice.caller(ALICE).client
+    assert acme is not None
+    harness.clock.set(SATURDAY + timedelta(seconds=17))
+    first = voice.coverage(acme, emergency=True)
+    # Exactly what the policy says at the start of the minute, for every call within it.
+    assert first == describe(voice.policy, acme, SATURDAY, emergency=True)
+    harness.clock.advance(timedelta(seconds=40))
+    assert voice.coverage(acme, emergency=True) is first
+    greeting = voice.greeting("Alice", acme, attempt=1)
+    assert voice.greeting("Alice", acme, attempt=1) is greeting and "Press 9" in greeting
+    # Monday morning the after-hours offer is gone: a new minute is worked out again.
+    harness.clock.set(TUESDAY)
+    assert voice.coverage(acme, emergency=True) == describe(voice.policy, acme, TUESDAY, emergency=True)
+    assert "Press 9" not in voice.greeting("Alice", acme, attempt=1)
+    answered = await harness.post("/twilio/voice", call("CA77"))
+    assert answered.status_code == 200 and "Press 9" not in answered.text

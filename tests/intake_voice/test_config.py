@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
@@ -80,3 +81,14 @@ def test_a_voice_template_that_cannot_render_refuses_the_start(tmp_path: Path) -
     greeting.write_text("Hello {{ caller }}")  # the greeting has `name`, not `caller`
     with pytest.raises(ConfigError, match=re.escape(f"FRONTDESK_TEMPLATES: {greeting}: ")):
         load_config(env)
+
+
+def test_workers_default_to_one_per_core_and_are_bounded() -> None:
+    env = {"FRONTDESK_ENV": "development", "FRONTDESK_TWILIO_AUTH_TOKEN": REAL_LOOKING}
+    cores = len(os.sched_getaffinity(0))
+    assert load_config(env).workers == min(cores, 64) and load_config(env).worker == 0
+    assert load_config({**env, "FRONTDESK_VOICE_WORKERS": "0"}).workers == min(cores, 64)
+    assert load_config({**env, "FRONTDESK_VOICE_WORKERS": "3"}).workers == 3
+    for bad in ("-1", "65", "many"):
+        with pytest.raises(ConfigError, match="FRONTDESK_VOICE_WORKERS"):
+            load_config({**env, "FRONTDESK_VOICE_WORKERS": bad})

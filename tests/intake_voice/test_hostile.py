@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,13 +16,22 @@ from hypothesis import strategies as st
 from twilio.request_validator import RequestValidator
 
 from services.common.natsserver import free_ports
-from services.common.process import ROOT, ChildProcess
+from services.common.process import ChildProcess
 from services.intake_voice import form
 from tests.conftest import AuthServer
-from tests.intake_voice.harness import ALICE, PUBLIC, Harness, call, requests, stream_counts
+from tests.intake_voice.harness import (
+    ALICE,
+    PUBLIC,
+    STRONG_TOKEN,
+    Harness,
+    call,
+    process_env,
+    requests,
+    stream_counts,
+)
 
-STRONG_TOKEN = "0f1e2d3c4b5a69788796a5b4c3d2e1f0"  # 32 hex digits: starts in production
 ATTACK_BYTES = 300 * 1024 * 1024  # the size the review sent
+RESET = b"connection reset by the server"
 CHUNK = 64 * 1024
 
 
@@ -66,6 +74,10 @@ async def _send_until_answered(port: int, head: bytes, piece: bytes) -> tuple[by
         pass  # the server closed on us (what we want) or stopped reading
     try:
         return await asyncio.wait_for(answer, 10), sent
+    except ConnectionResetError:
+        # The server closed with our unread bytes in its buffer, so its kernel answered with a reset,
+        # which can overtake the 413 on the way to us. The metrics check below proves why it closed.
+        return RESET, sent
     finally:
         writer.close()
         with contextlib.suppress(ConnectionError):
@@ -83,17 +95,10 @@ def _rss_mb(pid: int, key: str) -> float:
 def voice_process(nats_server: AuthServer, tmp_path: Path) -> Iterator[tuple[ChildProcess, int, int]]:
     """`python -m services.intake_voice` in production mode on free ports: (process, public, internal)."""
     port, http_port = free_ports(2)
-    env = {
-        **os.environ,
-        "FRONTDESK_ENV": "production",
-        **nats_server.service_env("intake_voice"),
-        "FRONTDESK_POLICY": str(ROOT / "deploy" / "policy.example.yaml"),
-        "FRONTDESK_TWILIO_AUTH_TOKEN": STRONG_TOKEN,
-        "FRONTDESK_VOICE_PORT": str(port),
-        "FRONTDESK_VOICE_HTTP_PORT": str(http_port),
-        "FRONTDESK_VOICE_PUBLIC_URL": PUBLIC,
-        "FRONTDESK_VOICE_SPOOL_DIR": str(tmp_path / "spool"),
-    }
+    # One process: its memory and its /metrics see every request.
+    env = process_env(
+        nats_server.service_env("intake_voice"), tmp_path / "spool", port=port, http_port=http_port, workers=1
+    )
     nats_server.create_topology()  # ops' step: the service's own user may not create streams
     proc = ChildProcess.service("intake_voice", env, log_dir=tmp_path)
     try:
@@ -124,8 +129,8 @@ async def test_300_mb_streamed_body_is_refused_without_being_read(
         port, base + b"Content-Length: %d\r\n\r\n" % ATTACK_BYTES, b"a" * CHUNK
     )
     peak = _rss_mb(proc.pid, "VmHWM")
-    assert chunked.startswith(b"HTTP/1.1 413 "), chunked[:200]
-    assert declared.startswith(b"HTTP/1.1 413 "), declared[:200]
+    assert chunked.startswith(b"HTTP/1.1 413 ") or chunked == RESET, chunked[:200]
+    assert declared.startswith(b"HTTP/1.1 413 ") or declared == RESET, declared[:200]
     # What got through is the cap plus socket buffers, not the 300 MB offered.
     assert chunked_sent < 32 * 1024 * 1024 and declared_sent < 32 * 1024 * 1024
     assert peak - before < 40, f"RSS {before:.0f} MB before, peak {peak:.0f} MB"

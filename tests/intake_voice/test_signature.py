@@ -52,3 +52,26 @@ def test_signed_url_uses_public_url_unless_forwarding_is_trusted() -> None:
         signed_url("http://10.0.0.5:8080", "/twilio/sms", "", headers, trust_forwarded=True)
         == "https://evil.example/twilio/sms"
     )
+
+
+def test_signature_over_the_url_with_or_without_its_default_port_is_accepted() -> None:
+    # One HMAC decides the usual case; Twilio sometimes signs the URL with :443 (or without it), and the
+    # SDK's two-variant check still accepts that, while a forgery fails both ways.
+    validator = RequestValidator("12345")
+    params = [("CallSid", "CA1"), ("Digits", "1"), ("Digits", "2")]
+    grouped = {"CallSid": "CA1", "Digits": "1"}
+    bare, ported = "https://voice.example.com/twilio/voice", "https://voice.example.com:443/twilio/voice"
+    for signed_as, checked_as in ((bare, bare), (ported, bare), (bare, ported), (ported, ported)):
+        signature = validator.compute_signature(signed_as, _Multi(params))
+        assert valid(validator, checked_as, params, signature), (signed_as, checked_as)
+        assert not valid(validator, checked_as, params, validator.compute_signature(signed_as, grouped))
+        assert not valid(validator, checked_as, params, "é" + signature[1:])  # non-ASCII: refused, no crash
+
+
+class _Multi(dict[str, str]):
+    def __init__(self, pairs: list[tuple[str, str]]) -> None:
+        super().__init__(pairs)
+        self.pairs = pairs
+
+    def getall(self, key: str) -> list[str]:
+        return [value for name, value in self.pairs if name == key]

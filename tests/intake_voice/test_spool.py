@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import msgspec
@@ -60,7 +62,7 @@ def test_oversized_file_is_rejected_without_being_read(tmp_path: Path) -> None:
     with open(huge, "wb") as handle:
         handle.truncate(512 * 1024 * 1024)  # sparse: reading it would cost half a gigabyte
     (ok,) = _spool_files(spool, 1)
-    assert [path for path, _ in spool.pending()] == [ok]
+    assert spool.pending() == [ok]
     assert reasons == ["too_large"] and (spool.rejected_folder / huge.name).exists()
 
 
@@ -101,3 +103,65 @@ async def test_webhook_spool_rejections_show_in_metrics_and_readiness(harness: H
     assert 'frontdesk_voice_spool_rejected_total{reason="undecodable"} 1.0' in metrics
     ready = (await harness.internal.get("/readyz")).json()
     assert (ready["spooled"], ready["spool_rejected"]) == (0, 1)
+
+
+async def test_workers_sharing_a_spool_publish_each_file_exactly_once(bus: Bus, tmp_path: Path) -> None:
+    # Two workers' outboxes on one folder flush at once. JetStream would hide a second publish of a
+    # msg id, so the publishes themselves are counted: together exactly one per file.
+    folder = tmp_path / "spool"
+    files = _spool_files(Spool(folder), 40)
+    first, second = Outbox(Spool(folder), 2.0, bus), Outbox(Spool(folder), 2.0, bus)
+    counts = await asyncio.gather(first.flush(), second.flush(), first.flush(), second.flush())
+    assert sum(counts) == len(files) and Spool(folder).count() == 0
+    found = await stored(bus, s.STREAM_REPLIES)
+    assert sorted(headers["Nats-Msg-Id"] for _, headers, _ in found) == sorted(f"SM{i}" for i in range(40))
+
+
+def test_a_claimed_file_is_skipped_by_other_workers_and_gone_after_removal(tmp_path: Path) -> None:
+    mine, theirs = Spool(tmp_path), Spool(tmp_path)
+    (path,) = _spool_files(mine, 1)
+    with mine.claim(path) as entry:
+        assert entry is not None and entry.msg_id == "SM0"
+        with theirs.claim(path) as other:
+            assert other is None  # locked by the first worker
+        mine.remove(path)
+    with theirs.claim(path) as late:
+        assert late is None  # published and removed: never a second time
+
+
+def test_a_claim_on_a_replaced_file_is_refused(tmp_path: Path) -> None:
+    # A worker that opened the file before another published, removed and (on a retry) spooled the
+    # same id again must not publish the stale copy it holds open.
+    spool = Spool(tmp_path)
+    (path,) = _spool_files(spool, 1)
+    with open(path, "rb") as stale:
+        spool.remove(path)
+        spool.put(s.TECH_REPLIED, "SM0", b"{}")
+        assert os.fstat(stale.fileno()).st_ino != path.stat().st_ino
+    with spool.claim(path) as entry:
+        assert entry is not None  # the new file is claimable
+
+
+def test_a_dead_workers_claim_is_released(tmp_path: Path) -> None:
+    # The lock lives on the open file: a worker killed mid-publish strands nothing.
+    spool = Spool(tmp_path)
+    (path,) = _spool_files(spool, 1)
+    child = subprocess.Popen(
+        [sys.executable, "-c", _HOLD_LOCK, str(path)], stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    assert child.stdout is not None and child.stdout.readline().strip() == b"locked"
+    with spool.claim(path) as entry:
+        assert entry is None
+    child.kill()
+    child.wait()
+    with spool.claim(path) as entry:
+        assert entry is not None and entry.msg_id == "SM0"
+
+
+_HOLD_LOCK = """
+import fcntl, sys, time
+handle = open(sys.argv[1], "rb")
+fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+print("locked", flush=True)
+time.sleep(60)
+"""
