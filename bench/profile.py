@@ -70,6 +70,7 @@ def main(kind: str, seconds: int) -> None:
                 FRONTDESK_VOICE_PORT=str(port),
                 FRONTDESK_VOICE_PUBLIC_URL=base,
                 FRONTDESK_VOICE_SPOOL_DIR=str(run.tmp / "spool"),
+                FRONTDESK_VOICE_WORKERS="1",  # py-spy samples one process: let it be the only one
             )
             service = stack.service("intake_voice", env, run.logs)
             service.wait_port(port)
