@@ -22,6 +22,29 @@ from tests.compose.engine import ROOT, DockerEngine
 T = TypeVar("T")
 IMAGE = "frontdesk:0.1.0"
 TIMELINE = ("python", "-m", "services.timeline")
+# Run by the ops tool container: every ticket in KV as {number: subject}. One listing, not a loop.
+TICKETS = """
+import asyncio, json
+from services.common.bus import Bus
+from services.common.config import load_bus
+from services.contracts import subjects as s
+
+async def main():
+    bus = await Bus.connect(load_bus(), "compose-test")
+    try:
+        kv = await bus.js.key_value(s.KV_TICKETS)
+        found = {}
+        for key in await kv.keys():
+            entry = await kv.get(key)
+            if entry.value:
+                ticket = json.loads(entry.value)
+                found[ticket["number"]] = ticket["subject"]
+        print(json.dumps(found))
+    finally:
+        await bus.close()
+
+asyncio.run(main())
+"""
 # What the image build reads (see .dockerignore) plus the compose files: the copy keeps the developer's
 # own deploy/.env untouched, and deploy/.env is made exactly as the README says, from .env.example.
 COPIED = ("pyproject.toml", "constraints.txt", "README.md", ".dockerignore", "services", "deploy")
@@ -98,7 +121,12 @@ class ComposeStack:
         return done.stdout
 
     def up(self, *extra: str, timeout: float = 600.0) -> None:
-        self.compose("up", "-d", "--wait", *extra, timeout=timeout)
+        try:
+            self.compose("up", "-d", "--wait", *extra, timeout=timeout)
+        except ComposeError as exc:
+            # Whoever reads the CI log needs the services' own words, not only "unhealthy".
+            logs = self.compose("logs", "--no-color", "--tail", "15", timeout=60)
+            raise ComposeError(f"{exc}\n--- last log lines ---\n{logs}") from None
 
     def down(self, *extra: str) -> None:
         self.compose("down", "--timeout", "10", *extra, timeout=180)
@@ -129,6 +157,11 @@ class ComposeStack:
         out = self.compose("run", "--rm", "-T", "ops", *TIMELINE, client_id, "--json")
         entries: list[dict[str, Any]] = json.loads(out)
         return entries
+
+    def tickets(self) -> dict[str, str]:
+        """Every ticket in KV `fd_tickets` (number -> subject), read by the `ops` tool container."""
+        found: dict[str, str] = json.loads(self.compose("run", "--rm", "-T", "ops", "python", "-c", TICKETS))
+        return found
 
     def leftovers(self) -> dict[str, int]:
         """Containers, networks and volumes still labelled with this project."""

@@ -153,12 +153,14 @@ def test_killed_service_restarts_and_email_still_becomes_sms(stack: ComposeStack
 def test_down_and_up_keep_tickets_and_timelines(stack: ComposeStack) -> None:
     before = stack.timeline("acme")
     tickets = routed_tickets(before)
-    assert tickets
+    stored = stack.tickets()
+    assert set(stored) == tickets
     stack.down()
     stack.up()
     after = stack.timeline("acme")
     assert [e["id"] for e in after[: len(before)]] == [e["id"] for e in before]
     assert routed_tickets(after) == tickets
+    assert stack.tickets() == stored
     # The ticket counter lives in KV too: numbering goes on instead of starting over at SR-1001.
     ticket, _ = email_becomes_sms(stack, Sandbox(*stack.address("sandbox", 8025)), "The VPN")
     assert ticket not in tickets
