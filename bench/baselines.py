@@ -27,10 +27,12 @@ async def smtp_sink(port: int) -> None:
 def http_twiml(port: int) -> None:
     app = FastAPI()
 
-    @app.post("/twilio/sms")
-    async def sms(request: Request) -> Response:
+    async def twiml(request: Request) -> Response:
         await request.form()
         return Response(TWIML, media_type="application/xml")
+
+    for path in ("/twilio/sms", "/twilio/voice"):
+        app.add_api_route(path, twiml, methods=["POST"])
 
     uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
 

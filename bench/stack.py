@@ -67,6 +67,8 @@ def service_env(nats_url: str, **extra: str) -> dict[str, str]:
             "FRONTDESK_SMTP_HTTP_PORT": str(free_port()),
             "FRONTDESK_ROUTER_HTTP_PORT": str(free_port()),
             "FRONTDESK_NOTIFIER_HTTP_PORT": str(free_port()),
+            "FRONTDESK_VOICE_HTTP_PORT": str(free_port()),
+            "FRONTDESK_ENV": "development",  # the bench's short tokens are refused in production
             # The benchmark offers far more mail per client IP than the production rate limit allows.
             "FRONTDESK_SMTP_RATE_PER_MINUTE": "1000000",
             "FRONTDESK_SMTP_MAX_SESSIONS": "1000",

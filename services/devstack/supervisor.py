@@ -33,6 +33,7 @@ DEV_DEFAULTS = {
     "FRONTDESK_SMTP_PORT": "2525",
     "FRONTDESK_VOICE_HOST": "127.0.0.1",
     "FRONTDESK_VOICE_PORT": "8080",
+    "FRONTDESK_VOICE_HTTP_PORT": "9104",
     "FRONTDESK_VOICE_PUBLIC_URL": "http://127.0.0.1:8080",
     "FRONTDESK_SANDBOX_PORT": "8025",
     "FRONTDESK_SANDBOX_SMTP_PORT": "2526",
@@ -60,7 +61,10 @@ CHILDREN = (
     Child("router", ()),
     Child("notifier", ()),
     Child("intake_email", (("smtp intake", "FRONTDESK_SMTP_PORT"),)),
-    Child("intake_voice", (("twilio webhooks", "FRONTDESK_VOICE_PORT"),)),
+    Child(
+        "intake_voice",
+        (("twilio webhooks", "FRONTDESK_VOICE_PORT"), ("voice http", "FRONTDESK_VOICE_HTTP_PORT")),
+    ),
 )
 
 

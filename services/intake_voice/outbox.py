@@ -7,12 +7,20 @@ import contextlib
 import logging
 
 import msgspec
+from nats.errors import BadSubjectError, MaxPayloadError
 
 from services.common.bus import Bus, PublishFailed
-from services.intake_voice.spool import Spool
+from services.intake_voice.spool import Spool, Unpublishable
 
 log = logging.getLogger(__name__)
 _encoder = msgspec.json.Encoder()
+# Failures no retry can fix: the file is moved aside instead of blocking every file behind it.
+_PERMANENT: dict[type[Exception], str] = {MaxPayloadError: "too_large", BadSubjectError: "bad_subject"}
+
+
+def _permanent(exc: PublishFailed) -> str | None:
+    """The rejection reason when no retry can ever publish this event, else None (worth retrying)."""
+    return next((reason for kind, reason in _PERMANENT.items() if isinstance(exc.__cause__, kind)), None)
 
 
 class Outbox:
@@ -24,13 +32,20 @@ class Outbox:
         self.republished = 0
 
     async def send(self, subject: str, message: msgspec.Struct, *, msg_id: str) -> bool:
-        """True when JetStream acknowledged; False when the event was spooled for later."""
+        """True when JetStream acknowledged; False when the event was spooled for later.
+
+        Unpublishable (nothing sent, nothing spooled) when the event could never be published.
+        """
         payload = _encoder.encode(message)
+        if len(payload) > self.spool.max_bytes:
+            raise Unpublishable(f"{subject}: {len(payload)} bytes, at most {self.spool.max_bytes}")
         if self.bus is not None:
             try:
                 await self.bus.publish_bytes(subject, payload, msg_id=msg_id, timeout=self.timeout)
                 return True
             except PublishFailed as exc:
+                if _permanent(exc) is not None:
+                    raise Unpublishable(f"{subject}: refused by NATS ({exc})") from exc
                 log.warning("publish failed, spooling", extra={"subject": subject, "error": repr(exc)})
         # Blocking file write on purpose: it is small, and it must be on disk before we answer Twilio.
         self.spool.put(subject, msg_id, payload)
@@ -50,7 +65,11 @@ class Outbox:
                 await self.bus.publish_bytes(
                     entry.subject, bytes(entry.payload), msg_id=entry.msg_id, timeout=self.timeout
                 )
-            except PublishFailed:
+            except PublishFailed as exc:
+                reason = _permanent(exc)
+                if reason is not None:
+                    self.spool.reject(path, reason)
+                    continue
                 break  # still down: keep the rest, in order, for the next round
             self.spool.remove(path)
             sent += 1

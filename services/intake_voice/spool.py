@@ -3,10 +3,19 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import msgspec
+
+log = logging.getLogger(__name__)
+
+# NATS refuses messages over its max_payload (1 MiB by default). Half of that, plus the JSON envelope,
+# keeps every spooled event publishable; intake_voice's 64 KiB body cap keeps real events far below.
+MAX_EVENT_BYTES = 512 * 1024
+_ENVELOPE = 4096  # subject, msg id and JSON punctuation around the payload
 
 
 class Spooled(msgspec.Struct, frozen=True, kw_only=True):
@@ -15,19 +24,35 @@ class Spooled(msgspec.Struct, frozen=True, kw_only=True):
     payload: msgspec.Raw
 
 
+class Unpublishable(ValueError):
+    """An event NATS could never take (over MAX_EVENT_BYTES, a bad subject): neither sent nor spooled."""
+
+
 _encoder = msgspec.json.Encoder()
 _decoder = msgspec.json.Decoder(Spooled)
 
 
 class Spool:
-    def __init__(self, folder: str | Path) -> None:
+    def __init__(
+        self,
+        folder: str | Path,
+        *,
+        max_bytes: int = MAX_EVENT_BYTES,
+        on_reject: Callable[[str], None] | None = None,
+    ) -> None:
         self.folder = Path(folder)
+        self.rejected_folder = self.folder / "rejected"
+        self.max_bytes = max_bytes
+        self.on_reject = on_reject  # counts rejections by reason (a metric); set by the service
+        self.rejected = 0
 
     def path(self, msg_id: str) -> Path:
         # Named by msg id (hashed: ids may hold ':' or '/'); a second spool of one id overwrites itself.
         return self.folder / f"{hashlib.sha256(msg_id.encode()).hexdigest()[:32]}.json"
 
     def put(self, subject: str, msg_id: str, payload: bytes) -> Path:
+        if len(payload) > self.max_bytes:
+            raise Unpublishable(f"{subject}: {len(payload)} bytes, at most {self.max_bytes} are spooled")
         self.folder.mkdir(parents=True, exist_ok=True)
         final = self.path(msg_id)
         tmp = final.with_suffix(f".{os.getpid()}.tmp")
@@ -40,16 +65,55 @@ class Spool:
         os.replace(tmp, final)
         return final
 
+    def count(self) -> int:
+        """Files waiting, without reading them (for readiness details)."""
+        return sum(1 for _ in self.folder.glob("*.json")) if self.folder.is_dir() else 0
+
     def pending(self) -> list[tuple[Path, Spooled]]:
+        """Waiting events, oldest first. A file that can never be published is moved aside, not skipped
+        forever or retried forever: it must not hold up the files behind it, and ops must see it."""
         if not self.folder.is_dir():
             return []
-        entries: list[tuple[Path, Spooled]] = []
-        for path in sorted(self.folder.glob("*.json"), key=lambda p: p.stat().st_mtime):
+        dated: list[tuple[float, Path]] = []
+        for path in self.folder.glob("*.json"):
             try:
-                entries.append((path, _decoder.decode(path.read_bytes())))
-            except (OSError, msgspec.DecodeError):
-                continue  # vanished or foreign file: leave it for an operator
+                stat = path.stat()
+            except OSError:
+                continue  # flushed or moved meanwhile
+            if stat.st_size > self.max_bytes + _ENVELOPE:
+                # Checked before reading: a huge file must not be loaded to find out it is useless.
+                self.reject(path, "too_large")
+                continue
+            dated.append((stat.st_mtime, path))
+        entries: list[tuple[Path, Spooled]] = []
+        for _, path in sorted(dated):
+            try:
+                entry = _decoder.decode(path.read_bytes())
+            except OSError:
+                continue  # flushed or moved meanwhile
+            except msgspec.DecodeError:
+                self.reject(path, "undecodable")
+                continue
+            if not entry.subject or not entry.msg_id.isprintable() or not entry.msg_id:
+                self.reject(path, "undecodable")
+                continue
+            entries.append((path, entry))
         return entries
 
     def remove(self, path: Path) -> None:
         path.unlink(missing_ok=True)
+
+    def reject(self, path: Path, reason: str) -> None:
+        """Move a file that cannot be published to rejected/ (kept for an operator), log and count it."""
+        self.rejected_folder.mkdir(parents=True, exist_ok=True)
+        try:
+            os.replace(path, self.rejected_folder / path.name)
+        except FileNotFoundError:
+            return  # another flush got there first
+        self.rejected += 1
+        log.error(
+            "spooled event can never be published; moved aside",
+            extra={"file": str(self.rejected_folder / path.name), "reason": reason},
+        )
+        if self.on_reject is not None:
+            self.on_reject(reason)

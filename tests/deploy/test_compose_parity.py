@@ -82,6 +82,7 @@ def test_service_starts_from_compose(name: str, nats_server: NatsServer, tmp_pat
     environment = {**service.get("environment", {}), **dev_environment(name)}
     env.update({k: loopback(str(v), nats_server) for k, v in environment.items()})
     env["FRONTDESK_VOICE_SPOOL_DIR"] = str(tmp_path / "spool")
+    env["FRONTDESK_ENV"] = "development"  # .env.example holds placeholders, refused in production
     command = [sys.executable if part == "python" else part for part in service["command"]]
     log = tmp_path / f"{name}.log"
     with open(log, "wb") as out:

@@ -76,6 +76,8 @@ async def test_nats_killed_and_restarted_mid_stream(tmp_path: Path) -> None:
         "FRONTDESK_SMTP_PUBLISH_TIMEOUT": "2",
         "FRONTDESK_ROUTER_HTTP_PORT": str(free_port()),
         "FRONTDESK_VOICE_PORT": str(voice_port),
+        "FRONTDESK_VOICE_HTTP_PORT": str(free_port()),
+        "FRONTDESK_ENV": "development",  # the test's short tokens are refused in production
         "FRONTDESK_VOICE_PUBLIC_URL": voice,
         "FRONTDESK_VOICE_SPOOL_DIR": str(tmp_path / "spool"),
     }

@@ -6,90 +6,34 @@ import asyncio
 import contextlib
 import json
 import time
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import httpx
 import msgspec
-import pytest
 from twilio.request_validator import RequestValidator
 
 from services.common.bus import Bus
-from services.common.clock import ManualClock
 from services.common.config import BusConfig, Secret
 from services.common.natsserver import NatsServer, free_port
 from services.contracts import subjects as s
 from services.contracts.events import OptOutChanged, RequestAmended, SmsStatusReported, TechReplied
-from services.contracts.requests import ServiceRequest
 from services.intake_voice.app import Voice, build_app, main
 from services.intake_voice.config import VoiceConfig
-from services.intake_voice.outbox import Outbox
-from services.intake_voice.spool import Spool
 from tests.conftest import corpus
+from tests.intake_voice.harness import (
+    ALICE,
+    GARY,
+    OMAR,
+    PUBLIC,
+    TARA,
+    TOKEN,
+    TUESDAY,
+    Harness,
+    call,
+    requests,
+    stored,
+)
 from tests.intake_voice.policy_text import write_policy
-
-TOKEN = "test-auth-token"
-PUBLIC = "https://voice.example.com"
-SATURDAY = datetime(2026, 11, 21, 21, 0, tzinfo=UTC)  # 3 PM Chicago: after hours
-TUESDAY = datetime(2026, 11, 24, 16, 0, tzinfo=UTC)  # 10 AM Chicago: business hours
-ALICE = "+13125550123"  # Acme Dental, business-hours tier with a $250 billable offer
-GARY = "+13125550199"  # Globex, premium: emergencies page on-call
-OMAR = "+13125550112"  # on call that Saturday
-TARA = "+13125550111"
-
-
-@dataclass
-class Harness:
-    http: httpx.AsyncClient
-    voice: Voice
-    bus: Bus
-    clock: ManualClock
-    spool: Spool
-
-    async def post(
-        self, path: str, params: dict[str, str], *, signature: str | None = None
-    ) -> httpx.Response:
-        sig = RequestValidator(TOKEN).compute_signature(PUBLIC + path, params)
-        headers = {"X-Twilio-Signature": sig if signature is None else signature}
-        return await self.http.post(path, data=params, headers=headers)
-
-
-@pytest.fixture
-async def harness(bus: Bus, tmp_path: Path) -> AsyncIterator[Harness]:
-    cfg = VoiceConfig(public_url=PUBLIC, auth_token=Secret(TOKEN), publish_timeout=1.0)
-    spool = Spool(tmp_path / "spool")
-    clock = ManualClock(SATURDAY)
-    voice = Voice(cfg=cfg, policy=write_policy(tmp_path), outbox=Outbox(spool, 1.0, bus), clock=clock)
-    transport = httpx.ASGITransport(app=build_app(voice))
-    async with httpx.AsyncClient(transport=transport, base_url="http://testserver", timeout=10) as http:
-        yield Harness(http=http, voice=voice, bus=bus, clock=clock, spool=spool)
-
-
-async def stored(bus: Bus, stream: str) -> list[tuple[str, dict[str, str], Any]]:
-    """(subject, headers, decoded JSON) of every message in a stream, in order."""
-    info = await bus.js.stream_info(stream)
-    out: list[tuple[str, dict[str, str], Any]] = []
-    if not info.state.messages:
-        return out
-    for seq in range(info.state.first_seq, info.state.last_seq + 1):
-        msg = await bus.js.get_msg(stream, seq)
-        out.append((msg.subject or "", dict(msg.headers or {}), json.loads(msg.data or b"null")))
-    return out
-
-
-async def requests(bus: Bus) -> list[ServiceRequest]:
-    return [
-        msgspec.convert(body, ServiceRequest)
-        for subject, _, body in await stored(bus, s.STREAM_REQUESTS)
-        if subject != s.REQUEST_AMENDED
-    ]
-
-
-def call(sid: str, caller: str = ALICE, **extra: str) -> dict[str, str]:
-    return {"CallSid": sid, "From": caller, "To": "+13125550000", "AccountSid": "AC1", **extra}
 
 
 async def test_forged_and_missing_signatures_are_refused(harness: Harness) -> None:
@@ -337,12 +281,30 @@ async def test_real_twilio_webhook_bodies(harness: Harness) -> None:
     )
 
 
-async def test_health_and_docs(harness: Harness) -> None:
+async def test_public_port_serves_webhooks_and_bare_probes_only(harness: Harness) -> None:
     assert (await harness.http.get("/healthz")).json() == {"status": "ok"}
-    ready = await harness.http.get("/readyz")
-    assert ready.status_code == 200 and ready.json()["spooled"] == 0
-    assert "/twilio/voice/menu" in (await harness.http.get("/openapi.json")).json()["paths"]
-    assert (await harness.http.get("/docs")).status_code == 200
+    assert (await harness.http.get("/readyz")).json() == {"status": "ready"}
+    # Production (the default): no API description and no metrics for the internet.
+    for path in ("/docs", "/redoc", "/openapi.json", "/metrics"):
+        assert (await harness.http.get(path)).status_code == 404, path
+    ready = await harness.internal.get("/readyz")
+    assert ready.status_code == 200 and ready.json() == {
+        "status": "ready",
+        "spooled": 0,
+        "spool_rejected": 0,
+    }
+    assert (await harness.internal.get("/metrics")).status_code == 200
+
+
+async def test_docs_only_in_development(harness: Harness) -> None:
+    cfg = msgspec.structs.replace(harness.voice.cfg, environment="development")
+    voice = Voice(cfg=cfg, policy=harness.voice.policy, outbox=harness.voice.outbox)
+    transport = httpx.ASGITransport(app=build_app(voice))
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
+        assert "/twilio/voice/menu" in (await http.get("/openapi.json")).json()["paths"]
+        assert (await http.get("/docs")).status_code == 200
+        assert (await http.get("/redoc")).status_code == 200
+        assert (await http.get("/metrics")).status_code == 404
 
 
 async def test_nats_down_during_call_spools_then_delivers_once(
@@ -362,6 +324,7 @@ async def test_nats_down_during_call_spools_then_delivers_once(
     assert elapsed < 2 * harness.voice.outbox.timeout + 1.0
     assert len(harness.spool.pending()) == 2
     assert (await harness.http.get("/readyz")).status_code == 503
+    assert (await harness.internal.get("/readyz")).json()["spooled"] == 2
 
     nats_server.start()  # same port, same store
     stop = asyncio.Event()
@@ -387,6 +350,7 @@ async def test_main_serves_over_a_real_socket(bus_config: BusConfig, tmp_path: P
     write_policy(tmp_path)
     cfg = VoiceConfig(
         port=free_port(),
+        http_port=free_port(),
         public_url=PUBLIC,
         auth_token=Secret(TOKEN),
         policy=str(tmp_path / "policy.yaml"),
@@ -408,6 +372,11 @@ async def test_main_serves_over_a_real_socket(bus_config: BusConfig, tmp_path: P
             sig = RequestValidator(TOKEN).compute_signature(PUBLIC + "/twilio/sms", params)
             response = await http.post("/twilio/sms", data=params, headers={"X-Twilio-Signature": sig})
             assert response.status_code == 200
+            assert (await http.get("/metrics")).status_code == 404
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{cfg.http_port}", timeout=5) as http:
+            metrics = (await http.get("/metrics")).text
+            assert 'frontdesk_requests_received_total{channel="sms"} 1.0' in metrics
+            assert (await http.get("/readyz")).json()["status"] == "ready"
     finally:
         stop.set()
         await asyncio.wait_for(service, 10)
@@ -431,7 +400,7 @@ async def test_metrics_count_requests_by_channel(harness: Harness) -> None:
     assert (await harness.post("/twilio/sms", params)).status_code == 200  # Twilio retry: same sid
     forged = await harness.http.post("/twilio/sms", data=params, headers={"X-Twilio-Signature": "forged"})
     assert forged.status_code == 403
-    metrics = (await harness.http.get("/metrics")).text
+    metrics = (await harness.internal.get("/metrics")).text
     assert 'frontdesk_requests_received_total{channel="sms"}' in metrics
     assert 'frontdesk_messages_refused_total{reason="invalid_signature"} 1.0' in metrics
     assert len(await requests(harness.bus)) == 1

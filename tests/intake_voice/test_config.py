@@ -1,4 +1,4 @@
-"""Configuration: defaults, env names, and refusing to start without the Twilio auth token."""
+"""Configuration: defaults, env names, and refusing to start unsigned or with a weak token in production."""
 
 from __future__ import annotations
 
@@ -7,26 +7,53 @@ import pytest
 from services.common.config import ConfigError
 from services.intake_voice.config import load_config
 
+REAL_LOOKING = "0f1e2d3c4b5a69788796a5b4c3d2e1f0"  # 32 hex digits, like a Twilio auth token
+
 
 def test_refuses_to_start_without_auth_token() -> None:
     with pytest.raises(ConfigError, match="FRONTDESK_TWILIO_AUTH_TOKEN"):
         load_config({})
+    with pytest.raises(ConfigError, match="FRONTDESK_TWILIO_AUTH_TOKEN"):
+        load_config({"FRONTDESK_ENV": "development"})
+
+
+@pytest.mark.parametrize(
+    "token",
+    [
+        "change-me",  # deploy/.env.example's placeholder
+        "sandbox-auth-token",  # the development sandbox's token
+        "0f1e2d3c4b5a6978",  # too short to resist guessing
+        "change-me-to-a-long-random-string-0123",  # long, but a placeholder
+    ],
+)
+def test_weak_token_refused_outside_development(token: str) -> None:
+    for env in ({}, {"FRONTDESK_ENV": "production"}):
+        with pytest.raises(ConfigError, match="FRONTDESK_TWILIO_AUTH_TOKEN"):
+            load_config({**env, "FRONTDESK_TWILIO_AUTH_TOKEN": token})
+    dev = load_config({"FRONTDESK_ENV": "development", "FRONTDESK_TWILIO_AUTH_TOKEN": token})
+    assert dev.environment == "development" and dev.auth_token.reveal() == token
+
+
+def test_real_token_starts_in_production() -> None:
+    cfg = load_config({"FRONTDESK_TWILIO_AUTH_TOKEN": REAL_LOOKING})
+    assert cfg.environment == "production" and cfg.http_port == 9104 and cfg.port == 8080
 
 
 def test_loads_env() -> None:
     cfg = load_config(
         {
-            "FRONTDESK_TWILIO_AUTH_TOKEN": "s3cret",
+            "FRONTDESK_TWILIO_AUTH_TOKEN": REAL_LOOKING,
             "FRONTDESK_VOICE_PORT": "9090",
+            "FRONTDESK_VOICE_HTTP_PORT": "9191",
             "FRONTDESK_VOICE_TRUST_FORWARDED": "true",
             "FRONTDESK_POLICY": "/etc/fd/policy.yaml",
             "FRONTDESK_NATS_URL": "nats://a:4222,nats://b:4222",
         }
     )
-    assert cfg.port == 9090 and cfg.trust_forwarded and cfg.publish_timeout == 2.0
+    assert cfg.port == 9090 and cfg.http_port == 9191 and cfg.trust_forwarded and cfg.publish_timeout == 2.0
     assert cfg.policy == "/etc/fd/policy.yaml"
     assert cfg.bus.url == ("nats://a:4222", "nats://b:4222")
-    assert cfg.auth_token.reveal() == "s3cret" and "s3cret" not in repr(cfg)
+    assert cfg.auth_token.reveal() == REAL_LOOKING and REAL_LOOKING not in repr(cfg)
     assert (cfg.host, cfg.public_url, cfg.spool_dir) == (
         "127.0.0.1",
         "http://127.0.0.1:8080",

@@ -1,0 +1,48 @@
+"""CPU time and peak memory of a process and its children, read from /proc (Linux)."""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU a process and its live children have used so far (clock ticks in /proc)."""
+    total = 0.0
+    for member in tree(pid):
+        try:
+            fields = Path(f"/proc/{member}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
+
+
+def tree(pid: int) -> list[int]:
+    """`pid` and every descendant (worker processes of a service)."""
+    found = [pid]
+    for parent in found:
+        try:
+            children = Path(f"/proc/{parent}/task/{parent}/children").read_text().split()
+        except OSError:
+            continue
+        found.extend(int(child) for child in children)
+    return found
+
+
+def peak_rss_mb(pid: int) -> float:
+    """VmHWM: the most resident memory this one process ever had."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return float("nan")
+
+
+def tree_peak_rss_mb(pid: int) -> float:
+    """The largest peak RSS of any one process of the tree: the per-process memory goal."""
+    peaks = [peak_rss_mb(member) for member in tree(pid)]
+    return max((p for p in peaks if not math.isnan(p)), default=float("nan"))

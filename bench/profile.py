@@ -1,0 +1,92 @@
+"""Where a service spends its CPU under load: py-spy samples it while the C load generator runs.
+
+`python -m bench.profile smtp|sms|voice [SECONDS]` prints the top frames by own time and by
+inclusive time (share of samples), the figures the performance notes quote before and after a change.
+"""
+
+from __future__ import annotations
+
+import collections
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+from bench import smtp, stack, tools, webhooks
+from services.common.natsserver import free_port
+
+TOP = 15
+
+
+def top_frames(collapsed: Path) -> tuple[list[tuple[str, float]], list[tuple[str, float]]]:
+    """(own, inclusive) shares of samples per frame from py-spy's collapsed-stack output."""
+    own: collections.Counter[str] = collections.Counter()
+    inclusive: collections.Counter[str] = collections.Counter()
+    total = 0
+    for line in collapsed.read_text().splitlines():
+        stack_text, _, count_text = line.rpartition(" ")
+        if not stack_text:
+            continue
+        count = int(count_text)
+        frames = stack_text.split(";")
+        total += count
+        own[frames[-1]] += count
+        for frame in set(frames):
+            inclusive[frame] += count
+    share = 100.0 / max(total, 1)
+    return (
+        [(frame, n * share) for frame, n in own.most_common(TOP)],
+        [(frame, n * share) for frame, n in inclusive.most_common(TOP * 2)],
+    )
+
+
+def record(pid: int, seconds: int, out: Path) -> subprocess.Popen[bytes]:
+    spy = str(Path(sys.executable).parent / "py-spy")
+    argv = [spy, "record", "--pid", str(pid), "--duration", str(seconds), "--rate", "200"]
+    argv += ["--format", "raw", "--output", str(out), "--nonblocking"]
+    return subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+
+def main(kind: str, seconds: int) -> None:
+    with stack.run() as run:
+        out = run.tmp / "profile.txt"
+        if kind == "smtp":
+            port = free_port()
+            env = stack.service_env(run.nats.url, FRONTDESK_SMTP_PORT=str(port))
+            service = stack.service("intake_email", env, run.logs)
+            service.wait_port(port)
+            tool = tools.smtp_source()
+            spy = record(service.pid, seconds, out)
+            # Keep smtp-source busy for the whole sampling window.
+            worker = threading.Thread(target=smtp.smtp_source_run, args=(tool, port, 400 * seconds))
+            worker.start()
+            spy.wait()
+            worker.join()
+        else:
+            port = free_port()
+            base = f"http://127.0.0.1:{port}"
+            env = stack.service_env(
+                run.nats.url,
+                FRONTDESK_VOICE_PORT=str(port),
+                FRONTDESK_VOICE_PUBLIC_URL=base,
+                FRONTDESK_VOICE_SPOOL_DIR=str(run.tmp / "spool"),
+            )
+            service = stack.service("intake_voice", env, run.logs)
+            service.wait_port(port)
+            path = "/twilio/sms" if kind == "sms" else "/twilio/voice"
+            script = webhooks.Script(run.tmp, base, path, 0)
+            spy = record(service.pid, seconds, out)
+            webhooks.wrk_run(tools.wrk(), base, script)
+            spy.wait()
+        service.stop()
+        own, inclusive = top_frames(out)
+    print(f"## {kind}: own time")
+    for frame, pct in own:
+        print(f"{pct:5.1f}%  {frame}")
+    print(f"\n## {kind}: inclusive time")
+    for frame, pct in inclusive:
+        print(f"{pct:5.1f}%  {frame}")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1] if len(sys.argv) > 1 else "smtp", int(sys.argv[2]) if len(sys.argv) > 2 else 8)

@@ -1,0 +1,77 @@
+"""A real intake_voice app over ASGI against a real nats-server, and helpers to read what it published."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+import msgspec
+from twilio.request_validator import RequestValidator
+
+from services.common.bus import Bus
+from services.common.clock import ManualClock
+from services.contracts import subjects as s
+from services.contracts.requests import ServiceRequest
+from services.intake_voice.app import Voice
+from services.intake_voice.spool import Spool
+
+TOKEN = "test-auth-token"
+PUBLIC = "https://voice.example.com"
+SATURDAY = datetime(2026, 11, 21, 21, 0, tzinfo=UTC)  # 3 PM Chicago: after hours
+TUESDAY = datetime(2026, 11, 24, 16, 0, tzinfo=UTC)  # 10 AM Chicago: business hours
+ALICE = "+13125550123"  # Acme Dental, business-hours tier with a $250 billable offer
+GARY = "+13125550199"  # Globex, premium: emergencies page on-call
+OMAR = "+13125550112"  # on call that Saturday
+TARA = "+13125550111"
+
+
+@dataclass
+class Harness:
+    http: httpx.AsyncClient  # the public webhook port
+    internal: httpx.AsyncClient  # the internal port: /metrics, /readyz with details
+    voice: Voice
+    bus: Bus
+    clock: ManualClock
+    spool: Spool
+
+    async def post(
+        self, path: str, params: dict[str, str], *, signature: str | None = None
+    ) -> httpx.Response:
+        sig = RequestValidator(TOKEN).compute_signature(PUBLIC + path, params)
+        headers = {"X-Twilio-Signature": sig if signature is None else signature}
+        return await self.http.post(path, data=params, headers=headers)
+
+
+async def stored(bus: Bus, stream: str) -> list[tuple[str, dict[str, str], Any]]:
+    """(subject, headers, decoded JSON) of every message in a stream, in order."""
+    info = await bus.js.stream_info(stream)
+    out: list[tuple[str, dict[str, str], Any]] = []
+    if not info.state.messages:
+        return out
+    for seq in range(info.state.first_seq, info.state.last_seq + 1):
+        msg = await bus.js.get_msg(stream, seq)
+        out.append((msg.subject or "", dict(msg.headers or {}), json.loads(msg.data or b"null")))
+    return out
+
+
+async def requests(bus: Bus) -> list[ServiceRequest]:
+    return [
+        msgspec.convert(body, ServiceRequest)
+        for subject, _, body in await stored(bus, s.STREAM_REQUESTS)
+        if subject != s.REQUEST_AMENDED
+    ]
+
+
+def call(sid: str, caller: str = ALICE, **extra: str) -> dict[str, str]:
+    return {"CallSid": sid, "From": caller, "To": "+13125550000", "AccountSid": "AC1", **extra}
+
+
+async def stream_counts(bus: Bus) -> dict[str, int]:
+    """How many messages each stream intake_voice writes to holds (to prove nothing was published)."""
+    return {
+        stream: (await bus.js.stream_info(stream)).state.messages
+        for stream in (s.STREAM_REQUESTS, s.STREAM_REPLIES)
+    }
