@@ -59,6 +59,8 @@ def service_env(nats_url: str, **extra: str) -> dict[str, str]:
     env = dict(os.environ)
     env.update(
         {
+            # A bare benchmark server has no users: that is allowed in development only.
+            "FRONTDESK_ENV": "development",
             "FRONTDESK_NATS_URL": nats_url,
             "FRONTDESK_POLICY": str(ROOT / "deploy" / "policy.example.yaml"),
             "FRONTDESK_THREAD_SECRET": "bench-secret",
@@ -68,7 +70,6 @@ def service_env(nats_url: str, **extra: str) -> dict[str, str]:
             "FRONTDESK_ROUTER_HTTP_PORT": str(free_port()),
             "FRONTDESK_NOTIFIER_HTTP_PORT": str(free_port()),
             "FRONTDESK_VOICE_HTTP_PORT": str(free_port()),
-            "FRONTDESK_ENV": "development",  # the bench's short tokens are refused in production
             # The benchmark offers far more mail per client IP than the production rate limit allows.
             "FRONTDESK_SMTP_RATE_PER_MINUTE": "1000000",
             "FRONTDESK_SMTP_MAX_SESSIONS": "1000",

@@ -24,8 +24,9 @@ from nats.js.kv import KeyValue
 from nats.js.object_store import ObjectStore
 from nats.nuid import NUID
 
-from services.common import topology
+from services.common import natsauth, topology
 from services.common.config import BusConfig
+from services.common.storage import StorageHealth
 from services.contracts import subjects as s
 
 log = logging.getLogger(__name__)
@@ -59,6 +60,7 @@ class Bus:
         self._objects: ObjectStore | None = None
         self._nuid = NUID()
         self._cleanups: set[asyncio.Task[None]] = set()
+        self.storage = StorageHealth()
 
     @classmethod
     async def connect(cls, cfg: BusConfig, name: str, *, stop: asyncio.Event | None = None) -> Bus:
@@ -75,6 +77,8 @@ class Bus:
             "error_cb": _log_error,
             "disconnected_cb": _log_disconnected,
             "reconnected_cb": _log_reconnected,
+            # Replies come to this user's own inbox: the only subjects it may subscribe to.
+            "inbox_prefix": natsauth.inbox_prefix(cfg.user),
         }
         if cfg.user:
             options["user"] = cfg.user
@@ -95,12 +99,21 @@ class Bus:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
 
-    async def ensure_topology(self) -> None:
-        await topology.ensure(self.js, self.cfg.replicas)
+    async def ensure_topology(self, *, stop: asyncio.Event | None = None) -> None:
+        """Create the topology (ops), or wait for ops to have created it (a service user may not)."""
+        if natsauth.manages_topology(self.cfg.user):
+            await topology.ensure(self.js, self.cfg.replicas, self.cfg.retention)
+        else:
+            await topology.wait(self.js, self.cfg.user, stop=stop)
 
     @property
     def connected(self) -> bool:
         return bool(self.nc.is_connected)
+
+    @property
+    def ready(self) -> bool:
+        """Connected, and JetStream stored our last write (a full store makes the service not ready)."""
+        return self.connected and self.storage.ok
 
     async def close(self) -> None:
         # Drain flushes what we published; without a server it would wait for drain_timeout (30 s),
@@ -148,9 +161,12 @@ class Bus:
         hdrs = {"Nats-Msg-Id": msg_id, **(headers or {})}
         wait = self.cfg.publish_timeout if timeout is None else timeout
         try:
-            return await asyncio.wait_for(self.js.publish(subject, payload, timeout=wait, headers=hdrs), wait)
+            ack = await asyncio.wait_for(self.js.publish(subject, payload, timeout=wait, headers=hdrs), wait)
         except Exception as exc:
+            self.storage.observe(exc)
             raise PublishFailed(f"{subject}: {exc!r}") from exc
+        self.storage.stored()
+        return ack
 
     # -- objects ------------------------------------------------------------------------------
 
@@ -167,7 +183,9 @@ class Bus:
         try:
             await asyncio.wait_for(self._put(name, data, digest), max(wait, len(data) / 2_000_000))
         except Exception as exc:
+            self.storage.observe(exc)
             raise PublishFailed(f"object {name}: {exc!r}") from exc
+        self.storage.stored()
         return name
 
     async def _put(self, name: str, data: bytes, digest: bytes) -> None:
@@ -273,6 +291,7 @@ class Bus:
                     await kv.create(key, new)
                 else:
                     await kv.update(key, new, last=revision)
+                self.storage.stored()
                 return new
             except KeyWrongLastSequenceError:
                 await asyncio.sleep(0)
@@ -281,6 +300,7 @@ class Bus:
                 # nats-py reports "create on existing key" as an APIError with code 10071.
                 if getattr(exc, "err_code", None) == 10071:
                     continue
+                self.storage.observe(exc)
                 raise
         raise Transient(f"kv {bucket}/{key}: too much contention")
 
@@ -307,10 +327,11 @@ class ConsumerSpec:
     stream: str
     durable: str
     filter_subject: str
-    max_deliver: int = 5
+    max_deliver: int = 5  # handler failures before dead-lettering; storage refusals do not count
     ack_wait: float = 30.0
     batch: int = 32
     backoff: tuple[float, ...] = (0.5, 2.0, 10.0, 30.0)
+    storage_backoff: tuple[float, ...] = (1.0, 2.0, 5.0, 10.0)
 
 
 @dataclass(frozen=True)
@@ -325,8 +346,13 @@ class Consumer(Generic[T]):
     """A durable pull consumer with explicit acks.
 
     Success -> ack. `Poison` or undecodable payload -> dead-letter subject, then term.
-    Anything else -> nak with backoff; on the last allowed delivery -> dead-letter, then term.
-    Handlers must be idempotent: a crash between handling and ack redelivers the message.
+    JetStream refusing a write for space -> nak with backoff, not counted as a failure: the message
+    waits for room (however long), it is never given up on.
+    Anything else -> nak with backoff; after `max_deliver` failures -> dead-letter, then term.
+    A dead-letter publish that fails -> nak: the message stays here until the dead letter is stored.
+    The server's own max_deliver is unlimited, so it never drops a message we did not settle; the
+    count of failures is kept here (deliveries minus storage refusals). Handlers must be idempotent:
+    a crash between handling and ack redelivers the message.
     """
 
     def __init__(
@@ -342,6 +368,7 @@ class Consumer(Generic[T]):
         self.handle = handle
         self.handled = 0
         self.dead_lettered = 0
+        self._refused: dict[int, int] = {}  # stream sequence -> deliveries that ended in a storage refusal
 
     async def _subscribe(self) -> JetStreamContext.PullSubscription:
         spec = self.spec
@@ -349,11 +376,14 @@ class Consumer(Generic[T]):
             durable_name=spec.durable,
             ack_policy=AckPolicy.EXPLICIT,
             deliver_policy=DeliverPolicy.ALL,
-            max_deliver=spec.max_deliver,
+            max_deliver=-1,
             ack_wait=spec.ack_wait,
             filter_subject=spec.filter_subject,
             max_ack_pending=max(spec.batch * 4, 256),
         )
+        # Create or update: pull_subscribe alone binds an existing durable with its old settings (a
+        # server-side max_deliver would drop a message the store could not take for a while).
+        await self.bus.js.add_consumer(spec.stream, config)
         return await self.bus.js.pull_subscribe(
             spec.filter_subject, durable=spec.durable, stream=spec.stream, config=config
         )
@@ -406,19 +436,38 @@ class Consumer(Generic[T]):
             await self._dead_letter(msg, delivery, f"poison: {exc}")
             return
         except Exception as exc:
-            if delivery.num_delivered >= self.spec.max_deliver:
-                await self._dead_letter(msg, delivery, f"gave up after {delivery.num_delivered}: {exc!r}")
+            if self.bus.storage.observe(exc):
+                refused = self._refused[delivery.stream_seq] = self._refused.get(delivery.stream_seq, 0) + 1
+                log.warning(
+                    "jetstream refused a write (store full): message kept",
+                    extra={"durable": self.spec.durable, "error": repr(exc), "count": refused},
+                )
+                await self._nak(msg, self.spec.storage_backoff, refused)
                 return
-            backoff = self.spec.backoff[min(delivery.num_delivered, len(self.spec.backoff)) - 1]
+            failures = delivery.num_delivered - self._refused.get(delivery.stream_seq, 0)
+            if failures >= self.spec.max_deliver:
+                await self._dead_letter(msg, delivery, f"gave up after {failures} failures: {exc!r}")
+                return
             log.warning(
                 "handler failed, will retry",
-                extra={"durable": self.spec.durable, "error": repr(exc), "count": delivery.num_delivered},
+                extra={"durable": self.spec.durable, "error": repr(exc), "count": failures},
             )
-            with contextlib.suppress(Exception):
-                await msg.nak(delay=backoff)
+            await self._nak(msg, self.spec.backoff, failures)
             return
         await msg.ack()
+        self._settled(delivery)
         self.handled += 1
+
+    async def _nak(self, msg: Msg, backoff: tuple[float, ...], count: int) -> None:
+        with contextlib.suppress(Exception):
+            await msg.nak(delay=backoff[min(max(count, 1), len(backoff)) - 1])
+
+    def _settled(self, delivery: Delivery) -> None:
+        self._refused.pop(delivery.stream_seq, None)
+        if len(self._refused) > 100_000:
+            # Entries of messages another instance settled: forgetting them only makes a later
+            # failure of theirs count a little sooner toward the dead letter, never a loss.
+            self._refused.clear()
 
     async def _dead_letter(self, msg: Msg, delivery: Delivery, reason: str) -> None:
         log.error(
@@ -431,14 +480,20 @@ class Consumer(Generic[T]):
             "Fd-Error": reason[:500].replace("\r", " ").replace("\n", " "),
             "Fd-Deliveries": str(delivery.num_delivered),
         }
-        # If the DLQ publish fails we must not term: raising leaves the message for redelivery.
-        await self.bus.publish_bytes(
-            s.dlq_subject(self.spec.stream),
-            msg.data,
-            msg_id=f"dlq:{self.spec.durable}:{delivery.stream_seq}",
-            headers=headers,
-        )
+        try:
+            await self.bus.publish_bytes(
+                s.dlq_subject(self.spec.stream),
+                msg.data,
+                msg_id=f"dlq:{self.spec.durable}:{delivery.stream_seq}",
+                headers=headers,
+            )
+        except PublishFailed as exc:
+            # Not stored as a dead letter: never term. The message comes back and tries again.
+            log.error("dead letter not stored, message kept", extra={"error": repr(exc)})
+            await self._nak(msg, self.spec.storage_backoff, self._refused.get(delivery.stream_seq, 0) + 1)
+            return
         await msg.term()
+        self._settled(delivery)
         self.dead_lettered += 1
 
 

@@ -6,6 +6,7 @@ import os
 import types
 import typing
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any, Literal, TypeVar, get_args, get_origin, get_type_hints
 
 import msgspec
@@ -50,12 +51,53 @@ class ConfigError(ValueError):
     pass
 
 
+class Retention(msgspec.Struct, frozen=True, kw_only=True):
+    """Limits of every stream, bucket and object store (env FRONTDESK_RETENTION_<FIELD>; MB and days).
+
+    nats-server reserves each max_bytes from its store at creation: their sum must fit in max_file_store.
+    Work streams refuse new writes when full (the writer keeps its message: 451, spool, nak); the timeline
+    drops its oldest entries instead. See deploy/README.md, "Retention".
+    """
+
+    requests_mb: int = 256
+    requests_days: float = 90
+    replies_mb: int = 64
+    replies_days: float = 90
+    notify_mb: int = 64
+    notify_days: float = 30
+    outbox_mb: int = 64
+    outbox_days: float = 30
+    timeline_mb: int = 512
+    timeline_days: float = 730
+    dead_letters_mb: int = 64
+    dead_letters_days: float = 90
+    raw_mail_mb: int = 1024
+    raw_mail_days: float = 90
+    tickets_mb: int = 64
+    threads_mb: int = 32
+    threads_days: float = 365
+    timers_mb: int = 16
+    router_mb: int = 32
+    router_days: float = 90  # request-id -> ticket records: redeliveries come within days
+    sequences_mb: int = 1
+    outbound_mb: int = 64
+    outbound_days: float = 30
+    contacts_mb: int = 16
+    windows_mb: int = 16
+    windows_days: float = 30
+    seen_mb: int = 16
+    seen_days: float = 7
+
+
 class BusConfig(msgspec.Struct, frozen=True, kw_only=True):
-    """How to reach NATS. Env: FRONTDESK_NATS_URL (comma-separated), _USER, _PASSWORD, _TOKEN, _CREDS."""
+    """How to reach NATS. Env: FRONTDESK_NATS_URL (comma-separated), _USER, _PASSWORD (or _PASSWORD_FILE),
+    _TOKEN, _CREDS."""
 
     url: tuple[str, ...] = ("nats://127.0.0.1:4222",)
     user: str = ""
     password: Secret = Secret("")
+    password_file: str = ""  # a Docker secret: read once at load, into `password`
+    retention: Retention = Retention()  # applied by whoever creates the topology (ops)
     token: Secret = Secret("")
     creds: str = ""  # path to a .creds file
     replicas: int = 1  # stream/bucket replicas (3 in a cluster)
@@ -125,7 +167,31 @@ def load(cls: type[T], prefix: str, env: Mapping[str, str] | None = None, **over
 
 
 def load_bus(env: Mapping[str, str] | None = None) -> BusConfig:
-    return load(BusConfig, "FRONTDESK_NATS_", env)
+    """The bus settings; outside development a user with a strong password (or a token/creds) is required."""
+    source = os.environ if env is None else env
+    cfg = load(
+        BusConfig, "FRONTDESK_NATS_", source, retention=load(Retention, "FRONTDESK_RETENTION_", source)
+    )
+    password_setting = "FRONTDESK_NATS_PASSWORD"
+    if cfg.password_file:
+        password_setting = "FRONTDESK_NATS_PASSWORD_FILE"
+        try:
+            text = Path(cfg.password_file).read_text()
+        except OSError as exc:
+            raise ConfigError(
+                f"{password_setting}: cannot read {cfg.password_file}: {exc.strerror}"
+            ) from None
+        cfg = msgspec.structs.replace(cfg, password=Secret(text.strip()))
+    environment = load_environment(source)
+    if cfg.user:
+        require_strong(password_setting, cfg.password, environment)
+    elif cfg.token:
+        require_strong("FRONTDESK_NATS_TOKEN", cfg.token, environment)
+    elif not cfg.creds and environment != "development":
+        raise ConfigError(
+            "FRONTDESK_NATS_USER: required outside development (the bus refuses anonymous clients)"
+        )
+    return cfg
 
 
 def load_environment(env: Mapping[str, str] | None = None) -> Environment:
@@ -148,3 +214,11 @@ def require_strong(name: str, secret: Secret, environment: Environment) -> None:
     lowered = value.lower()
     if any(word in lowered for word in PLACEHOLDERS):
         raise ConfigError(f"{name}: looks like a placeholder; set a real secret")
+
+
+def load_thread_secret(env: Mapping[str, str] | None = None) -> Secret:
+    """FRONTDESK_THREAD_SECRET signs ticket tokens and Message-IDs: weak, anyone could forge a thread."""
+    source = os.environ if env is None else env
+    secret = Secret(source.get("FRONTDESK_THREAD_SECRET", ""))
+    require_strong("FRONTDESK_THREAD_SECRET", secret, load_environment(source))
+    return secret

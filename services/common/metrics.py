@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Iterator
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.registry import Collector
 
 from services.common.bus import Bus
 
@@ -63,3 +66,23 @@ async def watch_consumer_lag(
                 metrics.consumer_lag.labels(durable).set(await bus.pending(stream, durable))
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), every)
+
+
+class _StorageCollector(Collector):
+    def __init__(self, bus: Bus) -> None:
+        self.bus = bus
+
+    def collect(self) -> Iterator[CounterMetricFamily | GaugeMetricFamily]:
+        storage = self.bus.storage
+        yield CounterMetricFamily(
+            "frontdesk_storage_refused", "Writes JetStream refused for lack of space", value=storage.refusals
+        )
+        yield GaugeMetricFamily(
+            "frontdesk_storage_failing", "1 while JetStream refuses our writes (/readyz is 503 then)",
+            value=0 if storage.ok else 1,
+        )  # fmt: skip
+
+
+def follow_storage(registry: CollectorRegistry, bus: Bus) -> None:
+    """Expose the bus's storage refusals in `registry` (read at scrape time)."""
+    registry.register(_StorageCollector(bus))

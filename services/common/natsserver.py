@@ -58,6 +58,7 @@ class NatsServer:
     routes: tuple[int, ...] = ()
     cluster_name: str = "frontdesk"
     log_file: Path | None = None
+    config_file: Path | None = None  # users and permissions (natsauth.write_server_config); None = open
     process: subprocess.Popen[bytes] | None = field(default=None, init=False)
 
     def __post_init__(self) -> None:
@@ -79,6 +80,8 @@ class NatsServer:
             "-sd", str(self.store_dir),
             "-n", self.name,
         ]  # fmt: skip
+        if self.config_file is not None:
+            args += ["-c", str(self.config_file)]
         if self.cluster_port:
             args += [
                 "--cluster_name",

@@ -38,7 +38,8 @@ KV_ROUTER = "fd_router"  # round-robin positions, request-id -> ticket idempoten
 KV_THREADS = "fd_threads"  # message-id / call-sid hash -> ticket number
 KV_TIMERS = "fd_timers"  # durable timers, key "<owner>.<timer id>"
 KV_OUTBOUND = "fd_outbound"  # idempotency key -> delivery record of an outbound SMS/email
-KV_CONTACTS = "fd_contacts"  # per-phone/email state: opt-out, help-reply counters, rate windows
+KV_CONTACTS = "fd_contacts"  # per-phone/email state kept for good: opt-outs, a client's last touch
+KV_WINDOWS = "fd_windows"  # short-lived counters (rate windows, help replies, update throttles): expire
 KV_SEEN = "fd_seen"  # ids of events already handled (tech replies), kept for a week then expired
 
 # Object store for raw emails, attachments and other large payloads.

@@ -15,8 +15,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from services.common import natsauth
 from services.common.bus import Bus
-from services.common.config import BusConfig
+from services.common.config import BusConfig, Secret
 from services.common.natsserver import NatsServer
 from services.common.process import ROOT, ChildProcess, stop_all
 
@@ -74,16 +75,26 @@ def main() -> int:
     nats_port = int(env.get("FRONTDESK_NATS_PORT", "4222"))
     env.setdefault("FRONTDESK_NATS_URL", f"nats://127.0.0.1:{nats_port}")
     env["FRONTDESK_VOICE_SPOOL_DIR"] = env.get("FRONTDESK_VOICE_SPOOL_DIR", str(data / "voice-spool"))
+    data.mkdir(parents=True, exist_ok=True)
+    # The bus runs with authentication on, as in production: one user per service, passwords generated
+    # once into .data/nats-auth (0600) and kept across runs.
+    auth = data / "nats-auth"
+    passwords = natsauth.ensure_secrets(auth)
     nats = NatsServer(
         store_dir=data / "nats",
         port=nats_port,
         monitor_port=int(env.get("FRONTDESK_NATS_MONITOR_PORT", "8222")),
         log_file=data / "nats.log",
+        config_file=natsauth.write_server_config(auth, passwords),
     )
-    data.mkdir(parents=True, exist_ok=True)
-    print(f"starting nats-server (JetStream, store {nats.store_dir}) ...", flush=True)
+    print(f"starting nats-server (JetStream, store {nats.store_dir}, users in {auth}) ...", flush=True)
     nats.start()
-    asyncio.run(_ensure_topology(env["FRONTDESK_NATS_URL"]))
+    ops = BusConfig(
+        url=tuple(env["FRONTDESK_NATS_URL"].split(",")),
+        user=natsauth.OPS,
+        password=Secret(passwords[natsauth.OPS]),
+    )
+    asyncio.run(_ensure_topology(ops))
     procs: list[ChildProcess] = []
     stopping = False
 
@@ -99,7 +110,7 @@ def main() -> int:
             if not child.present():
                 lines.append(f"  {child.name:<15} (not built yet)")
                 continue
-            proc = ChildProcess.service(child.name, env)
+            proc = ChildProcess.service(child.name, _as_user(env, child.name, auth))
             procs.append(proc)
             for what, var in child.listens:
                 port = int(env[var])
@@ -131,8 +142,20 @@ def main() -> int:
         print("stopped.", flush=True)
 
 
-async def _ensure_topology(url: str) -> None:
-    bus = await Bus.connect(BusConfig(url=tuple(url.split(","))), "devstack")
+def _as_user(env: dict[str, str], name: str, auth: Path) -> dict[str, str]:
+    """The child's environment with its own bus user (the sandbox has none: it never touches the bus)."""
+    if name not in natsauth.SERVICE_USERS:
+        return env
+    return {
+        **env,
+        "FRONTDESK_NATS_USER": name,
+        "FRONTDESK_NATS_PASSWORD_FILE": str(auth / f"{name}.password"),
+        "FRONTDESK_NATS_PASSWORD": "",
+    }
+
+
+async def _ensure_topology(cfg: BusConfig) -> None:
+    bus = await Bus.connect(cfg, "devstack")
     try:
         await bus.ensure_topology()
     finally:

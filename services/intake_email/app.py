@@ -13,7 +13,7 @@ from aiosmtpd.smtp import SMTP, Envelope, Session
 from services.common.bus import Bus
 from services.common.clock import Clock, SystemClock
 from services.common.http import HttpServer, health_app
-from services.common.metrics import Metrics
+from services.common.metrics import Metrics, follow_storage
 from services.contracts import subjects as s
 from services.contracts.requests import Attachment, Sender, ServiceRequest, ThreadKeys
 from services.intake_email.admission import RateWindow, is_support_recipient
@@ -212,11 +212,12 @@ async def main(
     http: HttpServer | None = None
     server: asyncio.Server | None = None
     try:
-        await bus.ensure_topology()
+        await bus.ensure_topology(stop=stop)
         intake = Intake(cfg, bus, clock or SystemClock())
+        follow_storage(intake.metrics.registry, bus)
         http = HttpServer(
             health_app(
-                lambda: bus.connected,
+                lambda: bus.ready,
                 lambda: {
                     "sessions": intake.sessions,
                     "accepted": intake.accepted,

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 
 import msgspec
 
-from services.common.config import BusConfig, Secret, load, load_bus
+from services.common.config import BusConfig, Secret, load, load_bus, load_thread_secret
 
 
 class SmtpConfig(msgspec.Struct, frozen=True, kw_only=True):
@@ -36,5 +36,5 @@ def load_config(env: Mapping[str, str] | None = None) -> SmtpConfig:
         "FRONTDESK_SMTP_",
         source,
         bus=load_bus(source),
-        thread_secret=source.get("FRONTDESK_THREAD_SECRET", ""),
+        thread_secret=load_thread_secret(source),
     )

@@ -14,6 +14,7 @@ from fastapi.responses import JSONResponse, Response
 
 from services.common.bus import Bus
 from services.common.http import HttpServer, health_app
+from services.common.metrics import follow_storage
 from services.contracts import subjects as s
 from services.contracts.events import RequestAmended, SmsStatusReported
 from services.intake_voice import form, menu, parse
@@ -301,7 +302,8 @@ async def main(cfg: VoiceConfig, *, stop: asyncio.Event) -> None:
 
     async def connect() -> None:
         bus = await Bus.connect(cfg.bus, "intake_voice", stop=stop)
-        await bus.ensure_topology()
+        await bus.ensure_topology(stop=stop)
+        follow_storage(voice.metrics.registry, bus)
         outbox.bus = bus
 
     connector = asyncio.create_task(connect())

@@ -95,7 +95,7 @@ class Voice:
 
     def ready(self) -> bool:
         bus = self.outbox.bus
-        return bus is not None and bus.connected
+        return bus is not None and bus.ready
 
     async def publish_call(self, req: ServiceRequest) -> None:
         await self.outbox.send(s.request_subject("voice"), req, msg_id=req.id)

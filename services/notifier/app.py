@@ -18,7 +18,7 @@ from services.common.bus import Bus, ConsumerSpec, Delivery, LaneConsumer
 from services.common.clock import Clock, SystemClock
 from services.common.http import HttpServer, health_app
 from services.common.kvview import KvView
-from services.common.metrics import Metrics, watch_consumer_lag
+from services.common.metrics import Metrics, follow_storage, watch_consumer_lag
 from services.contracts import (
     AcknowledgeClient,
     DispatchTicket,
@@ -516,7 +516,7 @@ class Notifier:
             return msgspec.json.encode(now) if allowed else None
 
         # Throttle client updates per ticket so a DELAY and a warn do not arrive back to back.
-        await self.bus.kv_update(s.KV_CONTACTS, s.kv_key(f"update.{ticket.number}"), stamp)
+        await self.bus.kv_update(s.KV_WINDOWS, s.kv_key(f"update.{ticket.number}"), stamp)
         if not allowed:
             return
         key = f"warn.{ticket.number}.{timer.due.isoformat()}"
@@ -578,7 +578,7 @@ class Notifier:
             allowed, updated = replies.next_help(counter)
             return msgspec.json.encode(updated) if allowed else None
 
-        await self.bus.kv_update(s.KV_CONTACTS, s.kv_key(f"help.{event.phone}"), count)
+        await self.bus.kv_update(s.KV_WINDOWS, s.kv_key(f"help.{event.phone}"), count)
         if allowed:
             body = compose.tech_help(list(outcome.open_numbers))
             now = self.clock.now()
@@ -605,7 +605,7 @@ class Notifier:
 
         stored = await self.update_ticket(wanted.number, write)
         with contextlib.suppress(Exception):
-            kv = await self.bus.kv(s.KV_CONTACTS)
+            kv = await self.bus.kv(s.KV_WINDOWS)
             await kv.delete(s.kv_key(f"help.{event.phone}"))
         if stored is None or stored.assignee != tech.id:
             return
@@ -627,7 +627,7 @@ class Notifier:
             body = compose.client_delay(stored, tech.name, stored.response_due, event.reason, zone=self.zone)
             await self.tell_client(stored, body, "client_delay", key)
             await self.bus.kv_update(
-                s.KV_CONTACTS,
+                s.KV_WINDOWS,
                 s.kv_key(f"update.{stored.number}"),
                 lambda _: msgspec.json.encode(self.clock.now()),
             )
@@ -662,7 +662,7 @@ async def main(cfg: NotifierConfig, *, stop: asyncio.Event, clock: Clock | None 
     clock = clock or SystemClock()
     policy = load_policy(cfg.policy)
     bus = await Bus.connect(cfg.bus, "notifier", stop=stop)
-    await bus.ensure_topology()
+    await bus.ensure_topology(stop=stop)
     http_client = AsyncTwilioHttpClient(timeout=10)
     twilio = TwilioClient(cfg.twilio.account_sid, cfg.twilio.auth_token.reveal(), http_client=http_client)
     if cfg.twilio.api_base:
@@ -705,9 +705,8 @@ async def main(cfg: NotifierConfig, *, stop: asyncio.Event, clock: Clock | None 
             width=width,
         ),
     ]
-    server = HttpServer(
-        health_app(lambda: bus.connected, None, sender.metrics.registry), cfg.host, cfg.http_port
-    )
+    follow_storage(sender.metrics.registry, bus)
+    server = HttpServer(health_app(lambda: bus.ready, None, sender.metrics.registry), cfg.host, cfg.http_port)
     await server.start()
     tasks = [asyncio.create_task(c.run(stop)) for c in consumers]
     tasks.append(asyncio.create_task(notifier.timer_loop(stop)))

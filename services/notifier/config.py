@@ -6,7 +6,7 @@ import os
 
 import msgspec
 
-from services.common.config import BusConfig, ConfigError, Secret, load, load_bus
+from services.common.config import BusConfig, ConfigError, Secret, load, load_bus, load_thread_secret
 from services.policy.load import PolicyError, load_policy
 
 
@@ -56,7 +56,7 @@ def load_config() -> NotifierConfig:
         NotifierConfig,
         "FRONTDESK_NOTIFIER_",
         twilio=twilio,
-        thread_secret=Secret(os.environ.get("FRONTDESK_THREAD_SECRET", "")),
+        thread_secret=load_thread_secret(),
         policy=policy,
         bus=load_bus(),
     )

@@ -487,7 +487,7 @@ class Sender:
             allowed, updated = suppression.admit(window, now)
             return msgspec.json.encode(updated) if allowed else None
 
-        await self.bus.kv_update(s.KV_CONTACTS, s.kv_key(f"rate.{to.lower()}"), bump)
+        await self.bus.kv_update(s.KV_WINDOWS, s.kv_key(f"rate.{to.lower()}"), bump)
         return allowed
 
     async def _opted_out(self, phone: str) -> bool:

@@ -108,7 +108,7 @@ def apply(reply: TechReplied, candidates: Sequence[Ticket], now: datetime) -> Ou
 
 
 class HelpCounter(msgspec.Struct, frozen=True, kw_only=True):
-    """Consecutive help replies sent to one phone (kept in KV_CONTACTS by the app)."""
+    """Consecutive help replies sent to one phone (kept in KV_WINDOWS by the app, expiring)."""
 
     in_row: int = 0
 

@@ -47,7 +47,7 @@ def may_auto_answer(
 
 
 class RateWindow(msgspec.Struct, frozen=True, kw_only=True):
-    """Instants of recent system messages to one recipient (kept in KV_CONTACTS by the app)."""
+    """Instants of recent system messages to one recipient (kept in KV_WINDOWS by the app, expiring)."""
 
     sent: tuple[datetime, ...] = ()
 

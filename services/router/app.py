@@ -18,7 +18,7 @@ from services.common.bus import Bus, ConsumerSpec, Delivery, LaneConsumer, Trans
 from services.common.clock import Clock, SystemClock
 from services.common.http import HttpServer, health_app
 from services.common.kvview import KvView
-from services.common.metrics import Metrics, watch_consumer_lag
+from services.common.metrics import Metrics, follow_storage, watch_consumer_lag
 from services.contracts import (
     AcknowledgeClient,
     Decision,
@@ -489,7 +489,7 @@ async def main(cfg: RouterConfig, *, stop: asyncio.Event, clock: Clock | None = 
     http: HttpServer | None = None
     tasks: list[asyncio.Task[None]] = []
     try:
-        await bus.ensure_topology()
+        await bus.ensure_topology(stop=stop)
         router = Router(bus, policy, clock or SystemClock())
         decoder = msgspec.json.Decoder(Incoming)
         # Related requests (a reply and its ticket, an amendment and its request) stay in order.
@@ -501,9 +501,10 @@ async def main(cfg: RouterConfig, *, stop: asyncio.Event, clock: Clock | None = 
             lanes=r.lane_keys,
             width=cfg.concurrency,
         )
+        follow_storage(router.metrics.registry, bus)
         http = HttpServer(
             health_app(
-                lambda: bus.connected,
+                lambda: bus.ready,
                 lambda: {"tickets_opened": router.tickets_opened, "released": router.released},
                 router.metrics.registry,
             ),

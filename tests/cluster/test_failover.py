@@ -82,6 +82,7 @@ async def test_stream_leader_killed_under_load(cluster: list[NatsServer], tmp_pa
     smtp_port = free_port()
     env = {
         **os.environ,
+        "FRONTDESK_ENV": "development",  # the bare cluster has no users: development only
         "FRONTDESK_NATS_URL": ",".join(urls),
         "FRONTDESK_NATS_REPLICAS": "3",
         "FRONTDESK_POLICY": str(ROOT / "deploy" / "policy.example.yaml"),

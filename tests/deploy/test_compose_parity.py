@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import re
+import secrets
 import subprocess
 import sys
 import time
@@ -17,6 +18,7 @@ import pytest
 import yaml
 
 from services.common.natsserver import NatsServer
+from tests.conftest import AuthServer
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
@@ -74,7 +76,7 @@ def test_compose_shape() -> None:
 
 
 @pytest.mark.parametrize("name", APP_SERVICES)
-def test_service_starts_from_compose(name: str, nats_server: NatsServer, tmp_path: Path) -> None:
+def test_service_starts_from_compose(name: str, nats_server: AuthServer, tmp_path: Path) -> None:
     if not (ROOT / "services" / name / "app.py").exists():
         pytest.skip(f"{name} not built")
     service = compose()["services"][name]
@@ -82,7 +84,12 @@ def test_service_starts_from_compose(name: str, nats_server: NatsServer, tmp_pat
     environment = {**service.get("environment", {}), **dev_environment(name)}
     env.update({k: loopback(str(v), nats_server) for k, v in environment.items()})
     env["FRONTDESK_VOICE_SPOOL_DIR"] = str(tmp_path / "spool")
-    env["FRONTDESK_ENV"] = "development"  # .env.example holds placeholders, refused in production
+    # Secrets are the deployment's: the test server's password file for the service's own bus user, and
+    # a strong thread secret and Twilio token (outside development .env.example's placeholders are refused).
+    env.update(nats_server.service_env(env.get("FRONTDESK_NATS_USER") or name))
+    env["FRONTDESK_THREAD_SECRET"] = secrets.token_urlsafe(32)
+    env["FRONTDESK_TWILIO_AUTH_TOKEN"] = secrets.token_hex(16)
+    nats_server.create_topology()
     command = [sys.executable if part == "python" else part for part in service["command"]]
     log = tmp_path / f"{name}.log"
     with open(log, "wb") as out:

@@ -141,7 +141,10 @@ async def until(check: Callable[[], Awaitable[Any]], timeout: float = 10.0, what
 
 
 @pytest.fixture
-async def stack(bus_config: BusConfig, tmp_path: Path) -> AsyncIterator[Stack]:
+async def stack(
+    bus_config: BusConfig, service_bus_config: Callable[[str], BusConfig], tmp_path: Path
+) -> AsyncIterator[Stack]:
+    """Each service runs as its own bus user, as in production; the scenario's bus is ops."""
     clock = ManualClock(START)
     stop = asyncio.Event()
     smtp_port, smtp_http, voice_port, router_http, notifier_http = free_ports(5)
@@ -152,11 +155,15 @@ async def stack(bus_config: BusConfig, tmp_path: Path) -> AsyncIterator[Stack]:
     await bus.ensure_topology()
     tasks: list[asyncio.Task[None]] = []
     voice_server: HttpServer | None = None
+    voice_bus: Bus | None = None
     http = httpx.AsyncClient(timeout=10)
     try:
         listening = asyncio.Event()
         email_cfg = SmtpConfig(
-            port=smtp_port, http_port=smtp_http, thread_secret=Secret(SECRET), bus=bus_config
+            port=smtp_port,
+            http_port=smtp_http,
+            thread_secret=Secret(SECRET),
+            bus=service_bus_config("intake_email"),
         )
         tasks.append(
             asyncio.create_task(intake_email.main(email_cfg, stop=stop, clock=clock, listening=listening))
@@ -168,14 +175,17 @@ async def stack(bus_config: BusConfig, tmp_path: Path) -> AsyncIterator[Stack]:
             spool_dir=str(tmp_path / "voice-spool"),
             policy=str(POLICY),
             auth_token=sandbox.cfg.auth_token,
-            bus=bus_config,
+            bus=service_bus_config("intake_voice"),
         )
-        outbox = Outbox(Spool(voice_cfg.spool_dir), voice_cfg.publish_timeout, bus)
+        voice_bus = await Bus.connect(voice_cfg.bus, "intake_voice")
+        outbox = Outbox(Spool(voice_cfg.spool_dir), voice_cfg.publish_timeout, voice_bus)
         voice = Voice(cfg=voice_cfg, policy=load_policy(voice_cfg.policy), outbox=outbox, clock=clock)
         voice_server = HttpServer(build_app(voice), voice_cfg.host, voice_cfg.port)
         await voice_server.start()
         tasks.append(asyncio.create_task(outbox.run(stop, voice_cfg.respool_interval)))
-        router_cfg = RouterConfig(http_port=router_http, policy=str(POLICY), timer_poll=0.05, bus=bus_config)
+        router_cfg = RouterConfig(
+            http_port=router_http, policy=str(POLICY), timer_poll=0.05, bus=service_bus_config("router")
+        )
         tasks.append(asyncio.create_task(router.main(router_cfg, stop=stop, clock=clock)))
         notifier_cfg = NotifierConfig(
             http_port=notifier_http,
@@ -188,7 +198,7 @@ async def stack(bus_config: BusConfig, tmp_path: Path) -> AsyncIterator[Stack]:
             ),
             thread_secret=Secret(SECRET),
             policy=str(POLICY),
-            bus=bus_config,
+            bus=service_bus_config("notifier"),
             retry_base=0.01,
             timer_poll=0.05,
             status_callback=f"{voice_base}/twilio/sms/status",
@@ -202,6 +212,8 @@ async def stack(bus_config: BusConfig, tmp_path: Path) -> AsyncIterator[Stack]:
         if voice_server is not None:
             await voice_server.stop()
         await http.aclose()
+        if voice_bus is not None:
+            await voice_bus.close()
         await bus.close()
         await sandbox.stop()
         failures = [r for r in results if isinstance(r, BaseException)]

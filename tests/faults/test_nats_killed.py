@@ -23,12 +23,12 @@ import pytest
 from twilio.request_validator import RequestValidator
 
 from services.common.bus import Bus
-from services.common.config import BusConfig
 from services.common.kvview import snapshot
-from services.common.natsserver import NatsServer, free_port
+from services.common.natsserver import free_port
 from services.common.process import ROOT, ChildProcess, stop_all
 from services.contracts import Ticket
 from services.contracts import subjects as s
+from tests.conftest import auth_server
 
 EMAILS = int(os.environ.get("FAULTS_EMAILS", "500"))
 TEXTS = int(os.environ.get("FAULTS_TEXTS", "200"))
@@ -60,13 +60,14 @@ async def count_tickets(bus: Bus) -> collections.Counter[str]:
 
 
 async def test_nats_killed_and_restarted_mid_stream(tmp_path: Path) -> None:
-    nats = NatsServer(store_dir=tmp_path / "nats", log_file=tmp_path / "nats.log")
+    nats = auth_server(tmp_path, log_file=tmp_path / "nats.log")
     nats.start()
+    await asyncio.to_thread(nats.create_topology)
     smtp_port, voice_port = free_port(), free_port()
     voice = f"http://127.0.0.1:{voice_port}"
     env = {
         **os.environ,
-        "FRONTDESK_NATS_URL": nats.url,
+        "FRONTDESK_ENV": "development",
         "FRONTDESK_POLICY": str(ROOT / "deploy" / "policy.example.yaml"),
         "FRONTDESK_THREAD_SECRET": "faults-secret",
         "FRONTDESK_TWILIO_AUTH_TOKEN": TOKEN,
@@ -77,12 +78,12 @@ async def test_nats_killed_and_restarted_mid_stream(tmp_path: Path) -> None:
         "FRONTDESK_ROUTER_HTTP_PORT": str(free_port()),
         "FRONTDESK_VOICE_PORT": str(voice_port),
         "FRONTDESK_VOICE_HTTP_PORT": str(free_port()),
-        "FRONTDESK_ENV": "development",  # the test's short tokens are refused in production
         "FRONTDESK_VOICE_PUBLIC_URL": voice,
         "FRONTDESK_VOICE_SPOOL_DIR": str(tmp_path / "spool"),
     }
     procs = [
-        ChildProcess.service(n, env, log_dir=tmp_path) for n in ("router", "intake_email", "intake_voice")
+        ChildProcess.service(n, {**env, **nats.service_env(n)}, log_dir=tmp_path)
+        for n in ("router", "intake_email", "intake_voice")
     ]
     bus: Bus | None = None
     try:
@@ -132,7 +133,7 @@ async def test_nats_killed_and_restarted_mid_stream(tmp_path: Path) -> None:
                         await asyncio.sleep(min(0.1 * (attempt + 1), 1.0))
         assert restarted is not None
         await restarted
-        bus = await Bus.connect(BusConfig(url=(nats.url,)), "faults")
+        bus = await Bus.connect(nats.config_for(), "faults")
         deadline = time.monotonic() + 120
         counts = await count_tickets(bus)
         while set(counts) < accepted and time.monotonic() < deadline:

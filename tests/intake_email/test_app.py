@@ -35,7 +35,7 @@ def config(bus_config: BusConfig, **changes: object) -> SmtpConfig:
         http_port=free_port(),
         publish_timeout=1.0,
         thread_secret=Secret(SECRET),
-        bus=BusConfig(url=bus_config.url, publish_timeout=1.0),
+        bus=msgspec.structs.replace(bus_config, publish_timeout=1.0),
     )
     return msgspec.structs.replace(base, **changes)
 

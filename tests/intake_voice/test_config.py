@@ -8,11 +8,13 @@ from services.common.config import ConfigError
 from services.intake_voice.config import load_config
 
 REAL_LOOKING = "0f1e2d3c4b5a69788796a5b4c3d2e1f0"  # 32 hex digits, like a Twilio auth token
+# Production also refuses an anonymous bus: these tests are about the Twilio token, so give it one.
+PRODUCTION_BUS = {"FRONTDESK_NATS_USER": "intake_voice", "FRONTDESK_NATS_PASSWORD": "b" * 40}
 
 
 def test_refuses_to_start_without_auth_token() -> None:
     with pytest.raises(ConfigError, match="FRONTDESK_TWILIO_AUTH_TOKEN"):
-        load_config({})
+        load_config(PRODUCTION_BUS)
     with pytest.raises(ConfigError, match="FRONTDESK_TWILIO_AUTH_TOKEN"):
         load_config({"FRONTDESK_ENV": "development"})
 
@@ -27,7 +29,7 @@ def test_refuses_to_start_without_auth_token() -> None:
     ],
 )
 def test_weak_token_refused_outside_development(token: str) -> None:
-    for env in ({}, {"FRONTDESK_ENV": "production"}):
+    for env in (PRODUCTION_BUS, {**PRODUCTION_BUS, "FRONTDESK_ENV": "production"}):
         with pytest.raises(ConfigError, match="FRONTDESK_TWILIO_AUTH_TOKEN"):
             load_config({**env, "FRONTDESK_TWILIO_AUTH_TOKEN": token})
     dev = load_config({"FRONTDESK_ENV": "development", "FRONTDESK_TWILIO_AUTH_TOKEN": token})
@@ -35,13 +37,14 @@ def test_weak_token_refused_outside_development(token: str) -> None:
 
 
 def test_real_token_starts_in_production() -> None:
-    cfg = load_config({"FRONTDESK_TWILIO_AUTH_TOKEN": REAL_LOOKING})
+    cfg = load_config({**PRODUCTION_BUS, "FRONTDESK_TWILIO_AUTH_TOKEN": REAL_LOOKING})
     assert cfg.environment == "production" and cfg.http_port == 9104 and cfg.port == 8080
 
 
 def test_loads_env() -> None:
     cfg = load_config(
         {
+            **PRODUCTION_BUS,
             "FRONTDESK_TWILIO_AUTH_TOKEN": REAL_LOOKING,
             "FRONTDESK_VOICE_PORT": "9090",
             "FRONTDESK_VOICE_HTTP_PORT": "9191",

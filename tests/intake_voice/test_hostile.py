@@ -16,9 +16,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from twilio.request_validator import RequestValidator
 
-from services.common.natsserver import NatsServer, free_ports
+from services.common.natsserver import free_ports
 from services.common.process import ROOT, ChildProcess
 from services.intake_voice import form
+from tests.conftest import AuthServer
 from tests.intake_voice.harness import ALICE, PUBLIC, Harness, call, requests, stream_counts
 
 STRONG_TOKEN = "0f1e2d3c4b5a69788796a5b4c3d2e1f0"  # 32 hex digits: starts in production
@@ -79,13 +80,13 @@ def _rss_mb(pid: int, key: str) -> float:
 
 
 @pytest.fixture
-def voice_process(nats_server: NatsServer, tmp_path: Path) -> Iterator[tuple[ChildProcess, int, int]]:
+def voice_process(nats_server: AuthServer, tmp_path: Path) -> Iterator[tuple[ChildProcess, int, int]]:
     """`python -m services.intake_voice` in production mode on free ports: (process, public, internal)."""
     port, http_port = free_ports(2)
     env = {
         **os.environ,
         "FRONTDESK_ENV": "production",
-        "FRONTDESK_NATS_URL": nats_server.url,
+        **nats_server.service_env("intake_voice"),
         "FRONTDESK_POLICY": str(ROOT / "deploy" / "policy.example.yaml"),
         "FRONTDESK_TWILIO_AUTH_TOKEN": STRONG_TOKEN,
         "FRONTDESK_VOICE_PORT": str(port),
@@ -93,6 +94,7 @@ def voice_process(nats_server: NatsServer, tmp_path: Path) -> Iterator[tuple[Chi
         "FRONTDESK_VOICE_PUBLIC_URL": PUBLIC,
         "FRONTDESK_VOICE_SPOOL_DIR": str(tmp_path / "spool"),
     }
+    nats_server.create_topology()  # ops' step: the service's own user may not create streams
     proc = ChildProcess.service("intake_voice", env, log_dir=tmp_path)
     try:
         proc.wait_port(port)

@@ -13,6 +13,7 @@ POLICY = Path(__file__).resolve().parents[2] / "deploy" / "policy.example.yaml"
 
 
 def test_reads_shared_and_prefixed_names(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FRONTDESK_ENV", "development")
     monkeypatch.setenv("FRONTDESK_POLICY", str(POLICY))
     monkeypatch.setenv("FRONTDESK_NOTIFIER_RELAY_PORT", "2599")
     monkeypatch.setenv("FRONTDESK_TWILIO_FROM", "+13125550199")
@@ -30,6 +31,7 @@ def test_reads_shared_and_prefixed_names(monkeypatch: pytest.MonkeyPatch) -> Non
 def test_bad_port_and_missing_policy_name_the_variable(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
+    monkeypatch.setenv("FRONTDESK_ENV", "development")
     monkeypatch.setenv("FRONTDESK_POLICY", str(POLICY))
     monkeypatch.setenv("FRONTDESK_NOTIFIER_RELAY_PORT", "abc")
     with pytest.raises(ConfigError, match="FRONTDESK_NOTIFIER_RELAY_PORT"):

@@ -8,10 +8,10 @@ import sys
 from datetime import UTC, datetime, timedelta
 
 from services.common.bus import Bus
-from services.common.config import BusConfig
 from services.contracts import TimelineEntry
 from services.contracts import subjects as s
 from services.timeline.reader import read_timeline, render
+from tests.conftest import AuthServer
 
 T0 = datetime(2026, 11, 23, 15, 0, tzinfo=UTC)
 
@@ -44,10 +44,10 @@ async def test_reads_one_clients_history_in_order(bus: Bus) -> None:
     assert "09:00:00 CST  SR-1001" in text.splitlines()[0]
 
 
-async def test_cli_prints_the_timeline(bus: Bus, bus_config: BusConfig) -> None:
+async def test_cli_prints_the_timeline(bus: Bus, nats_server: AuthServer) -> None:
     e = entry(1, "initech", "request_received")
     await bus.publish(s.timeline_subject("initech"), e, msg_id=e.id)
-    env = {**os.environ, "FRONTDESK_NATS_URL": bus_config.url[0]}
+    env = {**os.environ, **nats_server.service_env("ops")}
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "services.timeline", "initech", env=env,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,

@@ -1,0 +1,75 @@
+"""`python -m services.deadletters`: a real dead letter listed (escaped) and replayed to its subject."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+
+import msgspec
+
+from services.common.bus import Bus, Consumer, ConsumerSpec, Delivery, Poison
+from services.contracts import ServiceRequest
+from services.contracts import subjects as s
+from services.deadletters.letters import read
+from tests.conftest import AuthServer
+from tests.test_storage import request, until
+
+
+async def cli(server: AuthServer, *args: str) -> tuple[int, str, str]:
+    env = {**os.environ, **server.service_env("ops"), "FRONTDESK_ENV": "development"}
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "services.deadletters", *args, env=env,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    out, err = await asyncio.wait_for(proc.communicate(), 30)
+    return proc.returncode or 0, out.decode(), err.decode()
+
+
+async def dead_letter(bus: Bus, reason: str, *payloads: bytes) -> None:
+    """Each payload dead-lettered by a real consumer: undecodable ones as such, the others as poison."""
+    for n, payload in enumerate(payloads):
+        await bus.publish_bytes(s.request_subject("email"), payload, msg_id=f"hostile-{n}")
+
+    async def handle(_: ServiceRequest, __: Delivery) -> None:
+        raise Poison(reason)
+
+    spec = ConsumerSpec(s.STREAM_REQUESTS, "t-cli", s.REQUESTS_ALL)
+    consumer = Consumer(bus, spec, msgspec.json.Decoder(ServiceRequest).decode, handle)
+    stop = asyncio.Event()
+    task = asyncio.create_task(consumer.run(stop))
+    try:
+        await until(lambda: consumer.dead_lettered == len(payloads), "dead-lettered")
+    finally:
+        stop.set()
+        await task
+
+
+async def test_list_escapes_and_replay_sends_it_back(bus: Bus, nats_server: AuthServer) -> None:
+    valid = msgspec.json.encode(request(7))
+    await dead_letter(bus, "bad \x1b[31mred\x1b[0m client", b"\x1b]0;pwned\x07\x1b[2J not json", valid)
+    code, out, err = await cli(nats_server, "list")
+    assert code == 0, err
+    assert "\x1b" not in out and "\x07" not in out
+    assert "\\x1b]0;pwned\\x07" in out and "bad \\x1b[31mred" in out
+    assert "fd.requests.email" in out and "durable=t-cli" in out
+    letters = await read(bus)
+    assert len(letters) == 2
+    [letter] = [one for one in letters if one.data == valid]
+    before = (await bus.js.stream_info(s.STREAM_REQUESTS)).state.messages
+    code, out, err = await cli(nats_server, "replay", str(letter.seq))
+    assert code == 0, err
+    assert f"replayed {letter.seq} to fd.requests.email" in out
+    assert [one.seq for one in await read(bus)] == [one.seq for one in letters if one is not letter]
+    assert (await bus.js.stream_info(s.STREAM_REQUESTS)).state.messages == before + 1
+    last = await bus.js.get_last_msg(s.STREAM_REQUESTS, s.request_subject("email"))
+    assert last.data == valid
+    code, out, err = await cli(nats_server, "replay", "--all")
+    assert code == 0, err
+    code, out, _ = await cli(nats_server, "list")
+    assert code == 0 and "no dead letters" in out
+
+
+async def test_replay_of_an_unknown_letter_fails_clearly(bus: Bus, nats_server: AuthServer) -> None:
+    code, _, err = await cli(nats_server, "replay", "999")
+    assert code == 1 and "no dead letter 999" in err
