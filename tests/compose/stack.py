@@ -46,7 +46,7 @@ async def main():
 asyncio.run(main())
 """
 # What the image build reads (see .dockerignore) plus the compose files: the copy keeps the developer's
-# own deploy/.env untouched, and deploy/.env is made exactly as the README says, from .env.example.
+# own deploy/.env and secrets untouched, and deploy/.env is made as the README says, from .env.example.
 COPIED = ("pyproject.toml", "constraints.txt", "README.md", ".dockerignore", "services", "deploy")
 # Let Docker pick free loopback host ports, so a `make run` or another stack on this machine never collides.
 EPHEMERAL_PORTS = {
@@ -84,7 +84,8 @@ class ComposeStack:
     def copy_checkout(
         cls, engine: DockerEngine, workdir: Path, project: str, files: tuple[str, ...], **extra_env: str
     ) -> ComposeStack:
-        skip = shutil.ignore_patterns("__pycache__", "*.pyc", ".env")
+        # Never the developer's own deploy/.env or deploy/secrets/: the suite makes its own.
+        skip = shutil.ignore_patterns("__pycache__", "*.pyc", ".env", "secrets")
         for name in COPIED:
             source = ROOT / name
             if source.is_dir():

@@ -8,16 +8,20 @@ import os
 import re
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from tests.compose.engine import DockerEngine
 from tests.compose.stack import IMAGE, ComposeError, ComposeStack, Sandbox, email, send, until
 
 pytestmark = pytest.mark.compose
 
-FILES = ("deploy/compose.yaml", "deploy/compose.dev.yaml")
+# The dev overlay runs the sandbox instead of Twilio; the last file points the NATS secrets back at
+# deploy/secrets/, generated below exactly as deploy/README.md step 3 says (not the checked-in dev ones).
+FILES = ("deploy/compose.yaml", "deploy/compose.dev.yaml", "deploy/compose.secrets.yaml")
 APP_SERVICES = ("router", "notifier", "intake_email", "intake_voice")
 JANE, JANE_EMAIL = "+13125550150", "jane@acme.example"  # Acme: premium (deploy/policy.example.yaml)
 SUPPORT = "support@example.com"  # FRONTDESK_SMTP_SUPPORT_ADDRESSES in deploy/.env.example
@@ -25,6 +29,21 @@ SPOOL = "/var/lib/frontdesk/voice-spool"
 TICKET = re.compile(r"^SR-\d+")
 # Seconds: an email to SMS takes about one here; a restart or `up --wait` about thirty on two busy cores.
 FLOW_TIMEOUT = 60.0
+# Run inside the network: a client without credentials must be refused by nats-server.
+ANONYMOUS = """
+import asyncio, nats
+async def main():
+    try:
+        client = await nats.connect("nats://nats:4222", allow_reconnect=False, connect_timeout=5)
+    except Exception as exc:
+        print("refused:", exc)
+    else:
+        print("connected anonymously")
+        await client.close()
+asyncio.run(main())
+"""
+NATSAUTH_SECRETS = ("python", "-m", "services.common.natsauth", "secrets", "/secrets")
+CONNECTIONS = "http://127.0.0.1:8222/connz?auth=true"
 tally: dict[str, Any] = {}
 
 
@@ -33,9 +52,12 @@ def stack(engine: DockerEngine, tmp_path_factory: pytest.TempPathFactory) -> Ite
     workdir = tmp_path_factory.mktemp("compose")
     project = f"fdtest{os.getpid()}"
     stack = ComposeStack.copy_checkout(engine, workdir, project, FILES)
+    production = yaml.safe_load((workdir / "deploy" / "compose.yaml").read_text())["secrets"]
+    (workdir / "deploy" / "compose.secrets.yaml").write_text(json.dumps({"secrets": production}))
     try:
         stack.compose("build", timeout=1800)
         tally["image"] = f"{IMAGE} {stack.image_megabytes():.0f} MB"
+        generate_secrets(stack, workdir / "deploy" / "secrets")
         stack.up()
         yield stack
     finally:
@@ -49,6 +71,13 @@ def stack(engine: DockerEngine, tmp_path_factory: pytest.TempPathFactory) -> Ite
 @pytest.fixture(scope="module")
 def sandbox(stack: ComposeStack) -> Sandbox:
     return Sandbox(*stack.address("sandbox", 8025))
+
+
+def generate_secrets(stack: ComposeStack, folder: Path) -> None:
+    """deploy/README.md step 3, command for command."""
+    stack.run(["install", "-d", "-m", "0700", "-o", "10001", "-g", "10001", str(folder)])
+    docker_run = ["docker", "run", "--rm", "--network", "none", "--user", "10001:10001"]
+    stack.run([*docker_run, "-v", f"{folder}:/secrets", IMAGE, *NATSAUTH_SECRETS])
 
 
 def email_becomes_sms(stack: ComposeStack, sandbox: Sandbox, what: str) -> tuple[str, dict[str, Any]]:
@@ -87,6 +116,17 @@ def test_image_is_built_once_small_and_runs_as_non_root(stack: ComposeStack) -> 
     assert stack.inspect(container, "{{.Config.User}} {{.HostConfig.ReadonlyRootfs}}") == "10001:10001 true"
     published = stack.compose("ps", "--format", "{{.Ports}}")
     assert "0.0.0.0" not in published and ":::" not in published, published
+
+
+def test_bus_refuses_anonymous_clients_and_its_monitor_is_not_published(stack: ComposeStack) -> None:
+    [nats] = stack.containers("nats")
+    assert stack.inspect(nats, "{{json .HostConfig.PortBindings}}") in ("{}", "null")
+    probe = stack.compose("run", "--rm", "--no-deps", "-T", "ops", "python", "-c", ANONYMOUS)
+    assert "Authorization Violation" in probe, probe
+    users = json.loads(stack.compose("exec", "-T", "nats", "wget", "-q", "-O-", CONNECTIONS))
+    connected = sorted(c["authorized_user"] for c in users["connections"])
+    assert connected == sorted(APP_SERVICES), connected
+    tally["NATS"] = f"anonymous refused, monitor unpublished, users {','.join(connected)}"
 
 
 def test_premium_email_becomes_tech_sms_and_acknowledgment(stack: ComposeStack, sandbox: Sandbox) -> None:

@@ -1,5 +1,5 @@
 """compose.yaml cannot drift from the code: each service's own command and environment (from the
-compose file, its dev overlay and deploy/.env.example, hostnames mapped to loopback) starts against a local
+compose file and deploy/.env.example, hostnames mapped to loopback) starts against a local
 nats-server and its compose health check URL answers."""
 
 from __future__ import annotations
@@ -25,15 +25,9 @@ DEPLOY = ROOT / "deploy"
 APP_SERVICES = ("router", "notifier", "intake_email", "intake_voice")
 
 
-def compose(name: str = "compose.yaml") -> dict[str, Any]:
-    data: dict[str, Any] = yaml.safe_load((DEPLOY / name).read_text())
+def compose() -> dict[str, Any]:
+    data: dict[str, Any] = yaml.safe_load((DEPLOY / "compose.yaml").read_text())
     return data
-
-
-def dev_environment(name: str) -> dict[str, Any]:
-    """What compose.dev.yaml adds to a service's environment (deploy/.env.example is made for it)."""
-    overlay: dict[str, Any] = compose("compose.dev.yaml")["services"].get(name, {}).get("environment", {})
-    return overlay
 
 
 def env_example() -> dict[str, str]:
@@ -47,8 +41,6 @@ def env_example() -> dict[str, str]:
 
 def loopback(value: str, nats: NatsServer) -> str:
     value = value.replace("nats://nats:4222", nats.url).replace("0.0.0.0", "127.0.0.1")
-    for host in ("sandbox", "intake_voice"):
-        value = "127.0.0.1" if value == host else value.replace(f"http://{host}:", "http://127.0.0.1:")
     return value.replace("/etc/frontdesk/policy.yaml", str(DEPLOY / "policy.example.yaml"))
 
 
@@ -62,7 +54,7 @@ def health_url(service: dict[str, Any]) -> str:
 def test_compose_shape() -> None:
     services = compose()["services"]
     assert set(APP_SERVICES) | {"nats"} <= set(services)
-    assert "sandbox" in compose("compose.dev.yaml")["services"]
+    assert "sandbox" in yaml.safe_load((DEPLOY / "compose.dev.yaml").read_text())["services"]
     for name in APP_SERVICES:
         svc = services[name]
         assert svc["restart"] == "unless-stopped"
@@ -81,8 +73,7 @@ def test_service_starts_from_compose(name: str, nats_server: AuthServer, tmp_pat
         pytest.skip(f"{name} not built")
     service = compose()["services"][name]
     env = {**os.environ, **env_example()}
-    environment = {**service.get("environment", {}), **dev_environment(name)}
-    env.update({k: loopback(str(v), nats_server) for k, v in environment.items()})
+    env.update({k: loopback(str(v), nats_server) for k, v in service.get("environment", {}).items()})
     env["FRONTDESK_VOICE_SPOOL_DIR"] = str(tmp_path / "spool")
     # Secrets are the deployment's: the test server's password file for the service's own bus user, and
     # a strong thread secret and Twilio token (outside development .env.example's placeholders are refused).
