@@ -8,16 +8,23 @@ import pytest
 
 from tests.compose.engine import DockerEngine, EngineUnavailable
 
+# Why the engine could not start, kept so that every later test fails at once with the same reason
+# instead of trying (and waiting for) another start.
+unavailable: list[str] = []
+
 
 @pytest.fixture(scope="session")
 def engine() -> Iterator[DockerEngine]:
+    if unavailable:
+        pytest.fail(unavailable[0], pytrace=False)
     docker = DockerEngine()
     try:
         docker.start()
     except EngineUnavailable as exc:
         docker.stop()
+        unavailable.append(f"no Docker engine: {exc}")
         # A missing engine is a failure with its reason, never a skip: CI must not pass without Docker.
-        pytest.fail(f"no Docker engine: {exc}", pytrace=False)
+        pytest.fail(unavailable[0], pytrace=False)
     try:
         yield docker
     finally:
