@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install run test test-fast check lint typecheck bench faults fuzz clean compose-test compose-cluster-test
+.PHONY: install browser run test test-fast check lint typecheck bench faults fuzz clean compose-test compose-cluster-test
 
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -18,8 +18,14 @@ install: $(STAMP)
 run: install
 	$(PY) -m services.devstack
 
+## Debian's chromium for the browser tests (the console's), installed when missing: CI starts fresh.
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; \
+	  else sudo apt-get install -y -q chromium; fi; }
+
 ## The whole test suite against real nats-server, SMTP and HTTP.
-test: install
+test: install browser
 	$(PY) -m pytest -q -m "not slow and not compose"
 
 check: lint typecheck

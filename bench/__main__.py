@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench import endtoend, smtp, stack, webhooks
+from bench import console, endtoend, smtp, stack, webhooks
 from services.common.process import ROOT
 from services.policy.decide import decide
 from services.policy.load import load_policy
@@ -47,7 +47,7 @@ def table(results: dict[str, Any]) -> str:
     return "\n".join(rows)
 
 
-USAGE = """usage: python -m bench [all|router|e2e|smtp|webhooks]
+USAGE = """usage: python -m bench [all|router|e2e|smtp|webhooks|console]
 
   all     every benchmark (default), written to bench/results.json: policy, SMTP, voice webhooks,
           end to end, router through NATS
@@ -56,6 +56,7 @@ USAGE = """usage: python -m bench [all|router|e2e|smtp|webhooks]
   e2e     only the whole stack at a fixed offered rate (BENCH_E2E_RATE/s for BENCH_E2E_SECONDS)
   smtp    only SMTP intake against the bare sink, smtp-source (BENCH_SMTP_ROUNDS alternating rounds)
   webhooks only the Twilio webhooks against bare FastAPI, wrk (BENCH_WEBHOOK_ROUNDS rounds)
+  console the console's budgets: projection rate, Now page and 90-day report over 100,000 events
   A single benchmark's results are printed, not written.
 """
 
@@ -64,6 +65,8 @@ async def only(mode: str) -> None:
     with stack.run() as bench:
         if mode == "router":
             results = {"router_through_nats": await endtoend.bench_router(bench.nats.url, bench.logs)}
+        elif mode == "console":
+            results = await console.bench_console(bench.nats.url, bench.tmp)
         elif mode == "e2e":
             results = await endtoend.bench_stack(bench.nats.url, bench.logs, bench.tmp, bench.nats_pid)
         elif mode == "webhooks":
@@ -93,7 +96,7 @@ async def main() -> None:
 
 if __name__ == "__main__":
     mode = sys.argv[1] if len(sys.argv) > 1 else "all"
-    if mode in ("-h", "--help") or mode not in ("all", "router", "e2e", "smtp", "webhooks"):
+    if mode in ("-h", "--help") or mode not in ("all", "router", "e2e", "smtp", "webhooks", "console"):
         print(USAGE, end="")
         sys.exit(0 if mode in ("-h", "--help") else 2)
     asyncio.run(main() if mode == "all" else only(mode))

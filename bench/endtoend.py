@@ -50,6 +50,7 @@ def _tech_phones() -> set[str]:
 
 def _email(i: int) -> bytes:
     msg = EmailMessage()
+    msg["Authentication-Results"] = "frontdesk.test; dmarc=pass header.from=acme.example"
     msg["From"] = f"Jane Roe <{EMAIL_SENDER}>"
     msg["To"] = "support@frontdesk.test"
     msg["Subject"] = f"E2EM{i:06d} server down"

@@ -17,6 +17,7 @@ def message_mix(n: int) -> list[bytes]:
     out = []
     for i in range(n):
         msg = EmailMessage()
+        msg["Authentication-Results"] = "frontdesk.test; dmarc=pass header.from=acme.example"
         msg["From"] = f"Client {i % 7} <user{i % 7}@acme.example>"
         msg["To"] = "support@frontdesk.test"
         msg["Subject"] = f"Printer on floor {i % 5} jammed again ({i})"

@@ -73,6 +73,10 @@ def service_env(nats_url: str, **extra: str) -> dict[str, str]:
             # The benchmark offers far more mail per client IP than the production rate limit allows.
             "FRONTDESK_SMTP_RATE_PER_MINUTE": "1000000",
             "FRONTDESK_SMTP_MAX_SESSIONS": "1000",
+            "FRONTDESK_SMTP_MAX_SESSIONS_PER_IP": "1000",
+            # The load generators add the header a relay named frontdesk.test writes after DMARC passed.
+            "FRONTDESK_SMTP_SENDER_AUTH": "upstream",
+            "FRONTDESK_SMTP_AUTHSERV_ID": "frontdesk.test",
         }
     )
     env.update(extra)

@@ -8,8 +8,9 @@ from datetime import UTC, datetime
 import msgspec
 import pytest
 
-from services.common.bus import Bus, Consumer, ConsumerSpec, Delivery, LaneConsumer, Poison, PublishFailed
+from services.common.bus import Bus, Poison, PublishFailed
 from services.common.config import BusConfig
+from services.common.consumer import Consumer, ConsumerSpec, Delivery, LaneConsumer
 from services.common.natsserver import NatsServer
 from services.contracts import Sender, ServiceRequest, TimelineEntry
 from services.contracts import subjects as s

@@ -14,10 +14,11 @@ from nats.js.errors import APIError, ServiceUnavailableError
 from prometheus_client import CollectorRegistry, generate_latest
 
 from services.common import topology
-from services.common.bus import Bus, Consumer, ConsumerSpec, Delivery, Poison, PublishFailed
+from services.common.bus import Bus, Poison, PublishFailed
 from services.common.config import Retention
+from services.common.consumer import Consumer, ConsumerSpec, Delivery
 from services.common.metrics import follow_storage
-from services.common.storage import is_storage_error
+from services.common.storage import StorageHealth, is_storage_error
 from services.common.topology import DAY, MB
 from services.contracts import Sender, ServiceRequest
 from services.contracts import subjects as s
@@ -157,3 +158,17 @@ async def test_new_limits_reach_existing_buckets(bus: Bus) -> None:
     assert (windows.config.max_bytes, windows.config.max_age) == (2 * MB, 3 * DAY)
     raw = await bus.js.stream_info(f"OBJ_{s.OBJ_RAW}")
     assert raw.config.max_bytes == 5 * MB
+
+
+def test_readiness_returns_after_a_write_is_stored_or_a_quiet_hold() -> None:
+    now = [100.0]
+    health = StorageHealth(hold=30, now=lambda: now[0])
+    assert health.ok
+    health.refused()
+    now[0] += 29
+    assert not health.ok and health.refusals == 1
+    health.stored()
+    assert health.ok
+    health.refused()
+    now[0] += 31  # nobody wrote since: an intake no longer sent traffic must get the chance again
+    assert health.ok and health.refusals == 2

@@ -16,8 +16,10 @@ from services.contracts import subjects as s
 OPS = "ops"
 SERVICE_USERS = ("intake_email", "intake_voice", "router", "notifier", "console")
 USERS = (*SERVICE_USERS, OPS)
-# The console's durable consumer on the timeline stream: the only one its user may create there.
-CONSOLE_DURABLE = "console"
+# Console replicas each keep a durable consumer on the timeline stream named `console-<replica>`, and a
+# rebuild deletes and recreates it: the console user manages any consumer of FD_TIMELINE (a stream it
+# may read whole anyway) and no consumer of any other stream.
+CONSOLE_DURABLES = "*"
 CONFIG_NAME = "nats.conf"
 # nats-server joins every include path to the including file's folder (even an absolute one), so the
 # passwords file sits next to nats.conf: compose mounts the secret there.
@@ -146,9 +148,10 @@ def permissions() -> dict[str, Grant]:
         + _kv(s.KV_TIMERS, watch=True)
         + _kv(s.KV_SEEN)
         + _objects(write=False),
-        "console": _consume(s.STREAM_TIMELINE, CONSOLE_DURABLE)
+        "console": _consume(s.STREAM_TIMELINE, CONSOLE_DURABLES)
+        + Grant(publish=(_api("CONSUMER", "DELETE", s.STREAM_TIMELINE, CONSOLE_DURABLES),))
         + _read_stream(s.STREAM_TIMELINE)
-        + _publish(s.notify_subject("desk") + ".>")
+        + _publish(s.DESK_ALL)
         + _kv(s.KV_TICKETS, write=False, watch=True)
         + _kv(s.KV_CONTACTS, write=False, watch=True)
         + _kv(s.KV_TIMERS, write=False, watch=True),

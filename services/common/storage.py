@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 # JetStream error codes meaning "no room to store this", not "this message is wrong":
 # 10023 insufficient resources, 10028 memory resources exceeded, 10047 storage resources exceeded,
@@ -26,27 +27,30 @@ def is_storage_error(exc: BaseException | None) -> bool:
 
 
 class StorageHealth:
-    """Whether the last write JetStream answered was refused for space, and how many were.
+    """Whether JetStream refused one of our writes for space lately, and how many it refused.
 
     A refused write keeps its message (nak, spool, 451); the service reports not ready until a later
-    write is stored, so a load balancer or ops sees the store is full instead of silent retries.
+    write is stored, so ops and load balancers see the store is full instead of silent retries. A
+    service that only writes when traffic comes (an intake a balancer stopped sending to) would never
+    prove the store has room again, so readiness also returns once `hold` seconds pass without a refusal.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, *, hold: float = 30.0, now: Callable[[], float] = time.monotonic) -> None:
         self.refusals = 0
-        self.failing_since: float | None = None
+        self.hold = hold
+        self._now = now
+        self._last_refused: float | None = None
 
     @property
     def ok(self) -> bool:
-        return self.failing_since is None
+        return self._last_refused is None or self._now() - self._last_refused > self.hold
 
     def refused(self) -> None:
         self.refusals += 1
-        if self.failing_since is None:
-            self.failing_since = time.monotonic()
+        self._last_refused = self._now()
 
     def stored(self) -> None:
-        self.failing_since = None
+        self._last_refused = None
 
     def observe(self, exc: BaseException) -> bool:
         """Note `exc` if it is a storage refusal; returns whether it was."""

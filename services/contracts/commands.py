@@ -74,3 +74,38 @@ class SendEmail(msgspec.Struct, frozen=True, kw_only=True, tag=True):
     ticket_number: str | None = None
     in_reply_to: str | None = None
     references: tuple[str, ...] = ()
+
+
+# Desk actions from the console (fd.notify.desk.<action>): the notifier, which owns a ticket after
+# dispatch, carries them out and records them on the timeline under the user's name. `id` is one per
+# submitted form and is the Nats-Msg-Id, so a double click or a redelivery acts once.
+class ReassignTicket(msgspec.Struct, frozen=True, kw_only=True, tag=True):
+    """Give the ticket to another tech, who gets the dispatch SMS and must accept it."""
+
+    id: str
+    ticket_number: str
+    tech: str
+    user: str
+    requested_at: datetime
+
+
+class ResolveTicket(msgspec.Struct, frozen=True, kw_only=True, tag=True):
+    """Close the ticket on the desk's word and tell the client."""
+
+    id: str
+    ticket_number: str
+    user: str
+    requested_at: datetime
+
+
+class SendClientUpdate(msgspec.Struct, frozen=True, kw_only=True, tag=True):
+    """Send the client a written update in their channel."""
+
+    id: str
+    ticket_number: str
+    user: str
+    text: str
+    requested_at: datetime
+
+
+DeskCommand = ReassignTicket | ResolveTicket | SendClientUpdate

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
+import quopri
 from datetime import datetime
 from typing import Literal
 
@@ -24,9 +27,36 @@ class Attachment(msgspec.Struct, frozen=True, kw_only=True):
     filename: str
     content_type: str
     size: int
-    object_name: str  # key in the raw object store
+    object_name: str  # key in the raw object store: the attachment itself, or the raw original holding it
     content_id: str | None = None
     inline: bool = False
+    # Set when object_name is the raw original: the attachment's body as it lies there, still in its
+    # Content-Transfer-Encoding, so its bytes are stored once. Read it with attachment_bytes.
+    offset: int | None = None
+    length: int = 0
+    transfer_encoding: str = ""
+
+
+def decode_transfer(encoding: str, data: bytes) -> bytes:
+    """A MIME body in Content-Transfer-Encoding `encoding` as bytes (7bit, 8bit, binary: as is)."""
+    kind = encoding.strip().lower()
+    if kind == "base64":
+        compact = b"".join(data.split())
+        try:
+            return base64.b64decode(compact + b"=" * (-len(compact) % 4))
+        except (binascii.Error, ValueError):
+            return binascii.a2b_base64(compact)  # lenient: skips what is not base64
+    if kind == "quoted-printable":
+        return quopri.decodestring(data)
+    return data
+
+
+def attachment_bytes(attachment: Attachment, stored: bytes) -> bytes:
+    """The attachment's bytes, given the object named by attachment.object_name."""
+    if attachment.offset is None:
+        return stored
+    span = stored[attachment.offset : attachment.offset + attachment.length]
+    return decode_transfer(attachment.transfer_encoding, span)
 
 
 class ThreadKeys(msgspec.Struct, frozen=True, kw_only=True):
@@ -41,6 +71,24 @@ class ThreadKeys(msgspec.Struct, frozen=True, kw_only=True):
     token_signed: bool = False
     # True when a reference is one of our own signed Message-IDs.
     references_ours: bool = False
+
+
+# "authenticated": the sender's domain vouched for the From address (aligned SPF or DKIM, or the
+# organisation's own relay said dmarc=pass). "unauthenticated": it did not, so the address is a claim.
+# "unchecked": the channel has no sender authentication (a caller id) or checks are off (development).
+AuthVerdict = Literal["authenticated", "unauthenticated", "unchecked"]
+
+
+class SenderAuth(msgspec.Struct, frozen=True, kw_only=True):
+    """Whether the sender is who the message says; the router never trusts an unauthenticated one."""
+
+    verdict: AuthVerdict = "unchecked"
+    method: str = ""  # "dmarc", "upstream", "off"
+    reason: str = ""  # why, in words, e.g. "dmarc=fail (no aligned SPF or DKIM pass)"
+
+    @property
+    def trusted(self) -> bool:
+        return self.verdict != "unauthenticated"
 
 
 class ServiceRequest(msgspec.Struct, frozen=True, kw_only=True, tag=True):
@@ -60,3 +108,6 @@ class ServiceRequest(msgspec.Struct, frozen=True, kw_only=True, tag=True):
     nature: Nature = "request"
     raw_ref: str | None = None  # object-store name of the raw original
     language: str | None = None
+    sender_auth: SenderAuth = SenderAuth()
+    # The whole readable text, when body/full_text above are bounded excerpts of a large message.
+    text_ref: str | None = None

@@ -19,6 +19,7 @@ SMS_STATUS_REPORTED = f"{PREFIX}.replies.status"
 
 STREAM_NOTIFY = "FD_NOTIFY"
 NOTIFY_ALL = f"{PREFIX}.notify.>"
+DESK_ALL = f"{PREFIX}.notify.desk.>"  # the console's actions, inside FD_NOTIFY
 
 STREAM_OUTBOX = "FD_OUTBOX"
 OUTBOX_ALL = f"{PREFIX}.outbox.>"
@@ -60,6 +61,11 @@ def request_subject(channel: str) -> str:
 
 def notify_subject(command: str) -> str:
     return f"{PREFIX}.notify.{subject_token(command)}"
+
+
+def desk_subject(action: str) -> str:
+    """fd.notify.desk.<action>: reassign, resolve, update."""
+    return f"{PREFIX}.notify.desk.{subject_token(action)}"
 
 
 def timeline_subject(client_id: str) -> str:

@@ -32,6 +32,9 @@ DEV_DEFAULTS = {
     "FRONTDESK_TWILIO_API_BASE": "http://127.0.0.1:8025",
     "FRONTDESK_SMTP_HOST": "127.0.0.1",
     "FRONTDESK_SMTP_PORT": "2525",
+    # Local demos: trust the Authentication-Results a relay named frontdesk.test would add (see README).
+    "FRONTDESK_SMTP_SENDER_AUTH": "upstream",
+    "FRONTDESK_SMTP_AUTHSERV_ID": "frontdesk.test",
     "FRONTDESK_VOICE_HOST": "127.0.0.1",
     "FRONTDESK_VOICE_PORT": "8080",
     "FRONTDESK_VOICE_HTTP_PORT": "9104",
@@ -42,6 +45,7 @@ DEV_DEFAULTS = {
     "FRONTDESK_NOTIFIER_RELAY_HOST": "127.0.0.1",
     "FRONTDESK_NOTIFIER_RELAY_PORT": "2526",
     "FRONTDESK_NOTIFIER_STATUS_CALLBACK": "http://127.0.0.1:8080/twilio/sms/status",
+    "FRONTDESK_CONSOLE_PORT": "8090",
 }
 
 
@@ -66,6 +70,7 @@ CHILDREN = (
         "intake_voice",
         (("twilio webhooks", "FRONTDESK_VOICE_PORT"), ("voice http", "FRONTDESK_VOICE_HTTP_PORT")),
     ),
+    Child("console", (("console http", "FRONTDESK_CONSOLE_PORT"),)),
 )
 
 
@@ -75,6 +80,7 @@ def main() -> int:
     nats_port = int(env.get("FRONTDESK_NATS_PORT", "4222"))
     env.setdefault("FRONTDESK_NATS_URL", f"nats://127.0.0.1:{nats_port}")
     env["FRONTDESK_VOICE_SPOOL_DIR"] = env.get("FRONTDESK_VOICE_SPOOL_DIR", str(data / "voice-spool"))
+    env.setdefault("FRONTDESK_CONSOLE_DATA_DIR", str(data / "console"))
     data.mkdir(parents=True, exist_ok=True)
     # The bus runs with authentication on, as in production: one user per service, passwords generated
     # once into .data/nats-auth (0600) and kept across runs.
@@ -123,6 +129,12 @@ def main() -> int:
                 lines.append(f"  {what:<15} {scheme}127.0.0.1:{port}")
             if not child.listens:
                 lines.append(f"  {child.name:<15} running (pid {proc.pid})")
+            if (
+                child.name == "console"
+                and env["FRONTDESK_ENV"] == "development"
+                and not env.get("FRONTDESK_CONSOLE_USERS")
+            ):
+                lines.append("  console login   ops / ops (development only)")
         print("Frontdesk is up:\n" + "\n".join(lines) + "\nCtrl-C stops everything.", flush=True)
         while not stopping:
             for proc in procs:

@@ -36,3 +36,41 @@ class RateWindow:
             for key in [k for k, v in self._seen.items() if not v]:
                 del self._seen[key]
         return True
+
+
+class SessionSlots:
+    """Open SMTP sessions, in total and per client IP, so one address cannot take every slot."""
+
+    def __init__(self, total: int, per_ip: int) -> None:
+        self.total = total
+        self.per_ip = per_ip
+        self.count = 0
+        self._by_ip: dict[str, int] = {}
+
+    def take(self, client: str) -> str | None:
+        """None when the session may start, else the refusal to send before the greeting."""
+        if self.count >= self.total:
+            return "421 4.7.0 Too many connections, try again later"
+        if self._by_ip.get(client, 0) >= self.per_ip:
+            return "421 4.7.0 Too many connections from your address, try again later"
+        self.count += 1
+        self._by_ip[client] = self._by_ip.get(client, 0) + 1
+        return None
+
+    def give_back(self, client: str) -> None:
+        self.count -= 1
+        left = self._by_ip.get(client, 1) - 1
+        if left:
+            self._by_ip[client] = left
+        else:
+            self._by_ip.pop(client, None)  # the table holds only addresses with open sessions
+
+
+def is_postmaster(address: str, addresses: tuple[str, ...], domains: tuple[str, ...]) -> bool:
+    """RFC 5321 4.5.1: <postmaster> (no domain) and postmaster at any domain we receive for."""
+    addr = address.strip().strip("<>").lower()
+    if addr == "postmaster":
+        return True
+    local, at, domain = addr.partition("@")
+    ours = {a.lower().rsplit("@", 1)[-1] for a in addresses} | {d.lower().lstrip("@") for d in domains}
+    return bool(at) and local == "postmaster" and domain in ours

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import ssl
 import time
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
@@ -15,12 +17,15 @@ from services.common.clock import Clock, SystemClock
 from services.common.http import HttpServer, health_app
 from services.common.metrics import Metrics, follow_storage
 from services.contracts import subjects as s
-from services.contracts.requests import Attachment, Sender, ServiceRequest, ThreadKeys
-from services.intake_email.admission import RateWindow, is_support_recipient
-from services.intake_email.config import SmtpConfig
-from services.intake_email.parse import ParsedEmail, parse
+from services.contracts.requests import Attachment, Sender, SenderAuth, ServiceRequest, ThreadKeys
+from services.intake_email import authentication, dmarc, limits
+from services.intake_email.admission import RateWindow, SessionSlots, is_postmaster, is_support_recipient
+from services.intake_email.attachments import locate
+from services.intake_email.config import SmtpConfig, check
+from services.intake_email.parse import ParsedAttachment, ParsedEmail, parse
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 # Messages up to this size are parsed on the event loop, bigger ones in a worker thread (see _parse).
 INLINE_PARSE_MAX = 64 * 1024
@@ -40,7 +45,7 @@ class Intake:
         self.bus = bus
         self.clock = clock
         self.rate = RateWindow(cfg.rate_per_minute)
-        self.sessions = 0
+        self.slots = SessionSlots(cfg.max_sessions, cfg.max_sessions_per_ip)
         self.accepted = 0
         self.tempfailed = 0
         self.metrics = Metrics()
@@ -59,7 +64,8 @@ class Intake:
     async def handle_RCPT(
         self, server: SMTP, session: Session, envelope: Envelope, address: str, rcpt_options: list[str]
     ) -> str:
-        if not is_support_recipient(address, self.cfg.support_addresses, self.cfg.support_domains):
+        ours = self.cfg.support_addresses, self.cfg.support_domains
+        if not is_support_recipient(address, *ours) and not is_postmaster(address, *ours):
             return "550 5.7.1 Relaying denied"
         if len(envelope.rcpt_tos) >= self.cfg.max_recipients:
             return "452 4.5.3 Too many recipients"
@@ -70,8 +76,9 @@ class Intake:
         raw = envelope.original_content or envelope.content
         if not isinstance(raw, bytes):
             raw = str(raw or "").encode("utf-8", "surrogateescape")
+        auth = await self.authenticate(raw, session, envelope)
         try:
-            request_id = await asyncio.wait_for(self.accept(raw, envelope), self.cfg.publish_timeout)
+            request_id = await asyncio.wait_for(self.accept(raw, envelope, auth), self.cfg.publish_timeout)
         except Exception as exc:
             # Nothing was acknowledged: the client keeps the mail and retries, so nothing is lost.
             self.tempfailed += 1
@@ -81,16 +88,46 @@ class Intake:
         self.metrics.requests_received.labels("email").inc()
         return f"250 2.0.0 OK {request_id}"
 
-    async def accept(self, raw: bytes, envelope: Envelope) -> str:
+    async def authenticate(self, raw: bytes, session: Session, envelope: Envelope) -> SenderAuth:
+        """Who vouches for the From address (see SmtpConfig.sender_auth); never raises."""
+        mode = self.cfg.sender_auth
+        peer = str(session.peer[0]) if isinstance(session.peer, tuple) else str(session.peer)
+        if mode == "off":
+            return SenderAuth(verdict="unchecked", method="off", reason="sender authentication off")
+        if mode == "upstream":
+            if not authentication.from_relay(peer, self.cfg.upstream_relays):
+                # Anyone can write an Authentication-Results header: only the relay's own count.
+                return authentication.unauthenticated("upstream", f"{peer} is not an upstream relay")
+            return authentication.upstream(authentication.headers(raw), self.cfg.authserv_id)
+        check = functools.partial(
+            dmarc.check,
+            raw,
+            ip=peer,
+            helo=str(session.host_name or ""),
+            mail_from=str(envelope.mail_from or ""),
+            timeout=self.cfg.dns_timeout,
+        )
+        try:
+            # SPF may take up to ten lookups; dnspython bounds each, this bounds them all.
+            return await asyncio.wait_for(asyncio.to_thread(check), self.cfg.dns_timeout * 3)
+        except Exception as exc:
+            log.warning("sender authentication failed", extra={"error": repr(exc)})
+            return authentication.unauthenticated("dmarc", f"not checked ({type(exc).__name__})")
+
+    async def accept(self, raw: bytes, envelope: Envelope, auth: SenderAuth) -> str:
         """Store the raw bytes and attachments, then publish; returns the request id once acked."""
         timeout = self.cfg.publish_timeout
         # The raw upload does not need the parse: start it first so its round trips overlap the parse.
         raw_upload = asyncio.create_task(self.bus.put_object(raw, prefix="raw", timeout=timeout))
         try:
             parsed = await self._parse(raw)
+            # An attachment is a span of the raw original, which is stored anyway: its bytes once, not
+            # twice. Only one the raw does not hold as is (a repaired body) is stored on its own.
+            spans = await self._off_loop(raw, _spans, raw, parsed.attachments)
+            apart = [a for a, span in zip(parsed.attachments, spans, strict=True) if span is None]
             # Every object is stored at once; their acks are awaited together.
-            uploads = (self.bus.put_object(a.data, prefix="att", timeout=timeout) for a in parsed.attachments)
-            names = await asyncio.gather(*uploads)
+            uploads = (self.bus.put_object(a.data, prefix="att", timeout=timeout) for a in apart)
+            names = iter(await asyncio.gather(*uploads))
         finally:
             raw_ref = await raw_upload
         attachments = [
@@ -98,13 +135,21 @@ class Intake:
                 filename=item.filename,
                 content_type=item.content_type,
                 size=len(item.data),
-                object_name=name,
+                object_name=raw_ref if span else next(names),
                 content_id=item.content_id,
                 inline=item.inline,
+                offset=span[0] if span else None,
+                length=span[1] if span else 0,
+                transfer_encoding=item.transfer_encoding if span else "",
             )
-            for item, name in zip(parsed.attachments, names, strict=True)
+            for item, span in zip(parsed.attachments, spans, strict=True)
         ]
-        request = self.build(parsed, envelope, raw_ref, tuple(attachments))
+        text_ref = None
+        if len(parsed.full_text) > self.cfg.max_inline_text:
+            # Too big to travel inside the request: the whole text is an object, the request an excerpt.
+            text = parsed.full_text.encode("utf-8", "surrogatepass")
+            text_ref = await self.bus.put_object(text, prefix="text", timeout=timeout)
+        request = self.build(parsed, envelope, raw_ref, tuple(attachments), auth=auth, text_ref=text_ref)
         # Only now, with every object acked, may the request exist: the router must never see a
         # request whose raw or attachments are not stored. Nats-Msg-Id = request id: a resend of the
         # same message is acknowledged but stored once.
@@ -113,36 +158,54 @@ class Intake:
 
     async def _parse(self, raw: bytes) -> ParsedEmail:
         secret = self.cfg.thread_secret.reveal().encode()
+        return await self._off_loop(
+            raw, parse, raw, secret=secret, emergency_keywords=self.cfg.emergency_keywords
+        )
+
+    @staticmethod
+    async def _off_loop(raw: bytes, work: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         if len(raw) <= INLINE_PARSE_MAX:
             # A usual support mail parses in a few milliseconds. Under the GIL a thread adds no
             # parallelism, only a hand-off that cost about 1 ms of CPU per message in the benchmark.
-            return parse(raw, secret=secret, emergency_keywords=self.cfg.emergency_keywords)
+            return work(*args, **kwargs)
         # A big message can take seconds to parse: keep it off the loop so other sessions keep moving.
-        return await asyncio.to_thread(
-            parse, raw, secret=secret, emergency_keywords=self.cfg.emergency_keywords
-        )
+        return await asyncio.to_thread(work, *args, **kwargs)
 
     def build(
-        self, parsed: ParsedEmail, envelope: Envelope, raw_ref: str, attachments: tuple[Attachment, ...]
+        self,
+        parsed: ParsedEmail,
+        envelope: Envelope,
+        raw_ref: str,
+        attachments: tuple[Attachment, ...],
+        *,
+        auth: SenderAuth,
+        text_ref: str | None = None,
     ) -> ServiceRequest:
         sender_email = parsed.sender_email
         if sender_email is None and envelope.mail_from and "@" in envelope.mail_from:
             sender_email = envelope.mail_from.strip("<>").lower()
         hints = parsed.hints + (("token:forged",) if parsed.token_forged else ())
+        if len(attachments) > limits.MAX_ATTACHMENTS:
+            hints += (f"attachments:{len(attachments) - limits.MAX_ATTACHMENTS} more in the raw message",)
+        limit = self.cfg.max_inline_text
+        ours = self.cfg.support_addresses, self.cfg.support_domains
+        # Support mail copied to postmaster is support mail; only mail for postmaster alone goes to ops.
+        support = [r for r in envelope.rcpt_tos if is_support_recipient(r, *ours)]
+        recipients = support or list(envelope.rcpt_tos)
         return ServiceRequest(
             id=parsed.request_id,
             channel="email",
             received_at=self.clock.now(),
-            sender=Sender(email=sender_email, name=parsed.sender_name),
-            recipient=envelope.rcpt_tos[0] if envelope.rcpt_tos else "",
-            subject=parsed.subject,
-            body=parsed.body,
-            full_text=parsed.full_text,
-            attachments=attachments,
+            sender=Sender(email=sender_email, name=limits.excerpt(parsed.sender_name or "", 200) or None),
+            recipient=recipients[0] if recipients else "",
+            subject=limits.excerpt(parsed.subject, limits.MAX_SUBJECT),
+            body=limits.excerpt(parsed.body, limit),
+            full_text=limits.excerpt(parsed.full_text, limit),
+            attachments=attachments[: limits.MAX_ATTACHMENTS],
             thread=ThreadKeys(
                 message_id=parsed.message_id,
-                in_reply_to=parsed.in_reply_to,
-                references=parsed.references,
+                in_reply_to=limits.newest(parsed.in_reply_to),
+                references=limits.newest(parsed.references),
                 ticket_token=parsed.ticket_token,
                 token_signed=parsed.token_signed,
                 references_ours=parsed.references_ours,
@@ -151,36 +214,50 @@ class Intake:
             hints=hints,
             nature=parsed.nature,
             raw_ref=raw_ref,
+            sender_auth=auth,
+            text_ref=text_ref,
         )
 
 
+def _spans(raw: bytes, items: tuple[ParsedAttachment, ...]) -> list[tuple[int, int] | None]:
+    found: list[tuple[int, int] | None] = []
+    start = 0
+    for item in items:
+        span = locate(raw, item.encoded, item.transfer_encoding, item.data, start)
+        found.append(span)
+        start = span[0] + span[1] if span else start
+    return found
+
+
 class _Session(SMTP):
-    """One SMTP connection, counted against max_sessions."""
+    """One SMTP connection, counted against max_sessions and max_sessions_per_ip."""
 
     def __init__(self, intake: Intake, **kwargs: Any) -> None:
         super().__init__(intake, **kwargs)
         self.intake = intake
-        self._counted = False
+        self._slot: str | None = None  # the client IP holding a slot, once counted
 
     def connection_made(self, transport: Any) -> None:
-        first = not self._counted and getattr(self, "_original_transport", None) is None
+        first = self._slot is None and getattr(self, "_original_transport", None) is None
         super().connection_made(transport)
         if not first:
             return
-        if self.intake.sessions >= self.intake.cfg.max_sessions:
+        peer = transport.get_extra_info("peername")
+        client = str(peer[0]) if isinstance(peer, tuple) else str(peer)
+        refusal = self.intake.slots.take(client)
+        if refusal is not None:
             # Refuse before the greeting is sent; the client retries later.
             if self._handler_coroutine is not None:
                 self._handler_coroutine.cancel()
-            transport.write(b"421 4.7.0 Too many connections, try again later\r\n")
+            transport.write(refusal.encode() + b"\r\n")
             transport.close()
             return
-        self._counted = True
-        self.intake.sessions += 1
+        self._slot = client
 
     def connection_lost(self, error: Exception | None) -> None:
-        if self._counted:
-            self._counted = False
-            self.intake.sessions -= 1
+        if self._slot is not None:
+            self.intake.slots.give_back(self._slot)
+            self._slot = None
         super().connection_lost(error)
 
     async def push(self, status: Any) -> None:
@@ -208,6 +285,11 @@ async def main(
     listening: asyncio.Event | None = None,
 ) -> None:
     """Serve SMTP until `stop`; `listening` is set once the SMTP socket accepts connections."""
+    check(cfg)
+    if cfg.sender_auth == "off":
+        log.warning("sender authentication is OFF: every From address is believed (development only)")
+    elif cfg.sender_auth == "dmarc":
+        dmarc.use_resolvers(cfg.dns_servers, cfg.dns_timeout)
     bus = await Bus.connect(cfg.bus, "intake_email", stop=stop)
     http: HttpServer | None = None
     server: asyncio.Server | None = None
@@ -219,7 +301,7 @@ async def main(
             health_app(
                 lambda: bus.ready,
                 lambda: {
-                    "sessions": intake.sessions,
+                    "sessions": intake.slots.count,
                     "accepted": intake.accepted,
                     "tempfailed": intake.tempfailed,
                 },
@@ -238,6 +320,8 @@ async def main(
                 hostname=cfg.hostname,
                 tls_context=tls,
                 enable_SMTPUTF8=True,
+                # aiosmtpd drops a session idle this long between commands or DATA lines (421).
+                timeout=cfg.idle_timeout,
                 loop=loop,
             ),
             cfg.host,

@@ -2,12 +2,23 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from collections.abc import Mapping
+from typing import Literal
 
 import msgspec
 
-from services.common.config import BusConfig, Secret, load, load_bus, load_thread_secret
+from services.common.config import (
+    BusConfig,
+    ConfigError,
+    Environment,
+    Secret,
+    load,
+    load_bus,
+    load_environment,
+    load_thread_secret,
+)
 
 
 class SmtpConfig(msgspec.Struct, frozen=True, kw_only=True):
@@ -20,21 +31,54 @@ class SmtpConfig(msgspec.Struct, frozen=True, kw_only=True):
     max_size: int = 25 * 1024 * 1024
     max_recipients: int = 20
     max_sessions: int = 100
+    max_sessions_per_ip: int = 20  # so one address cannot hold every slot (slowloris)
+    idle_timeout: float = 60.0  # seconds a session may wait between commands or data lines
     rate_per_minute: int = 120  # messages per client IP
     tls_cert: str = ""
     tls_key: str = ""
     publish_timeout: float = 5.0  # store + publish must finish within this, else 451
     emergency_keywords: tuple[str, ...] = ("down", "outage", "urgent", "emergency", "offline", "not working")
     thread_secret: Secret = Secret("")
+    # Who vouches for the From address: we check DMARC ourselves over DNS ("dmarc"), the organisation's
+    # own relay does and says so in Authentication-Results with `authserv_id` ("upstream"), or nobody
+    # ("off": development only).
+    sender_auth: Literal["dmarc", "upstream", "off"] = "dmarc"
+    authserv_id: str = ""
+    # Upstream mode: the peers (IPs or CIDR networks) whose Authentication-Results count. Empty: any
+    # peer, so the SMTP port must then be reachable from the relay only.
+    upstream_relays: tuple[str, ...] = ()
+    dns_servers: tuple[str, ...] = ()  # "ip" or "ip:port"; empty = the system resolver
+    dns_timeout: float = 5.0
+    # Above this many characters the body and text travel as excerpts; the whole text is an object.
+    max_inline_text: int = 64 * 1024
+    environment: Environment = "production"
     bus: BusConfig = BusConfig()
+
+
+def check(cfg: SmtpConfig) -> None:
+    """Refuse settings that would leave senders unchecked by accident, naming the setting."""
+    if cfg.sender_auth == "upstream" and not cfg.authserv_id.strip():
+        raise ConfigError("FRONTDESK_SMTP_AUTHSERV_ID: required when FRONTDESK_SMTP_SENDER_AUTH=upstream")
+    if cfg.sender_auth == "off" and cfg.environment != "development":
+        raise ConfigError("FRONTDESK_SMTP_SENDER_AUTH=off is refused outside FRONTDESK_ENV=development")
+    for relay in cfg.upstream_relays:
+        try:
+            ipaddress.ip_network(relay, strict=False)
+        except ValueError:
+            raise ConfigError(f"FRONTDESK_SMTP_UPSTREAM_RELAYS: {relay!r} is not an IP or network") from None
+    if cfg.max_sessions_per_ip < 1 or cfg.idle_timeout <= 0:
+        raise ConfigError("FRONTDESK_SMTP_MAX_SESSIONS_PER_IP and _IDLE_TIMEOUT must be positive")
 
 
 def load_config(env: Mapping[str, str] | None = None) -> SmtpConfig:
     source = os.environ if env is None else env
-    return load(
+    cfg = load(
         SmtpConfig,
         "FRONTDESK_SMTP_",
         source,
         bus=load_bus(source),
         thread_secret=load_thread_secret(source),
+        environment=load_environment(source),
     )
+    check(cfg)
+    return cfg

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 import codecs
+import dataclasses
 import email
 import email.policy
 import email.utils
@@ -14,12 +15,14 @@ import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.message import Message
-from email.utils import getaddresses, parseaddr, parsedate_to_datetime
+from email.utils import parsedate_to_datetime
 from html.parser import HTMLParser
 from typing import Any
 
 from services.contracts.requests import Nature, Priority
 from services.contracts.threading import find_subject_token, verify_message_id
+from services.intake_email.address import mailboxes, unquoted
+from services.intake_email.attachments import message_part_bodies
 
 # Labels seen in the wild that Python either lacks or decodes too narrowly.
 _CHARSET_ALIASES = {
@@ -69,6 +72,9 @@ class ParsedAttachment:
     data: bytes
     content_id: str | None
     inline: bool
+    # The body as it arrived (still transfer-encoded), to find it in the raw original; None if unknown.
+    encoded: bytes | None = None
+    transfer_encoding: str = ""
 
 
 @dataclass(frozen=True)
@@ -687,29 +693,38 @@ def _unique(name: str, taken: set[str]) -> str:
     return candidate
 
 
-def _embedded_bytes(part: Message) -> bytes:
+def _embedded_bytes(part: Message, linesep: str = "\n") -> bytes:
     """The body of a message/* part that the parser split into sub-messages, serialized as it arrived."""
     payload = part.get_payload()
     if not isinstance(payload, list):
         return b""
-    # compat32 without a line limit re-emits parsed headers unchanged (no refolding, 8-bit bytes kept).
-    unchanged = email.policy.compat32.clone(max_line_length=0)
+    # compat32 without a line limit re-emits parsed headers unchanged (no refolding, 8-bit bytes kept);
+    # with the message's own line ending the result is usually the very bytes inside the raw original.
+    unchanged = email.policy.compat32.clone(max_line_length=0, linesep=linesep)
     return b"".join(inner.as_bytes(policy=unchanged) for inner in payload if isinstance(inner, Message))
 
 
 def _attachment(part: Message, ctype: str, data: bytes, name: str) -> ParsedAttachment:
     disposition = (part.get("Content-Disposition") or "").split(";")[0].strip().lower()
     cid = part.get("Content-ID")
+    payload = part.get_payload()
+    try:
+        # The parser read the bytes as ASCII with surrogate escapes: this is the body exactly as it arrived.
+        encoded = payload.encode("ascii", "surrogateescape") if isinstance(payload, str) else data
+    except UnicodeError:
+        encoded = None
     return ParsedAttachment(
         filename=name,
         content_type=ctype,
         data=data,
         content_id=str(cid).strip() if cid else None,
         inline=disposition == "inline" or (disposition == "" and cid is not None),
+        encoded=encoded,
+        transfer_encoding=" ".join(str(part.get("Content-Transfer-Encoding") or "").split()).lower(),
     )
 
 
-def _walk(msg: Message) -> tuple[str, str, list[ParsedAttachment]]:
+def _walk(msg: Message, linesep: str = "\n") -> tuple[str, str, list[ParsedAttachment]]:
     plain: list[str] = []
     html: list[str] = []
     attachments: list[ParsedAttachment] = []
@@ -722,7 +737,7 @@ def _walk(msg: Message) -> tuple[str, str, list[ParsedAttachment]]:
             # A forwarded or bounced message, a delivery report: one attachment, as the sender sent it.
             # Its own text is not this message's text (bounce threading reads these parts separately).
             try:
-                embedded = _embedded_bytes(part)
+                embedded = _embedded_bytes(part, linesep)
             except Exception:
                 embedded = b""
             name = _filename(part) or _generated_name(part, ctype)
@@ -763,31 +778,57 @@ def _walk(msg: Message) -> tuple[str, str, list[ParsedAttachment]]:
     return "\n".join(plain), "\n".join(html), attachments
 
 
-_NAME_THEN_ADDRESS = re.compile(r"^\s*([^<>\"@,;]*?[^<>\"@,;\s])\s+([\w.+'-]+@[\w-]+(?:\.[\w-]+)+)\s*$")
-
-
 def _address(msg: Message) -> tuple[str | None, str | None]:
+    """The sender's address and display name, read from the header as written (see address.mailboxes)."""
     for name in ("From", "Sender", "Return-Path"):
-        value = _header(msg, name)
-        if not value:
-            continue
-        try:
-            pairs = getaddresses([value])
-        except Exception:
-            pairs = [parseaddr(value)]
-        for display, candidate in pairs:
-            addr = candidate.strip().strip("<>")
-            if "@" in addr:
-                loose = _NAME_THEN_ADDRESS.match(_raw_text(msg, name)) if " " in addr else None
-                if loose:
-                    # "From: Test test@example.com" is a name and an address that lost their brackets;
-                    # RFC 5322 would read one address with a space in its local part, which nobody owns.
-                    return loose.group(2).lower(), _decode_words(" ".join(loose.group(1).split()))
-                return addr.lower(), display.strip() or None
-        found = re.search(r"[\w.+'-]+@[\w-]+(?:\.[\w-]+)+", value)
-        if found:
-            return found.group(0).lower(), None
+        value = _raw_text(msg, name)
+        for box in mailboxes(value) if value.strip() else ():
+            address = box.address
+            if address and "=?" in address:
+                # An encoded word in the address itself ("=?utf-8?Q?agent?=@example.com"), never one
+                # from the display name: decoded, it must still be one address.
+                decoded = mailboxes(_decode_words(address))
+                address = decoded[0].address if len(decoded) == 1 else None
+            if address:
+                display = _decode_words(unquoted(box.display), _declared_charsets(msg))
+                return address, " ".join(display.split()) or None
     return None, None
+
+
+def _as_received(
+    raw: bytes, msg: Message, attachments: list[ParsedAttachment], linesep: str
+) -> list[ParsedAttachment]:
+    """Forwarded and bounced messages as the bytes that arrived, where the raw original holds them.
+
+    The parser re-serializes an embedded message, which is close to what arrived but not always the same
+    bytes (an empty header gains a space): then it could not be a span of the raw original, and would
+    be stored a second time. A raw body that re-serializes to exactly the same bytes is that message.
+    """
+    pending = [
+        i for i, a in enumerate(attachments) if a.content_type.startswith("message/") and a.encoded == a.data
+    ]
+    if not pending:
+        return attachments
+    try:
+        boundaries = [b for part in msg.walk() if part.is_multipart() and (b := part.get_boundary())]
+    except Exception:
+        return attachments
+    bodies = [span for boundary in dict.fromkeys(boundaries) for span in message_part_bodies(raw, boundary)]
+    out = list(attachments)
+    for index in pending:
+        item = out[index]
+        for start, end in bodies:
+            body = raw[start:end]
+            wrapper = _parse_message(f"Content-Type: {item.content_type}{linesep}{linesep}".encode() + body)
+            try:
+                same = _embedded_bytes(wrapper, linesep) == item.data
+            except Exception:
+                same = False
+            if same:
+                out[index] = dataclasses.replace(item, data=body, encoded=body)
+                bodies.remove((start, end))
+                break
+    return out
 
 
 _MSGID = re.compile(r"<[^<>\s]+>")
@@ -912,7 +953,11 @@ def parse(
     subject = _header(msg, "Subject")
     sender_email, sender_name = _address(msg)
     try:
-        plain, html, attachments = _walk(msg)
+        # The line ending of the first line: what an embedded message is re-serialized with.
+        first = raw.find(b"\n")
+        linesep = "\r\n" if first > 0 and raw[first - 1 : first] == b"\r" else "\n"
+        plain, html, attachments = _walk(msg, linesep)
+        attachments = _as_received(raw, msg, attachments, linesep)
     except Exception:
         plain, html, attachments = decode_bytes(raw, None), "", []
     full_text = plain.strip() if plain.strip() else html_to_text(html)
@@ -953,7 +998,8 @@ def parse(
         date=date,
         in_reply_to=in_reply_to,
         references=references,
-        ticket_token=token.ticket_number if token else None,
+        # A token whose signature does not verify is no token at all (not even a bare one).
+        ticket_token=token.ticket_number if token and not token.forged else None,
         token_signed=bool(token and token.signed),
         token_forged=bool(token and token.forged),
         references_ours=references_ours,

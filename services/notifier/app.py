@@ -14,8 +14,9 @@ from nats.js.errors import KeyNotFoundError
 from twilio.http.async_http_client import AsyncTwilioHttpClient
 from twilio.rest import Client as TwilioClient
 
-from services.common.bus import Bus, ConsumerSpec, Delivery, LaneConsumer
+from services.common.bus import Bus
 from services.common.clock import Clock, SystemClock
+from services.common.consumer import ConsumerSpec, Delivery, LaneConsumer
 from services.common.http import HttpServer, health_app
 from services.common.kvview import KvView
 from services.common.metrics import Metrics, follow_storage, watch_consumer_lag
@@ -33,9 +34,9 @@ from services.contracts import (
     threading,
 )
 from services.contracts import subjects as s
-from services.contracts.commands import Purpose
+from services.contracts.commands import Purpose, ReassignTicket, ResolveTicket, SendClientUpdate
 from services.contracts.events import TimelineKind
-from services.notifier import compose, replies, suppression, timers
+from services.notifier import compose, desk, replies, suppression, timers
 from services.notifier.config import NotifierConfig
 from services.notifier.internal import (
     TIMER_FIRED,
@@ -335,6 +336,8 @@ class Notifier:
             await self.acknowledge(command)
         elif isinstance(command, RelayClientMessage):
             await self.relay(command)
+        elif isinstance(command, (ReassignTicket, ResolveTicket, SendClientUpdate)):
+            await desk.handle(self, command)
         elif isinstance(command, TimerFired):
             await self.fired(
                 Timer(

@@ -6,7 +6,16 @@ from datetime import datetime
 
 import msgspec
 
-from services.contracts.commands import Command, Purpose, SendEmail, SendSms
+from services.contracts.commands import (
+    Command,
+    DeskCommand,
+    Purpose,
+    ReassignTicket,
+    ResolveTicket,
+    SendClientUpdate,
+    SendEmail,
+    SendSms,
+)
 from services.contracts.events import OptOutChanged, SmsStatusReported, TechReplied
 from services.notifier.timers import TimerKind
 
@@ -33,7 +42,7 @@ class DeliveryFailed(msgspec.Struct, frozen=True, kw_only=True, tag=True):
     client_id: str | None = None
 
 
-NotifyCommand = Command | TimerFired | DeliveryFailed
+NotifyCommand = Command | DeskCommand | TimerFired | DeliveryFailed
 
 
 # Lanes for the notifier's consumers: messages sharing one run in arrival order, the rest overlap.
@@ -41,6 +50,8 @@ def ticket_lane(command: NotifyCommand) -> frozenset[str]:
     """Everything about one ticket (dispatch, acknowledgment, timers, failures) in order."""
     if isinstance(command, (TimerFired, DeliveryFailed)):
         return frozenset({command.ticket_number}) if command.ticket_number else frozenset()
+    if isinstance(command, (ReassignTicket, ResolveTicket, SendClientUpdate)):
+        return frozenset({command.ticket_number})
     return frozenset({command.ticket.number})
 
 

@@ -21,8 +21,9 @@ import msgspec
 from twilio.base.exceptions import TwilioException, TwilioRestException
 from twilio.rest import Client as TwilioClient
 
-from services.common.bus import Bus, Delivery, Transient
+from services.common.bus import Bus, Transient
 from services.common.clock import Clock
+from services.common.consumer import Delivery
 from services.common.metrics import Metrics
 from services.contracts import SendEmail, SendSms, SmsStatusReported, TimelineEntry, threading
 from services.contracts import subjects as s

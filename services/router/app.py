@@ -14,8 +14,9 @@ from typing import Any
 import msgspec
 from nats.js.errors import APIError, KeyWrongLastSequenceError
 
-from services.common.bus import Bus, ConsumerSpec, Delivery, LaneConsumer, Transient
+from services.common.bus import Bus, Transient
 from services.common.clock import Clock, SystemClock
+from services.common.consumer import ConsumerSpec, Delivery, LaneConsumer
 from services.common.http import HttpServer, health_app
 from services.common.kvview import KvView
 from services.common.metrics import Metrics, follow_storage, watch_consumer_lag
@@ -111,14 +112,13 @@ class Router:
 
     async def _request(self, req: ServiceRequest) -> None:
         record = await self._record(req)
-        sender = req.sender.email or req.sender.phone or "unknown"
         received = self._timeline(
             r.entry(
                 "request_received",
                 key=req.id,
                 at=req.received_at,
                 client_id=record.client_id,
-                text=f"{req.channel} from {sender}: {r.summary(req)}",
+                text=r.received_text(req),
                 ticket=record.ticket_number,
                 request_id=req.id,
             )
@@ -137,13 +137,20 @@ class Router:
         raw, _ = await self.bus.kv_get(s.KV_ROUTER, key)
         if raw is not None:
             return msgspec.json.decode(raw, type=r.RequestRecord)
-        threaded = await self._threaded_ticket(req)
-        if threaded is not None:
+        # An unauthenticated sender's address is only a claim: it threads to nothing (token, Message-ID
+        # or References alike) and is matched to no client.
+        trusted = req.sender_auth.trusted
+        postmaster = r.is_postmaster(req)
+        threaded = await self._threaded_ticket(req) if trusted and not postmaster else None
+        if postmaster:
+            record = r.RequestRecord(outcome="timeline", client_id=r.POSTMASTER_TIMELINE)
+        elif threaded is not None:
             record = r.RequestRecord(
                 outcome="threaded", client_id=threaded.client_id, ticket_number=threaded.number
             )
         elif req.nature != "request":
             client = identify(self.policy, email=req.sender.email, phone=req.sender.phone)
+            client = client if trusted else None
             record = r.RequestRecord(outcome="timeline", client_id=client.id if client else "unknown")
         else:
             decision = await self._decide(req)
@@ -175,20 +182,22 @@ class Router:
 
     async def _decide(self, req: ServiceRequest) -> Decision:
         holder: list[Decision] = []
-        emergency = r.is_emergency(req, self.policy.emergency_keywords)
+        trusted = req.sender_auth.trusted
+        # Nobody may page on-call or claim a client's tier with a forged From.
+        emergency = trusted and r.is_emergency(req, self.policy.emergency_keywords)
 
         def advance(current: bytes | None) -> bytes | None:
             cursor = int(current) if current else 0
             decision, after = decide(
                 self.policy,
-                email=req.sender.email,
-                phone=req.sender.phone,
+                email=req.sender.email if trusted else None,
+                phone=req.sender.phone if trusted else None,
                 at=req.received_at,
                 emergency=emergency,
-                billable=req.billable_accepted,
+                billable=req.billable_accepted and trusted,
                 rotation_cursor=cursor,
             )
-            holder[:] = [decision]
+            holder[:] = [decision if trusted else r.unauthenticated(decision, req.sender_auth)]
             return None if after == cursor and current is not None else str(after).encode()
 
         await self._cursor.update(advance)
@@ -244,13 +253,18 @@ class Router:
         # anything refers to them; the three writes are independent, so their round trips overlap.
         stored = (await _all(writes))[1]
         ticket = msgspec.json.decode(stored, type=Ticket)
-        commands: list[Awaitable[Any]] = [
-            self.bus.publish(
-                s.notify_subject("acknowledge_client"),
-                AcknowledgeClient(id=f"ack:{number}", ticket=ticket, request_id=req.id),
-                msg_id=f"ack:{number}",
+        commands: list[Awaitable[Any]] = []
+        if req.sender_auth.trusted:
+            commands.append(
+                self.bus.publish(
+                    s.notify_subject("acknowledge_client"),
+                    AcknowledgeClient(id=f"ack:{number}", ticket=ticket, request_id=req.id),
+                    msg_id=f"ack:{number}",
+                )
             )
-        ]
+        else:
+            # An acknowledgment would go to whoever the forger named: backscatter. Say why there is none.
+            commands.append(self._timeline(r.unacknowledged(number, req, decision.client_id)))
         if decision.disposition == "queue":
             timer = msgspec.json.encode(r.ReleaseTimer(ticket_number=number, due=decision.notify_at))
             commands.append(self._create(s.KV_TIMERS, r.timer_key(number), timer))

@@ -9,13 +9,16 @@ from typing import Literal
 
 import msgspec
 
-from services.contracts import Decision, RequestAmended, ServiceRequest, Ticket, TimelineEntry
+from services.contracts import Decision, RequestAmended, Sender, ServiceRequest, Ticket, TimelineEntry
 from services.contracts.events import TimelineKind
+from services.contracts.requests import SenderAuth
 from services.contracts.subjects import kv_key
 
 SERVICE = "router"
 TIMER_PREFIX = "router.release."
 CURSOR_KEY = "cursor.round_robin"
+# Mail to postmaster (RFC 5321 4.5.1) is for ops: kept on this timeline, never a ticket, never answered.
+POSTMASTER_TIMELINE = "postmaster"
 _OUR_MESSAGE_ID = re.compile(r"<?(SR-\d{1,9})\.[0-9a-z]{1,32}\.[0-9a-f]{16}@")
 
 Outcome = Literal["ticket", "threaded", "timeline"]
@@ -103,7 +106,8 @@ def open_ticket(number: str, request: ServiceRequest, decision: Decision) -> Tic
         request_id=request.id,
         client_id=decision.client_id,
         channel=request.channel,
-        contact=request.sender,
+        # An unauthenticated address is not a contact: nothing the notifier sends may reach it.
+        contact=request.sender if request.sender_auth.trusted else Sender(),
         subject=request.subject or summary(request, 80),
         summary=summary(request),
         opened_at=request.received_at,
@@ -174,3 +178,36 @@ def routed_text(decision: Decision) -> str:
         )
     how = "Paged on-call" if decision.disposition == "page_oncall" else "Dispatched to"
     return f"{how} {who} ({decision.tier}, {decision.priority}); response due {due}."
+
+
+def is_postmaster(request: ServiceRequest) -> bool:
+    return request.channel == "email" and request.recipient.strip().lower().split("@")[0] == "postmaster"
+
+
+def received_text(request: ServiceRequest) -> str:
+    sender = request.sender.email or request.sender.phone or "unknown"
+    if request.sender_auth.trusted:
+        return f"{request.channel} from {sender}: {summary(request)}"
+    why = request.sender_auth.reason or "no reason given"
+    return f"{request.channel} claiming to be {sender} (sender not authenticated: {why}): {summary(request)}"
+
+
+def unauthenticated(decision: Decision, auth: SenderAuth) -> Decision:
+    """The decision for a sender we could not authenticate (decided as an unknown, non-emergency one)."""
+    why = (
+        f"Sender not authenticated ({auth.reason or auth.method}): the claimed address is ignored, "
+        "no emergency paging, no acknowledgment."
+    )
+    return msgspec.structs.replace(decision, reasons=(why, *decision.reasons))
+
+
+def unacknowledged(number: str, request: ServiceRequest, client_id: str) -> TimelineEntry:
+    return entry(
+        "note",
+        key=f"unacknowledged.{number}",
+        at=request.received_at,
+        client_id=client_id,
+        text=f"No acknowledgment sent: sender not authenticated ({request.sender_auth.reason}).",
+        ticket=number,
+        request_id=request.id,
+    )

@@ -25,6 +25,7 @@ from services.common.natsserver import NatsServer, free_port
 from services.common.process import ChildProcess, stop_all
 from services.contracts import Ticket
 from services.contracts import subjects as s
+from tests.intake_email.senders import AUTHSERV_ID, passed
 
 ROOT = Path(__file__).resolve().parents[2]
 EMAILS = 120
@@ -57,6 +58,7 @@ def cluster(tmp_path: Path) -> Iterator[list[NatsServer]]:
 
 def email(i: int) -> EmailMessage:
     msg = EmailMessage()
+    msg["Authentication-Results"] = passed("dana@acme.example")
     msg["From"] = "Dana Client <dana@acme.example>"
     msg["To"] = "support@frontdesk.test"
     msg["Subject"] = f"failover-{i:04d} printer jammed"
@@ -91,6 +93,8 @@ async def test_stream_leader_killed_under_load(cluster: list[NatsServer], tmp_pa
         "FRONTDESK_SMTP_HTTP_PORT": str(free_port()),
         "FRONTDESK_ROUTER_HTTP_PORT": str(free_port()),
         "FRONTDESK_SMTP_RATE_PER_MINUTE": "100000",
+        "FRONTDESK_SMTP_SENDER_AUTH": "upstream",
+        "FRONTDESK_SMTP_AUTHSERV_ID": AUTHSERV_ID,
     }
     procs = [
         ChildProcess(f"{name}-{n}", f"services.{name}", env, log=tmp_path / f"{name}-{n}.log")

@@ -8,7 +8,8 @@ import sys
 
 import msgspec
 
-from services.common.bus import Bus, Consumer, ConsumerSpec, Delivery, Poison
+from services.common.bus import Bus, Poison
+from services.common.consumer import Consumer, ConsumerSpec, Delivery
 from services.contracts import ServiceRequest
 from services.contracts import subjects as s
 from services.deadletters.letters import read

@@ -33,6 +33,7 @@ from services.policy.load import load_policy
 from services.router import app as router
 from services.router.config import RouterConfig
 from services.sandbox.app import Sandbox
+from tests.intake_email.senders import AUTHSERV_ID, passed
 
 POLICY = Path(__file__).resolve().parents[2] / "deploy" / "policy.example.yaml"
 SECRET = "e2e-thread-secret"
@@ -93,8 +94,13 @@ class Stack:
         )
         answer.raise_for_status()
 
-    async def mail(self, sender: str, subject: str, body: str, **headers: str) -> None:
+    async def mail(
+        self, sender: str, subject: str, body: str, *, authenticated: bool = True, **headers: str
+    ) -> None:
         message = EmailMessage()
+        if authenticated:
+            # What the organisation's relay adds once DMARC passed (FRONTDESK_SMTP_SENDER_AUTH=upstream).
+            message["Authentication-Results"] = passed(sender.rsplit("<", 1)[-1].rstrip(">"))
         message["From"] = sender
         message["To"] = SUPPORT
         message["Subject"] = subject
@@ -163,6 +169,8 @@ async def stack(
             port=smtp_port,
             http_port=smtp_http,
             thread_secret=Secret(SECRET),
+            sender_auth="upstream",
+            authserv_id=AUTHSERV_ID,
             bus=service_bus_config("intake_email"),
         )
         tasks.append(

@@ -29,6 +29,7 @@ from services.common.process import ROOT, ChildProcess, stop_all
 from services.contracts import Ticket
 from services.contracts import subjects as s
 from tests.conftest import auth_server
+from tests.intake_email.senders import AUTHSERV_ID, passed
 
 EMAILS = int(os.environ.get("FAULTS_EMAILS", "500"))
 TEXTS = int(os.environ.get("FAULTS_TEXTS", "200"))
@@ -40,12 +41,46 @@ pytestmark = pytest.mark.slow
 
 def email(i: int) -> EmailMessage:
     msg = EmailMessage()
+    msg["Authentication-Results"] = passed("dana@acme.example")
     msg["From"] = "Dana Client <dana@acme.example>"
     msg["To"] = "support@frontdesk.test"
     msg["Subject"] = f"fault-em-{i:04d} printer jammed"
     msg["Message-ID"] = f"<fault-em-{i}@acme.example>"
     msg.set_content(f"Request fault-em-{i:04d}.\n")
     return msg
+
+
+def stack_env(tmp_path: Path, *, smtp_port: int, voice_port: int, router_http: int) -> dict[str, str]:
+    """Settings of router, intake_email and intake_voice run as processes (add each one's bus user)."""
+    return {
+        **os.environ,
+        "FRONTDESK_ENV": "development",
+        "FRONTDESK_POLICY": str(ROOT / "deploy" / "policy.example.yaml"),
+        "FRONTDESK_THREAD_SECRET": "faults-secret",
+        "FRONTDESK_TWILIO_AUTH_TOKEN": TOKEN,
+        "FRONTDESK_SMTP_PORT": str(smtp_port),
+        "FRONTDESK_SMTP_HTTP_PORT": str(free_port()),
+        "FRONTDESK_SMTP_RATE_PER_MINUTE": "1000000",
+        "FRONTDESK_SMTP_MAX_SESSIONS_PER_IP": "1000",
+        "FRONTDESK_SMTP_SENDER_AUTH": "upstream",
+        "FRONTDESK_SMTP_AUTHSERV_ID": AUTHSERV_ID,
+        "FRONTDESK_SMTP_PUBLISH_TIMEOUT": "2",
+        "FRONTDESK_ROUTER_HTTP_PORT": str(router_http),
+        "FRONTDESK_VOICE_PORT": str(voice_port),
+        "FRONTDESK_VOICE_HTTP_PORT": str(free_port()),  # intake_voice: /metrics and /readyz
+        "FRONTDESK_VOICE_PUBLIC_URL": f"http://127.0.0.1:{voice_port}",
+        "FRONTDESK_VOICE_SPOOL_DIR": str(tmp_path / "spool"),
+    }
+
+
+def signed_sms(validator: RequestValidator, voice: str, j: int) -> tuple[str, dict[str, str], str]:
+    """(marker, form, X-Twilio-Signature) of inbound SMS number `j`."""
+    marker = f"fault-sms-{j:04d}"
+    params = {
+        "MessageSid": f"SM{j:032x}", "AccountSid": "AC" + "0" * 32, "From": "+13125550999",
+        "To": "+13125550100", "Body": f"{marker} printer down", "NumMedia": "0",
+    }  # fmt: skip
+    return marker, params, validator.compute_signature(f"{voice}/twilio/sms", params)
 
 
 async def count_tickets(bus: Bus) -> collections.Counter[str]:
@@ -65,22 +100,7 @@ async def test_nats_killed_and_restarted_mid_stream(tmp_path: Path) -> None:
     await asyncio.to_thread(nats.create_topology)
     smtp_port, voice_port = free_port(), free_port()
     voice = f"http://127.0.0.1:{voice_port}"
-    env = {
-        **os.environ,
-        "FRONTDESK_ENV": "development",
-        "FRONTDESK_POLICY": str(ROOT / "deploy" / "policy.example.yaml"),
-        "FRONTDESK_THREAD_SECRET": "faults-secret",
-        "FRONTDESK_TWILIO_AUTH_TOKEN": TOKEN,
-        "FRONTDESK_SMTP_PORT": str(smtp_port),
-        "FRONTDESK_SMTP_HTTP_PORT": str(free_port()),
-        "FRONTDESK_SMTP_RATE_PER_MINUTE": "1000000",
-        "FRONTDESK_SMTP_PUBLISH_TIMEOUT": "2",
-        "FRONTDESK_ROUTER_HTTP_PORT": str(free_port()),
-        "FRONTDESK_VOICE_PORT": str(voice_port),
-        "FRONTDESK_VOICE_HTTP_PORT": str(free_port()),
-        "FRONTDESK_VOICE_PUBLIC_URL": voice,
-        "FRONTDESK_VOICE_SPOOL_DIR": str(tmp_path / "spool"),
-    }
+    env = stack_env(tmp_path, smtp_port=smtp_port, voice_port=voice_port, router_http=free_port())
     procs = [
         ChildProcess.service(n, {**env, **nats.service_env(n)}, log_dir=tmp_path)
         for n in ("router", "intake_email", "intake_voice")
@@ -103,12 +123,7 @@ async def test_nats_killed_and_restarted_mid_stream(tmp_path: Path) -> None:
         async with httpx.AsyncClient(base_url=voice, timeout=20) as http:
 
             async def text(j: int) -> None:
-                marker = f"fault-sms-{j:04d}"
-                params = {
-                    "MessageSid": f"SM{j:032x}", "AccountSid": "AC" + "0" * 32, "From": "+13125550999",
-                    "To": "+13125550100", "Body": f"{marker} printer down", "NumMedia": "0",
-                }  # fmt: skip
-                sig = validator.compute_signature(f"{voice}/twilio/sms", params)
+                marker, params, sig = signed_sms(validator, voice, j)
                 for _ in range(20):
                     rsp = await http.post("/twilio/sms", data=params, headers={"X-Twilio-Signature": sig})
                     if rsp.status_code == 200:

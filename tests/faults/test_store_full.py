@@ -25,11 +25,11 @@ from twilio.request_validator import RequestValidator
 from services.common.bus import Bus, PublishFailed
 from services.common.config import Retention
 from services.common.natsserver import free_port
-from services.common.process import ROOT, ChildProcess, stop_all
+from services.common.process import ChildProcess, stop_all
 from services.contracts import subjects as s
 from services.deadletters.letters import read
 from tests.conftest import AuthServer, auth_server
-from tests.faults.test_nats_killed import MARK, count_tickets, email
+from tests.faults.test_nats_killed import MARK, count_tickets, email, signed_sms, stack_env
 
 pytestmark = pytest.mark.slow
 
@@ -86,21 +86,7 @@ async def test_store_full_then_lifted_loses_nothing(tmp_path: Path) -> None:
     await asyncio.to_thread(nats.create_topology, SMALL)
     smtp_port, voice_port, router_http = free_port(), free_port(), free_port()
     voice = f"http://127.0.0.1:{voice_port}"
-    env = {
-        **os.environ,
-        "FRONTDESK_ENV": "development",
-        "FRONTDESK_POLICY": str(ROOT / "deploy" / "policy.example.yaml"),
-        "FRONTDESK_THREAD_SECRET": "faults-secret",
-        "FRONTDESK_TWILIO_AUTH_TOKEN": TOKEN,
-        "FRONTDESK_SMTP_PORT": str(smtp_port),
-        "FRONTDESK_SMTP_HTTP_PORT": str(free_port()),
-        "FRONTDESK_SMTP_RATE_PER_MINUTE": "1000000",
-        "FRONTDESK_SMTP_PUBLISH_TIMEOUT": "2",
-        "FRONTDESK_ROUTER_HTTP_PORT": str(router_http),
-        "FRONTDESK_VOICE_PORT": str(voice_port),
-        "FRONTDESK_VOICE_PUBLIC_URL": voice,
-        "FRONTDESK_VOICE_SPOOL_DIR": str(tmp_path / "spool"),
-    }
+    env = stack_env(tmp_path, smtp_port=smtp_port, voice_port=voice_port, router_http=router_http)
     procs = [
         ChildProcess.service(n, {**env, **nats.service_env(n)}, log_dir=tmp_path)
         for n in ("router", "intake_email", "intake_voice")
@@ -126,12 +112,7 @@ async def test_store_full_then_lifted_loses_nothing(tmp_path: Path) -> None:
 
             async def text(j: int) -> None:
                 nonlocal refused
-                marker = f"fault-sms-{j:04d}"
-                params = {
-                    "MessageSid": f"SM{j:032x}", "AccountSid": "AC" + "0" * 32, "From": "+13125550999",
-                    "To": "+13125550100", "Body": f"{marker} printer down", "NumMedia": "0",
-                }  # fmt: skip
-                sig = validator.compute_signature(f"{voice}/twilio/sms", params)
+                marker, params, sig = signed_sms(validator, voice, j)
                 rsp = await http.post("/twilio/sms", data=params, headers={"X-Twilio-Signature": sig})
                 if rsp.status_code == 200:
                     accepted.add(marker)
@@ -162,16 +143,11 @@ async def test_store_full_then_lifted_loses_nothing(tmp_path: Path) -> None:
         # Lift: a bigger store on the same folder, and ops raises the limits.
         await ops.close()
         nats.stop()
-        bigger = auth_server(
-            tmp_path,
-            log_file=tmp_path / "nats.log",
-            extra=BIG_STORE,
-            port=nats.port,
-            monitor_port=nats.monitor_port,
-        )
-        bigger.start()
-        await asyncio.to_thread(bigger.create_topology, LIFTED)
-        ops = await Bus.connect(bigger.config_for(), "faults-ops")
+        ports = {"port": nats.port, "monitor_port": nats.monitor_port}
+        nats = auth_server(tmp_path, log_file=tmp_path / "nats.log", extra=BIG_STORE, **ports)
+        nats.start()  # the finally below stops this one
+        await asyncio.to_thread(nats.create_topology, LIFTED)
+        ops = await Bus.connect(nats.config_for(), "faults-ops")
         deadline = time.monotonic() + 120
         tickets, dead = set(await count_tickets(ops)), set[str]()
         while not accepted <= tickets | dead and time.monotonic() < deadline:

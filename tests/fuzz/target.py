@@ -11,7 +11,7 @@ from nats.aio.client import Client as NatsClient
 
 from services.common.bus import Bus
 from services.common.clock import ManualClock
-from services.contracts.requests import Attachment
+from services.contracts.requests import Attachment, SenderAuth
 from services.contracts.threading import message_id, subject_token
 from services.intake_email.app import Intake
 from services.intake_email.config import SmtpConfig
@@ -51,7 +51,7 @@ def publishable(raw: bytes) -> bytes:
         )
         for i, a in enumerate(parsed.attachments)
     )
-    request = _INTAKE.build(parsed, envelope, "raw-fuzz", attachments)
+    request = _INTAKE.build(parsed, envelope, "raw-fuzz", attachments, auth=SenderAuth())
     return _ENCODER.encode(request)
 
 

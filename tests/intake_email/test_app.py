@@ -21,9 +21,11 @@ from services.common.config import BusConfig, Secret
 from services.common.natsserver import NatsServer, free_port
 from services.contracts import ServiceRequest
 from services.contracts import subjects as s
+from services.contracts.requests import attachment_bytes
 from services.contracts.threading import subject_token
 from services.intake_email.app import main
 from services.intake_email.config import SmtpConfig
+from tests.intake_email.senders import AUTHSERV_ID, passed
 
 SECRET = "test-thread-secret"
 SUPPORT = "support@frontdesk.test"
@@ -35,6 +37,8 @@ def config(bus_config: BusConfig, **changes: object) -> SmtpConfig:
         http_port=free_port(),
         publish_timeout=1.0,
         thread_secret=Secret(SECRET),
+        sender_auth="upstream",
+        authserv_id=AUTHSERV_ID,
         bus=msgspec.structs.replace(bus_config, publish_timeout=1.0),
     )
     return msgspec.structs.replace(base, **changes)
@@ -74,6 +78,7 @@ def message(
     subject: str = "Printer not working", body: str = "Hello, the printer is jammed.", **headers: str
 ) -> bytes:
     msg = EmailMessage()
+    msg["Authentication-Results"] = passed("alice@example.com")
     msg["From"] = "Alice Client <alice@example.com>"
     msg["To"] = SUPPORT
     msg["Subject"] = subject
@@ -137,7 +142,9 @@ async def test_attachments_are_stored_and_listed(bus: Bus, bus_config: BusConfig
         9,
         False,
     )
-    assert await bus.get_object(att.object_name) == b"\x89PNG fake"
+    # The attachment is a span of the raw original: its bytes are stored once.
+    assert att.object_name == req.raw_ref and att.transfer_encoding == "base64"
+    assert attachment_bytes(att, await bus.get_object(att.object_name)) == b"\x89PNG fake"
 
 
 async def test_nats_down_gives_451_then_resend_is_accepted_once(
@@ -223,7 +230,8 @@ async def test_auto_reply_bounce_and_forged_token(bus: Bus, bus_config: BusConfi
     assert by_id["<b@x>"].nature == "bounce"
     assert by_id["<a@x>"].nature == "auto_reply"
     forged = by_id["<f@x>"].thread
-    assert (forged.ticket_token, forged.token_signed) == ("SR-1042", False)
+    # A bad signature counts as no token: nothing to thread by, not even as a bare one.
+    assert (forged.ticket_token, forged.token_signed) == (None, False)
     assert "token:forged" in by_id["<f@x>"].hints
     assert by_id["<g@x>"].thread.token_signed is True
 

@@ -15,6 +15,7 @@ from nats.js.errors import NotFoundError
 from services.common.bus import Bus
 from services.common.config import BusConfig
 from services.contracts import subjects as s
+from services.contracts.requests import attachment_bytes
 from tests.intake_email.test_app import SUPPORT, config, running, send, stored
 
 OBJ_STREAM = f"OBJ_{s.OBJ_RAW}"
@@ -44,20 +45,24 @@ async def meta_exists(bus: Bus, name: str) -> bool:
     return True
 
 
-async def test_multi_chunk_attachment_reads_back_with_nats_py(bus: Bus, bus_config: BusConfig) -> None:
-    # 300 KB: three 128 KiB chunks, and a message big enough to be parsed off the loop.
+async def test_attachment_is_stored_once_inside_the_raw_original(bus: Bus, bus_config: BusConfig) -> None:
+    # 300 KB (400 KB as base64): four 128 KiB chunks, and a message big enough to be parsed off the loop.
     data = os.urandom(300_000)
     async with running(config(bus_config)) as cfg:
         replies = await send(cfg.port, with_attachment("<big@example.com>", data))
     assert replies[-1][0] == 250
     (req,) = await stored(bus)
     (att,) = req.attachments
-    assert att.object_name == "att/" + hashlib.sha256(data).hexdigest()
+    assert att.object_name == req.raw_ref and att.size == 300_000
+    # The raw original is the only object: no second copy of the attachment beside it.
+    assert not await meta_exists(bus, "att/" + hashlib.sha256(data).hexdigest())
     store = await bus.js.object_store(s.OBJ_RAW)
     info = await store.get_info(att.object_name)
-    assert (info.size, info.chunks) == (300_000, 3)
+    size, chunks = info.size or 0, info.chunks or 0
+    assert chunks == -(-size // (128 * 1024)) and size > 400_000
+    assert await object_messages(bus) == chunks + 1  # its chunks and its meta, nothing else
     # nats-py's reader checks the digest in the meta against the chunks it reads.
-    assert (await store.get(att.object_name)).data == data
+    assert attachment_bytes(att, (await store.get(att.object_name)).data or b"") == data
 
 
 async def test_resend_and_repeated_attachment_upload_nothing_again(bus: Bus, bus_config: BusConfig) -> None:
@@ -73,7 +78,9 @@ async def test_resend_and_repeated_attachment_upload_nothing_again(bus: Bus, bus
         assert await object_messages(bus) == after_first + 2
     requests = await stored(bus)
     assert [r.thread.message_id for r in requests] == ["<one@example.com>", "<two@example.com>"]
-    assert requests[0].attachments[0].object_name == requests[1].attachments[0].object_name
+    first_raw, second_raw = [await bus.get_object(r.raw_ref or "") for r in requests]
+    assert attachment_bytes(requests[0].attachments[0], first_raw) == logo
+    assert attachment_bytes(requests[1].attachments[0], second_raw) == logo
 
 
 async def test_deleted_object_is_stored_again_on_resend(bus: Bus, bus_config: BusConfig) -> None:
@@ -86,7 +93,7 @@ async def test_deleted_object_is_stored_again_on_resend(bus: Bus, bus_config: Bu
         store = await bus.js.object_store(s.OBJ_RAW)
         await store.delete(name)
         assert (await send(cfg.port, raw))[-1][0] == 250
-    assert (await store.get(name)).data == data
+    assert attachment_bytes(req.attachments[0], (await store.get(name)).data or b"") == data
 
 
 async def test_refused_chunk_gives_451_and_no_meta_and_no_request(bus: Bus, bus_config: BusConfig) -> None:
@@ -106,8 +113,8 @@ async def test_refused_chunk_gives_451_and_no_meta_and_no_request(bus: Bus, bus_
         await bus.js.update_stream(dataclasses.replace(stream.config, max_msg_size=-1))
         assert (await send(cfg.port, raw))[-1][0] == 250
     (req,) = await stored(bus)
-    assert await bus.get_object(req.attachments[0].object_name) == data
     assert await bus.get_object(req.raw_ref or "") == wire
+    assert attachment_bytes(req.attachments[0], wire) == data
 
 
 @pytest.mark.parametrize("size", [0, 1, 128 * 1024, 128 * 1024 + 1])

@@ -171,6 +171,10 @@ async def test_done_resolves_and_help_is_bounded(stack: Stack) -> None:
     await stack.until(lambda: len(stack.sms(ALICE)) == 6)
     await stack.settled()
     assert len(stack.sms(ALICE)) == 6  # the dispatch plus at most five help texts
+    # The help counter lives in the expiring bucket; fd_contacts keeps only what must last (opt-outs).
+    help_key = s.kv_key(f"help.{ALICE}")
+    assert (await stack.bus.kv_get(s.KV_WINDOWS, help_key))[0] is not None
+    assert (await stack.bus.kv_get(s.KV_CONTACTS, help_key))[0] is None
     await reply(stack, "SM-done", ALICE, "done")
     await stack.until(lambda: len(stack.emails("jane@acme.example")) == 1)
     assert "marked your request resolved" in stack.emails("jane@acme.example")[0]["body"]

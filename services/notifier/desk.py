@@ -1,0 +1,122 @@
+"""Desk actions from the console (reassign, resolve, update the client), carried out by the notifier."""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+import msgspec
+
+from services.contracts.commands import DeskCommand, ReassignTicket, ResolveTicket, SendClientUpdate
+from services.contracts.tickets import Ticket
+from services.notifier import compose, sanitize
+from services.notifier.timers import Timer
+
+if TYPE_CHECKING:
+    from services.notifier.app import Notifier
+
+log = logging.getLogger(__name__)
+UPDATE_LIMIT = 600  # characters of a desk update the client receives
+
+
+def client_update(ticket: Ticket, text: str) -> str:
+    """A desk update in the notifier's voice: ticket number first, the text on one line."""
+    return f"{ticket.number}: {sanitize.one_line(text, UPDATE_LIMIT)}"
+
+
+async def handle(notifier: Notifier, command: DeskCommand) -> None:
+    """Every step is idempotent (CAS, keys derived from the command id): a redelivery acts once."""
+    ticket = await notifier.ticket(command.ticket_number)
+    if ticket is None:
+        log.warning("desk action for an unknown ticket", extra={"id": command.id})
+        return
+    if isinstance(command, ReassignTicket):
+        await reassign(notifier, ticket, command)
+    elif isinstance(command, ResolveTicket):
+        await resolve(notifier, ticket, command)
+    else:
+        await update(notifier, ticket, command)
+
+
+async def refuse(notifier: Notifier, ticket: Ticket, command: DeskCommand, why: str) -> None:
+    """A refused action still lands on the timeline, so the user sees why nothing happened."""
+    await notifier.timeline(ticket, "note", why, f"desk.{command.id}", command.user)
+
+
+async def reassign(notifier: Notifier, ticket: Ticket, command: ReassignTicket) -> None:
+    tech = notifier.tech(command.tech)
+    if tech is None:
+        await refuse(notifier, ticket, command, f"Reassign by {command.user} refused: no tech {command.tech}")
+        return
+    if ticket.status == "resolved":
+        await refuse(notifier, ticket, command, f"Reassign by {command.user} refused: already resolved")
+        return
+
+    def move(current: Ticket | None) -> Ticket | None:
+        if current is None or current.status == "resolved":
+            return None
+        # The new tech must accept: the ticket is dispatched to them, the acceptance clock restarts.
+        new = msgspec.structs.replace(
+            current,
+            assignee=tech.id,
+            status="dispatched",
+            eta=None,
+            response_due=current.response_due or current.decision.response_due,
+        )
+        return None if new == current else new
+
+    moved = await notifier.update_ticket(ticket.number, move)
+    if moved is None or moved.assignee != tech.id or moved.status != "dispatched":
+        return
+    body = compose.tech_dispatch(
+        moved,
+        zone=notifier.zone,
+        notes=notifier.notes(moved.client_id),
+        last_touch=await notifier.last_touch(moved),
+    )
+    await notifier.text_tech(tech, moved, body, "tech_dispatch", key=f"desk.{command.id}")
+    await notifier.arm(
+        Timer(
+            kind="ack",
+            ticket_number=moved.number,
+            due=notifier.clock.now() + notifier.policy.oncall.ack_timeout,
+            step=moved.escalation_step,
+        ),
+        replace=True,
+    )
+    text = f"Reassigned to {tech.name} by {command.user}; texted {tech.name}"
+    await notifier.timeline(moved, "tech_notified", text, f"desk.{command.id}", command.user)
+
+
+async def resolve(notifier: Notifier, ticket: Ticket, command: ResolveTicket) -> None:
+    now = notifier.clock.now()
+
+    def close(current: Ticket | None) -> Ticket | None:
+        if current is None or current.status == "resolved":
+            return None
+        return msgspec.structs.replace(current, status="resolved", resolved_at=now)
+
+    stored = await notifier.update_ticket(ticket.number, close)
+    if stored is None or stored.status != "resolved":
+        return
+    name = notifier.policy.desk.name
+    await notifier.tell_client(
+        stored, compose.client_resolved(stored, name), "client_resolved", f"desk.{command.id}"
+    )
+    await notifier.timeline(
+        stored, "resolved", f"Resolved by {command.user} at the desk", f"desk.{command.id}", command.user
+    )
+
+
+async def update(notifier: Notifier, ticket: Ticket, command: SendClientUpdate) -> None:
+    if not command.text.strip():
+        await refuse(notifier, ticket, command, f"Client update by {command.user} refused: empty text")
+        return
+    body = client_update(ticket, command.text)
+    sent = await notifier.tell_client(ticket, body, "client_update", f"desk.{command.id}")
+    text = (
+        f"Client update sent by {command.user}: {sanitize.one_line(command.text, 120)}"
+        if sent
+        else f"Client update by {command.user} not sent: no way to reach the client"
+    )
+    await notifier.timeline(ticket, "note", text, f"desk.{command.id}", command.user)

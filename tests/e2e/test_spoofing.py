@@ -1,0 +1,47 @@
+"""Found 1 and 2 end to end: a forged From pages nobody, threads to nothing and answers nobody."""
+
+from __future__ import annotations
+
+import msgspec
+
+from services.contracts import TimelineEntry
+from services.contracts import subjects as s
+from tests.e2e.conftest import Stack, until
+from tests.e2e.test_acceptance import BOB, MON_2100
+
+JANE = "jane@acme.example"
+
+
+async def unknown_timeline(stack: Stack) -> list[TimelineEntry]:
+    info = await stack.bus.js.stream_info(s.STREAM_TIMELINE)
+    entries: list[TimelineEntry] = []
+    if not info.state.messages:
+        return entries
+    for seq in range(info.state.first_seq, info.state.last_seq + 1):
+        entry = msgspec.json.decode(
+            (await stack.bus.js.get_msg(s.STREAM_TIMELINE, seq)).data or b"", type=TimelineEntry
+        )
+        if entry.client_id == "unknown":
+            entries.append(entry)
+    return entries
+
+
+async def test_spoofed_urgent_mail_pages_nobody_and_gets_no_acknowledgment(stack: Stack) -> None:
+    stack.clock.set(MON_2100)  # after hours: Acme's premium emergency target would page on-call
+    await stack.mail(JANE, "URGENT server down", "Spam pretending to be Jane.", authenticated=False)
+    # The display-name trick of Found 1, and a forged token: the same treatment.
+    await stack.mail(
+        f"{JANE} <mallory@evil.example>", "Re: [SR-1001-deadbeef] urgent", "Relay me.", authenticated=False
+    )
+
+    async def both_kept() -> list[TimelineEntry] | None:
+        found = [e for e in await unknown_timeline(stack) if e.kind == "request_received"]
+        return found if len(found) == 2 else None
+
+    received = await until(both_kept, what="both requests on the unknown timeline")
+    await stack.settled()
+    assert all("sender not authenticated" in e.text for e in received)
+    assert "claiming to be jane@acme.example" in received[0].text
+    assert "claiming to be mallory@evil.example" in received[1].text
+    assert await stack.sms_to(BOB) == []  # nobody paged
+    assert await stack.emails() == []  # no acknowledgment: no backscatter to the victim
