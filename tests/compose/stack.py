@@ -210,7 +210,10 @@ class Sandbox:
 
 
 def email(sender: str, to: str, subject: str, body: str) -> EmailMessage:
+    """A client's mail as the dev overlay's trusted relay (authserv-id frontdesk.test) would pass it on."""
     message = EmailMessage()
+    domain = sender.rsplit("@", 1)[-1]
+    message["Authentication-Results"] = f"frontdesk.test; dmarc=pass header.from={domain}"
     message["From"], message["To"], message["Subject"] = sender, to, subject
     message["Message-ID"] = make_msgid(domain="compose-test.example")
     message.set_content(body)
