@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install browser run test test-fast check lint typecheck bench faults fuzz clean
+.PHONY: install browser run test test-fast check lint typecheck bench faults fuzz clean compose-test compose-cluster-test
 
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -26,7 +26,7 @@ browser:
 
 ## The whole test suite against real nats-server, SMTP and HTTP.
 test: install browser
-	$(PY) -m pytest -q -m "not slow"
+	$(PY) -m pytest -q -m "not slow and not compose"
 
 check: lint typecheck
 
@@ -56,6 +56,16 @@ FUZZ_TIME ?= 60
 FUZZ_FLAGS ?=
 fuzz: install
 	$(PY) -m tests.fuzz -max_total_time=$(FUZZ_TIME) $(FUZZ_FLAGS)
+
+## The dev stack under a real Docker engine (../shared/tools/docker-local.sh, started and stopped here if
+## it is not running): build, up, the issue's scenarios over loopback ports, one accounting line, down -v.
+compose-test: install
+	$(PY) -m pytest -q -s -m compose tests/compose/test_stack.py
+
+## On demand: deploy/compose.cluster.yaml (three NATS, two replicas per service), the stream leader killed
+## mid-stream; prints sent / accepted / refused-and-resent / tickets / lost / doubled.
+compose-cluster-test: install
+	$(PY) -m pytest -q -s -m compose tests/compose/test_cluster.py
 
 clean:
 	rm -rf .data .pytest_cache .mypy_cache .ruff_cache
