@@ -53,6 +53,7 @@ EPHEMERAL_PORTS = {
     "FRONTDESK_SMTP_PUBLISH": "127.0.0.1:",
     "FRONTDESK_VOICE_PUBLISH": "127.0.0.1:",
     "FRONTDESK_SANDBOX_PUBLISH": "127.0.0.1:",
+    "FRONTDESK_CONSOLE_PUBLISH": "127.0.0.1:",
 }
 
 
@@ -102,11 +103,12 @@ class ComposeStack:
             command += ["-f", name]
         return self.run([*command, *args], timeout=timeout)
 
-    def run(self, command: list[str], *, timeout: float = 60.0) -> str:
+    def run(self, command: list[str], *, timeout: float = 60.0, stdin: str | None = None) -> str:
         env = {**self.engine.env, **self.extra_env}
         try:
             done = subprocess.run(
                 command,
+                input=stdin,
                 cwd=self.workdir,
                 env=env,
                 capture_output=True,

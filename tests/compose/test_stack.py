@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import yaml
 
@@ -22,7 +23,7 @@ pytestmark = pytest.mark.compose
 # The dev overlay runs the sandbox instead of Twilio; the last file points the NATS secrets back at
 # deploy/secrets/, generated below exactly as deploy/README.md step 3 says (not the checked-in dev ones).
 FILES = ("deploy/compose.yaml", "deploy/compose.dev.yaml", "deploy/compose.secrets.yaml")
-APP_SERVICES = ("router", "notifier", "intake_email", "intake_voice")
+APP_SERVICES = ("router", "notifier", "intake_email", "intake_voice", "console")
 JANE, JANE_EMAIL = "+13125550150", "jane@acme.example"  # Acme: premium (deploy/policy.example.yaml)
 SUPPORT = "support@example.com"  # FRONTDESK_SMTP_SUPPORT_ADDRESSES in deploy/.env.example
 SPOOL = "/var/lib/frontdesk/voice-spool"
@@ -43,6 +44,8 @@ async def main():
 asyncio.run(main())
 """
 NATSAUTH_SECRETS = ("python", "-m", "services.common.natsauth", "secrets", "/secrets")
+CONSOLE_ADDUSER = ("python", "-m", "services.console", "adduser", "/secrets/console_users")
+CONSOLE_PASSWORD = "ops"  # the user generate_secrets adds: a dispatcher, as README step 3 shows
 CONNECTIONS = "http://127.0.0.1:8222/connz?auth=true"
 tally: dict[str, Any] = {}
 
@@ -80,6 +83,8 @@ def generate_secrets(stack: ComposeStack, folder: Path) -> None:
     stack.run(["install", "-d", "-m", "0700", "-o", "10001", "-g", "10001", str(folder)])
     docker_run = ["docker", "run", "--rm", "--network", "none", "--user", "10001:10001"]
     stack.run([*docker_run, "-v", f"{folder}:/secrets", IMAGE, *NATSAUTH_SECRETS])
+    adduser = [*CONSOLE_ADDUSER, "ops", "dispatcher", "--password-stdin"]
+    stack.run([*docker_run, "-i", "-v", f"{folder}:/secrets", IMAGE, *adduser], stdin=CONSOLE_PASSWORD + "\n")
 
 
 def email_becomes_sms(stack: ComposeStack, sandbox: Sandbox, what: str) -> tuple[str, dict[str, Any]]:
@@ -130,6 +135,22 @@ def test_bus_refuses_anonymous_clients_and_its_monitor_is_not_published(stack: C
     connected = sorted(c["authorized_user"] for c in users["connections"])
     assert connected == sorted(APP_SERVICES), connected
     tally["NATS"] = f"anonymous refused, monitor unpublished, users {','.join(connected)}"
+
+
+def test_console_signs_in_from_its_users_file_secret(stack: ComposeStack) -> None:
+    host, port = stack.address("console", 8090)
+    base = f"http://{host}:{port}"
+    with httpx.Client(base_url=base, timeout=10) as http:
+        page = http.get("/login")
+        assert page.status_code == 200 and "Sign in" in page.text
+        csrf = re.search(r'name="csrf" value="([^"]+)"', page.text)
+        assert csrf, page.text[:500]
+        signed_in = http.post(
+            "/login", data={"username": "ops", "password": CONSOLE_PASSWORD, "csrf": csrf.group(1)}
+        )
+        assert signed_in.status_code in (200, 303), signed_in.text[:300]
+        assert http.get("/api/tickets", params={"state": "open"}).status_code == 200
+    tally["console"] = "signed in as ops from the users-file secret"
 
 
 def test_premium_email_becomes_tech_sms_and_acknowledgment(stack: ComposeStack, sandbox: Sandbox) -> None:

@@ -18,11 +18,12 @@ import pytest
 import yaml
 
 from services.common.natsserver import NatsServer
+from services.console.users import set_user
 from tests.conftest import AuthServer
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
-APP_SERVICES = ("router", "notifier", "intake_email", "intake_voice")
+APP_SERVICES = ("router", "notifier", "intake_email", "intake_voice", "console")
 
 
 def compose() -> dict[str, Any]:
@@ -80,6 +81,13 @@ def test_service_starts_from_compose(name: str, nats_server: AuthServer, tmp_pat
     env.update(nats_server.service_env(env.get("FRONTDESK_NATS_USER") or name))
     env["FRONTDESK_THREAD_SECRET"] = secrets.token_urlsafe(32)
     env["FRONTDESK_TWILIO_AUTH_TOKEN"] = secrets.token_hex(16)
+    # The console's: a users file (compose mounts it as a secret), its keys and its read model's folder.
+    users = tmp_path / "console_users"
+    set_user(str(users), "ops", "dispatcher", secrets.token_urlsafe(16))
+    env["FRONTDESK_CONSOLE_USERS"] = str(users)
+    env["FRONTDESK_CONSOLE_SESSION_SECRET"] = secrets.token_urlsafe(32)
+    env["FRONTDESK_CONSOLE_FEED_SECRET"] = secrets.token_urlsafe(32)
+    env["FRONTDESK_CONSOLE_DATA_DIR"] = str(tmp_path / "console")
     nats_server.create_topology()
     command = [sys.executable if part == "python" else part for part in service["command"]]
     log = tmp_path / f"{name}.log"
