@@ -22,7 +22,7 @@ from services.intake_email import authentication, dmarc, limits
 from services.intake_email.admission import RateWindow, SessionSlots, is_postmaster, is_support_recipient
 from services.intake_email.attachments import locate
 from services.intake_email.config import SmtpConfig, check
-from services.intake_email.parse import ParsedAttachment, ParsedEmail, parse
+from services.intake_email.mail import ParsedAttachment, ParsedEmail, parse
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
