@@ -31,10 +31,14 @@ _SIGNOFF = re.compile(
 # A line of only punctuation ("-----", "___", "***", "ᐧ") marks the start of a signature or quote.
 _RULE = re.compile(r"^\s*(?:[-_=*#~+]{2,}|ᐧ)\s*$")
 # The attribution line of a quote in many languages and clients, ending in "wrote:" or similar.
-_ATTRIBUTION_END = re.compile(
-    r"(?:wrote|writes|écrit|schrieb|escribió|scritto|schreef|escreveu|skrev|napisał|napsal|написал|"
-    r"написав|написала|kirjoitti|yazdı|寫道|写道)\s*:?\s*(?:-{2,})?\s*$",
-    re.IGNORECASE,
+_ATTRIBUTION_VERBS = (
+    "wrote|writes|écrit|schrieb|escribió|scritto|schreef|escreveu|skrev|napisał|napsal|написал|"
+    "написав|написала|kirjoitti|yazdı|寫道|写道"
+)
+_ATTRIBUTION_END = re.compile(rf"(?:{_ATTRIBUTION_VERBS})\s*:?\s*(?:-{{2,}})?\s*$", re.IGNORECASE)
+# The last character of every verb there, matched with the same case folding as the pattern.
+_VERB_LAST = re.compile(
+    "[" + "".join(sorted({verb[-1] for verb in _ATTRIBUTION_VERBS.split("|")})) + "]", re.IGNORECASE
 )
 _DATED_LINE = re.compile(r"^\s*\d{1,4}[-./]\d{1,2}[-./]\d{1,4}\b")
 
@@ -50,6 +54,8 @@ _VERB = re.compile(
     re.IGNORECASE,
 )
 _YEAR_AND_TIME = re.compile(r"\b(?:19|20)\d{2}\b.*\b\d{1,2}:\d{2}\b")
+_COLON_END = re.compile(r":\s*$")
+_ADDRESS_OR_TIME = re.compile(r"@|\d:\d\d")
 _FORWARD = re.compile(r"^\s*(?:-{2,}\s*Forwarded message|Begin forwarded message)", re.IGNORECASE)
 
 
@@ -83,7 +89,7 @@ class _Lookahead:
 
 _TIME_OF_DAY = re.compile(r"\d:\d\d")
 # What may follow the verb in _ATTRIBUTION_END; none of these characters ends one of its verbs.
-_ATTRIBUTION_TAIL = frozenset(":-")
+_ATTRIBUTION_TAIL = ":-"
 # Longer than any verb in _ATTRIBUTION_END (they match character for character, so at their own length).
 _LONGEST_VERB = 16
 
@@ -94,10 +100,17 @@ def _ends_with_attribution(stripped: str) -> bool:
     A match ends the line, so its verb ends where the trailing run of whitespace, colons and dashes
     begins, and it starts at most _LONGEST_VERB characters before that; the pattern looks at nothing
     before its verb, so searching from there finds a match exactly when searching the whole line does.
+    Most lines end in a character no verb ends in: one character test answers for them.
     """
-    end = len(stripped)
-    while end and (stripped[end - 1].isspace() or stripped[end - 1] in _ATTRIBUTION_TAIL):
-        end -= 1
+    text = stripped
+    while True:
+        shorter = text.rstrip().rstrip(_ATTRIBUTION_TAIL)
+        if len(shorter) == len(text):
+            break
+        text = shorter
+    end = len(text)
+    if not end or _VERB_LAST.match(text, end - 1) is None:
+        return False
     return _ATTRIBUTION_END.search(stripped, max(0, end - _LONGEST_VERB)) is not None
 
 
@@ -118,12 +131,13 @@ def _cuts_here(lines: list[str], i: int, ahead: _Lookahead) -> bool:
     following = lines[ahead.next_text[i]] if ahead.next_text[i] < len(lines) else ""
     if _ends_with_attribution(stripped):
         return True
-    for k in range(1, 4):
+    # An attribution names someone on its first line (most lines do not, so this is asked once).
+    for k in range(1, 4) if _names_someone(line) else ():
         window = lines[i : i + k]
-        if not all(w.strip() for w in window) or not _names_someone(window[0]):
+        if not all(w.strip() for w in window):
             break
         joined = " ".join(w.strip() for w in window)
-        if re.search(r":\s*$", joined) and _VERB.search(joined) and re.search(r"@|\d:\d\d", joined):
+        if _COLON_END.search(joined) and _VERB.search(joined) and _ADDRESS_OR_TIME.search(joined):
             return True
     if _ATTRIBUTION_START.match(line):
         # The attribution may wrap over up to four lines ("Am 03.02.2016 schrieb X <\nx@y>:").

@@ -7,7 +7,9 @@ import re
 from services.intake_email.mail import parse, trim_reply
 from services.intake_email.mail.quotes import (
     _ATTRIBUTION_END,
+    _ATTRIBUTION_VERBS,
     _LONGEST_VERB,
+    _VERB_LAST,
     _ends_with_attribution,
     _Lookahead,
 )
@@ -79,3 +81,15 @@ def test_thousands_of_delimiters_before_the_text_do_not_lose_the_mail() -> None:
     assert trim_reply(text) == "The printer is down."
     parsed = parse(mail("From: a@b.c\nSubject: x", text), secret=SECRET)
     assert parsed.body == "The printer is down." and parsed.full_text == text
+
+
+def test_the_last_character_filter_folds_case_as_the_attribution_pattern_does() -> None:
+    # _ends_with_attribution answers False when the line's last character cannot end a verb: that
+    # shortcut is only right if the class matches exactly the characters the pattern's verbs end in.
+    verbs = _ATTRIBUTION_VERBS.split("|")
+    literal = re.compile("|".join(re.escape(v[-1]) for v in verbs), re.IGNORECASE)
+    for code in range(0x110000):
+        c = chr(code)
+        assert bool(_VERB_LAST.fullmatch(c)) == bool(literal.fullmatch(c)), hex(code)
+    for line in ["#reply#>writes:", "Bob WRITES", "Bob написала:", "Bob YAZDI:", "Bob kirjoitti -- "]:
+        assert _ends_with_attribution(line) == bool(_ATTRIBUTION_END.search(line)), line
