@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 from dataclasses import dataclass, field
@@ -39,6 +40,12 @@ class ParsedEmail:
     priority_hint: Priority
     hints: tuple[str, ...]
     attachments: tuple[ParsedAttachment, ...] = field(default=())
+
+
+@functools.lru_cache(maxsize=8)
+def _keyword_patterns(keywords: tuple[str, ...]) -> tuple[re.Pattern[str], ...]:
+    """Each keyword as a whole-word pattern, built once per keyword list (the config's, in practice)."""
+    return tuple(re.compile(rf"\b{re.escape(k.lower())}\b") for k in keywords)
 
 
 def parse(
@@ -81,7 +88,8 @@ def parse(
     token = find_subject_token(subject, secret)
     references_ours = any(verify_message_id(ref, secret) for ref in in_reply_to + references)
     lowered = subject.lower()
-    hits = tuple(k for k in emergency_keywords if re.search(rf"\b{re.escape(k.lower())}\b", lowered))
+    words = _keyword_patterns(emergency_keywords)
+    hits = tuple(k for k, word in zip(emergency_keywords, words, strict=True) if word.search(lowered))
     request_id = "em-" + hashlib.sha256(f"{message_id}{sender_email or ''}".encode()).hexdigest()[:32]
     return ParsedEmail(
         request_id=request_id,
