@@ -43,7 +43,10 @@ def _ses_notice(msg: Message) -> str | None:
         payload = msg.get_payload(decode=True)
     except Exception:
         return None
-    found = _SES_NOTICE.search(payload) if isinstance(payload, bytes) else None
+    # The pattern's optional leading backslash keeps re from scanning for its literal: `in` does.
+    if not isinstance(payload, bytes) or b"notificationType" not in payload:
+        return None
+    found = _SES_NOTICE.search(payload)
     return found.group(1).decode() if found else None
 
 
