@@ -30,7 +30,7 @@ from services.intake_email.attachments import locate
 from services.intake_email.config import SmtpConfig, check
 from services.intake_email.connection import Connection, hook_names
 from services.intake_email.mail import ParsedAttachment, ParsedEmail, parse
-from services.intake_email.workers import Workers
+from services.intake_email.workers import Workers, ensure_port_free
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -287,6 +287,8 @@ async def main(
                 cfg.http_port,
             )
             await http.start()
+        if workers is not None:
+            ensure_port_free(cfg.host, cfg.port)
         tls = _tls_context(cfg)
         loop = asyncio.get_running_loop()
         server = await loop.create_server(

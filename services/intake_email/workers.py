@@ -8,6 +8,7 @@ import logging
 import multiprocessing
 import os
 import signal
+import socket
 from collections.abc import Awaitable, Callable
 from multiprocessing.context import SpawnProcess
 from multiprocessing.synchronize import Event as EventType
@@ -81,6 +82,18 @@ class Workers:
             if proc.is_alive():
                 proc.kill()
                 await asyncio.to_thread(proc.join)
+
+
+def ensure_port_free(host: str, port: int) -> None:
+    """Raise OSError (EADDRINUSE) when anything listens on the port, with SO_REUSEPORT or without.
+
+    The primary asks before binding: SO_REUSEPORT would otherwise let a second intake (a stale one,
+    another stack) share the port silently instead of failing to start.
+    """
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        probe.bind((host, port))
 
 
 def serve(main: Main, cfg: SmtpConfig, index: int, primary: int, listening: EventType) -> None:

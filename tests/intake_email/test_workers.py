@@ -6,6 +6,7 @@ import asyncio
 import os
 import signal
 import smtplib
+import socket
 from pathlib import Path
 
 import httpx
@@ -99,3 +100,14 @@ def test_the_default_is_one_worker_per_core_and_at_least_one() -> None:
     assert load_config({**env, "FRONTDESK_SMTP_WORKERS": "1"}).workers == 1
     with pytest.raises(ConfigError, match="FRONTDESK_SMTP_WORKERS"):
         load_config({**env, "FRONTDESK_SMTP_WORKERS": "0"})
+
+
+async def test_the_primary_refuses_a_port_something_else_already_serves(bus_config: BusConfig) -> None:
+    # With SO_REUSEPORT a second intake could otherwise share the port silently.
+    with socket.socket() as other:
+        other.bind(("127.0.0.1", 0))
+        other.listen()
+        port = other.getsockname()[1]
+        cfg = SmtpConfig(port=port, http_port=free_port(), workers=2, bus=bus_config)
+        with pytest.raises(OSError, match="in use"):
+            await asyncio.wait_for(main(cfg, stop=asyncio.Event()), 20)
