@@ -127,23 +127,23 @@ async def test_upstream_relays_limit_whose_headers_count(bus: Bus, bus_config: B
 
 
 def test_sender_auth_off_is_development_only() -> None:
-    # Production also requires a bus user and strong secrets: give them, so each case fails on what it tests.
-    bus_user = {
+    # Production also wants its bus user and a strong thread secret; this test is about sender auth.
+    base = {
         "FRONTDESK_NATS_USER": "intake_email",
-        "FRONTDESK_NATS_PASSWORD": "Qm9v7xWc2LrT8pZs4NdY6hJk1FgA3eXu",
-        "FRONTDESK_THREAD_SECRET": "Zt5Hq8Lw2Nc7Vb4Xm1Pr9Sd6Gk3Jf0Ay",
+        "FRONTDESK_NATS_PASSWORD": "b" * 40,
+        "FRONTDESK_THREAD_SECRET": "t" * 40,
     }
-    env = {**bus_user, "FRONTDESK_SMTP_SENDER_AUTH": "off"}
+    env = {**base, "FRONTDESK_SMTP_SENDER_AUTH": "off"}
     with pytest.raises(ConfigError, match="FRONTDESK_SMTP_SENDER_AUTH=off"):
         load_config(env)
     assert load_config({**env, "FRONTDESK_ENV": "development"}).sender_auth == "off"
     with pytest.raises(ConfigError, match="FRONTDESK_SMTP_AUTHSERV_ID"):
-        load_config({**bus_user, "FRONTDESK_SMTP_SENDER_AUTH": "upstream"})
-    assert load_config(bus_user).sender_auth == "dmarc"
+        load_config({**base, "FRONTDESK_SMTP_SENDER_AUTH": "upstream"})
+    assert load_config(base).sender_auth == "dmarc"
     with pytest.raises(ConfigError, match="FRONTDESK_SMTP_UPSTREAM_RELAYS"):
-        load_config({**bus_user, "FRONTDESK_SMTP_UPSTREAM_RELAYS": "10.0.0.0/8,mx.example"})
+        load_config({**base, "FRONTDESK_SMTP_UPSTREAM_RELAYS": "10.0.0.0/8,mx.example"})
     check(
         load_config(
-            {**bus_user, "FRONTDESK_SMTP_SENDER_AUTH": "upstream", "FRONTDESK_SMTP_AUTHSERV_ID": "mx.test"}
+            {**base, "FRONTDESK_SMTP_SENDER_AUTH": "upstream", "FRONTDESK_SMTP_AUTHSERV_ID": "mx.test"}
         )
     )
