@@ -15,7 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from bench import load
-from services.intake_email.parse import parse, trim_reply
+from services.intake_email.mail import parse, trim_reply
 
 SECRET = b"bench-secret"
 CORPORA = Path(__file__).resolve().parents[2] / "shared" / "corpora"

@@ -8,12 +8,15 @@ is also the proof of zero tempfails.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import statistics
 import subprocess
 import time
 from pathlib import Path
 from typing import Any
+
+import httpx
 
 from bench import stack, tools
 from bench.proc import cpu_seconds, tree_peak_rss_mb
@@ -48,14 +51,26 @@ def smtp_source_run(tool: tools.Tool, port: int, messages: int) -> tuple[float, 
     return took, usage.ru_utime + usage.ru_stime
 
 
+def wait_workers(env: dict[str, str], timeout: float = 30.0) -> None:
+    """The primary listens first; wait until its /readyz counts every worker on the port."""
+    want = int(env["FRONTDESK_SMTP_WORKERS"])
+    url = f"http://127.0.0.1:{env['FRONTDESK_SMTP_HTTP_PORT']}/readyz"
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with contextlib.suppress(httpx.HTTPError):
+            if httpx.get(url, timeout=2).json().get("workers") == want:
+                return
+        time.sleep(0.1)
+    raise TimeoutError(f"intake_email: fewer than {want} workers listening after {timeout} s")
+
+
 def bench_smtp(nats_url: str, logs: Path, nats_pid: int | None = None, **env: str) -> dict[str, Any]:
     """`nats_pid` lets the result split CPU per message between the intake, nats-server and the load."""
     tool = tools.smtp_source()
     bare_port, real_port = free_port(), free_port()
     bare = stack.baseline("smtp", bare_port, logs)
-    real = stack.service(
-        "intake_email", stack.service_env(nats_url, FRONTDESK_SMTP_PORT=str(real_port), **env), logs
-    )
+    real_env = stack.service_env(nats_url, FRONTDESK_SMTP_PORT=str(real_port), **env)
+    real = stack.service("intake_email", real_env, logs)
     ports = {"bare": bare_port, "intake": real_port}
     servers = {"bare": bare, "intake": real}
     rates: dict[str, list[float]] = {"bare": [], "intake": []}
@@ -65,6 +80,7 @@ def bench_smtp(nats_url: str, logs: Path, nats_pid: int | None = None, **env: st
     try:
         bare.wait_port(bare_port)
         real.wait_port(real_port)
+        wait_workers(real_env)
         for side in ("bare", "intake"):
             smtp_source_run(tool, ports[side], 200)  # warm-up: imports, JIT-free caches, streams
         for round_no in range(SMTP_ROUNDS):
@@ -89,6 +105,7 @@ def bench_smtp(nats_url: str, logs: Path, nats_pid: int | None = None, **env: st
     return {
         "load": f"smtp-source -s {SMTP_SESSIONS} -m {SMTP_MESSAGES} -l {SMTP_LENGTH}",
         "rounds": SMTP_ROUNDS,
+        "intake_workers": int(real_env["FRONTDESK_SMTP_WORKERS"]),
         "bare_msgs_per_s": round(statistics.median(rates["bare"]), 1),
         "intake_msgs_per_s": round(statistics.median(rates["intake"]), 1),
         "intake_range": [round(min(rates["intake"]), 1), round(max(rates["intake"]), 1)],

@@ -74,6 +74,8 @@ def service_env(nats_url: str, **extra: str) -> dict[str, str]:
             "FRONTDESK_SMTP_RATE_PER_MINUTE": "1000000",
             "FRONTDESK_SMTP_MAX_SESSIONS": "1000",
             "FRONTDESK_SMTP_MAX_SESSIONS_PER_IP": "1000",
+            # SMTP intake processes on the one port (the service's own default: one per core).
+            "FRONTDESK_SMTP_WORKERS": os.environ.get("BENCH_SMTP_WORKERS", str(len(os.sched_getaffinity(0)))),
             # The load generators add the header a relay named frontdesk.test writes after DMARC passed.
             "FRONTDESK_SMTP_SENDER_AUTH": "upstream",
             "FRONTDESK_SMTP_AUTHSERV_ID": "frontdesk.test",

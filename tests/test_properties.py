@@ -8,7 +8,7 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from services.intake_email.parse import parse
+from services.intake_email.mail import parse
 from services.policy.calendar import BusinessCalendar
 from services.policy.decide import decide, oncall_at
 from services.policy.load import load_policy

@@ -74,3 +74,14 @@ def is_postmaster(address: str, addresses: tuple[str, ...], domains: tuple[str, 
     local, at, domain = addr.partition("@")
     ours = {a.lower().rsplit("@", 1)[-1] for a in addresses} | {d.lower().lstrip("@") for d in domains}
     return bool(at) and local == "postmaster" and domain in ours
+
+
+def share(limit: int, workers: int) -> int:
+    """One worker process's part of a limit meant for the whole intake (at least 1).
+
+    The kernel spreads connections over the workers (SO_REUSEPORT hashes each connection on its
+    addresses and ports), so a client's sessions and messages land on all of them. Each worker holding
+    its equal part keeps the sum within the configured limit; the price is that a client whose
+    connections happen to crowd onto one worker is refused a little before it reaches the whole limit.
+    """
+    return max(1, limit // workers)

@@ -19,10 +19,18 @@ from services.common.metrics import Metrics, follow_storage
 from services.contracts import subjects as s
 from services.contracts.requests import Attachment, Sender, SenderAuth, ServiceRequest, ThreadKeys
 from services.intake_email import authentication, dmarc, limits
-from services.intake_email.admission import RateWindow, SessionSlots, is_postmaster, is_support_recipient
+from services.intake_email.admission import (
+    RateWindow,
+    SessionSlots,
+    is_postmaster,
+    is_support_recipient,
+    share,
+)
 from services.intake_email.attachments import locate
 from services.intake_email.config import SmtpConfig, check
-from services.intake_email.parse import ParsedAttachment, ParsedEmail, parse
+from services.intake_email.connection import Connection, hook_names
+from services.intake_email.mail import ParsedAttachment, ParsedEmail, parse
+from services.intake_email.workers import Workers, ensure_port_free
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -30,22 +38,24 @@ T = TypeVar("T")
 # Messages up to this size are parsed on the event loop, bigger ones in a worker thread (see _parse).
 INLINE_PARSE_MAX = 64 * 1024
 TEMPFAIL = "451 4.3.0 Temporarily unable to accept, try again"
-# aiosmtpd's own wording for size errors, rewritten to the enhanced status codes clients expect.
-_REWRITES = {
-    "552 Error: Too much mail data": "552 5.3.4 Message too big",
-    "552 Error: message size exceeds fixed maximum message size": "552 5.3.4 Message too big",
-}
 
 
 class Intake:
     """The aiosmtpd handler: admission checks per command, store-and-publish on DATA."""
 
+    def __dir__(self) -> list[str]:
+        # aiosmtpd reads the handler's hooks from dir() per connection, as it does Connection's.
+        return hook_names(type(self))
+
     def __init__(self, cfg: SmtpConfig, bus: Bus, clock: Clock) -> None:
         self.cfg = cfg
         self.bus = bus
         self.clock = clock
-        self.rate = RateWindow(cfg.rate_per_minute)
-        self.slots = SessionSlots(cfg.max_sessions, cfg.max_sessions_per_ip)
+        # Limits hold for the whole intake: with several worker processes each enforces its share.
+        self.rate = RateWindow(share(cfg.rate_per_minute, cfg.workers))
+        self.slots = SessionSlots(
+            share(cfg.max_sessions, cfg.workers), share(cfg.max_sessions_per_ip, cfg.workers)
+        )
         self.accepted = 0
         self.tempfailed = 0
         self.metrics = Metrics()
@@ -229,46 +239,6 @@ def _spans(raw: bytes, items: tuple[ParsedAttachment, ...]) -> list[tuple[int, i
     return found
 
 
-class _Session(SMTP):
-    """One SMTP connection, counted against max_sessions and max_sessions_per_ip."""
-
-    def __init__(self, intake: Intake, **kwargs: Any) -> None:
-        super().__init__(intake, **kwargs)
-        self.intake = intake
-        self._slot: str | None = None  # the client IP holding a slot, once counted
-
-    def connection_made(self, transport: Any) -> None:
-        first = self._slot is None and getattr(self, "_original_transport", None) is None
-        super().connection_made(transport)
-        if not first:
-            return
-        peer = transport.get_extra_info("peername")
-        client = str(peer[0]) if isinstance(peer, tuple) else str(peer)
-        refusal = self.intake.slots.take(client)
-        if refusal is not None:
-            # Refuse before the greeting is sent; the client retries later.
-            if self._handler_coroutine is not None:
-                self._handler_coroutine.cancel()
-            transport.write(refusal.encode() + b"\r\n")
-            transport.close()
-            return
-        self._slot = client
-
-    def connection_lost(self, error: Exception | None) -> None:
-        if self._slot is not None:
-            self.intake.slots.give_back(self._slot)
-            self._slot = None
-        super().connection_lost(error)
-
-    async def push(self, status: Any) -> None:
-        if isinstance(status, str):
-            status = _REWRITES.get(status, status)
-            # Every refusal, whichever hook or limit produced it, passes here: count it by reply code.
-            if status[:1] in ("4", "5") and status[3:4] == " ":
-                self.intake.metrics.messages_refused.labels(" ".join(status.split()[:2])).inc()
-        await super().push(status)
-
-
 def _tls_context(cfg: SmtpConfig) -> ssl.SSLContext | None:
     if not (cfg.tls_cert and cfg.tls_key):
         return None
@@ -293,28 +263,36 @@ async def main(
     bus = await Bus.connect(cfg.bus, "intake_email", stop=stop)
     http: HttpServer | None = None
     server: asyncio.Server | None = None
+    # The primary starts the other workers once it listens itself; a worker starts none.
+    workers = Workers(cfg, main) if cfg.worker == 0 and cfg.workers > 1 else None
+    watching: asyncio.Task[None] | None = None
     try:
         await bus.ensure_topology(stop=stop)
         intake = Intake(cfg, bus, clock or SystemClock())
-        follow_storage(intake.metrics.registry, bus)
-        http = HttpServer(
-            health_app(
-                lambda: bus.ready,
-                lambda: {
-                    "sessions": intake.slots.count,
-                    "accepted": intake.accepted,
-                    "tempfailed": intake.tempfailed,
-                },
-                intake.metrics.registry,
-            ),
-            cfg.host,
-            cfg.http_port,
-        )
-        await http.start()
+        if cfg.worker == 0:
+            # Health and metrics are the primary's alone: one HTTP port, whatever the worker count.
+            follow_storage(intake.metrics.registry, bus)
+            http = HttpServer(
+                health_app(
+                    lambda: bus.ready,
+                    lambda: {
+                        "sessions": intake.slots.count,
+                        "accepted": intake.accepted,
+                        "tempfailed": intake.tempfailed,
+                        "workers": 1 + (workers.listening if workers else 0),
+                    },
+                    intake.metrics.registry,
+                ),
+                cfg.host,
+                cfg.http_port,
+            )
+            await http.start()
+        if workers is not None:
+            ensure_port_free(cfg.host, cfg.port)
         tls = _tls_context(cfg)
         loop = asyncio.get_running_loop()
         server = await loop.create_server(
-            lambda: _Session(
+            lambda: Connection(
                 intake,
                 data_size_limit=cfg.max_size,
                 hostname=cfg.hostname,
@@ -326,12 +304,21 @@ async def main(
             ),
             cfg.host,
             cfg.port,
+            # Every worker binds the same port; the kernel spreads new connections over them.
+            reuse_port=cfg.workers > 1,
         )
-        log.info("smtp listening", extra={"host": cfg.host, "port": cfg.port})
+        log.info("smtp listening", extra={"host": cfg.host, "port": cfg.port, "worker": cfg.worker})
+        if workers is not None:
+            workers.start()
+            watching = asyncio.create_task(workers.watch(stop))
         if listening is not None:
             listening.set()
         await stop.wait()
     finally:
+        if workers is not None:
+            await workers.stop()
+        if watching is not None:
+            await watching
         if server is not None:
             server.close()
             await server.wait_closed()

@@ -51,6 +51,11 @@ class SmtpConfig(msgspec.Struct, frozen=True, kw_only=True):
     dns_timeout: float = 5.0
     # Above this many characters the body and text travel as excerpts; the whole text is an object.
     max_inline_text: int = 64 * 1024
+    # Processes serving the SMTP port (SO_REUSEPORT), each with its own bus connection. From the
+    # environment the default is one per core; a config built in code (tests) runs in one process.
+    workers: int = 1
+    # Which of them this process is: 0 for the primary (it serves HTTP and starts the others).
+    worker: int = 0
     environment: Environment = "production"
     bus: BusConfig = BusConfig()
 
@@ -66,6 +71,8 @@ def check(cfg: SmtpConfig) -> None:
             ipaddress.ip_network(relay, strict=False)
         except ValueError:
             raise ConfigError(f"FRONTDESK_SMTP_UPSTREAM_RELAYS: {relay!r} is not an IP or network") from None
+    if cfg.workers < 1:
+        raise ConfigError("FRONTDESK_SMTP_WORKERS must be at least 1")
     if cfg.max_sessions_per_ip < 1 or cfg.idle_timeout <= 0:
         raise ConfigError("FRONTDESK_SMTP_MAX_SESSIONS_PER_IP and _IDLE_TIMEOUT must be positive")
 
@@ -79,6 +86,7 @@ def load_config(env: Mapping[str, str] | None = None) -> SmtpConfig:
         bus=load_bus(source),
         thread_secret=load_thread_secret(source),
         environment=load_environment(source),
+        **({} if "FRONTDESK_SMTP_WORKERS" in source else {"workers": len(os.sched_getaffinity(0))}),
     )
     check(cfg)
     return cfg

@@ -15,7 +15,7 @@ from services.contracts.requests import Attachment, SenderAuth
 from services.contracts.threading import message_id, subject_token
 from services.intake_email.app import Intake
 from services.intake_email.config import SmtpConfig
-from services.intake_email.parse import parse
+from services.intake_email.mail import parse
 from tests.conftest import CORPORA
 
 SECRET = b"fuzz-secret"
@@ -60,7 +60,7 @@ def _crlf(text: str) -> bytes:
 
 
 def seeds() -> dict[str, bytes]:
-    """Small messages that reach each branch of parse.py, plus zammad's broken mails when present."""
+    """Small messages that reach each branch of the mail parser, plus zammad's broken mails when present."""
     ours = message_id("SR-1042", "abc123", "frontdesk.test", SECRET)
     found = {
         "plain": _crlf(

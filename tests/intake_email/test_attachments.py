@@ -9,7 +9,7 @@ import pytest
 
 from services.contracts.requests import Attachment, attachment_bytes, decode_transfer
 from services.intake_email.attachments import locate
-from services.intake_email.parse import parse
+from services.intake_email.mail import parse
 from tests.conftest import corpus
 
 SECRET = b"s"

@@ -1,4 +1,4 @@
-"""parse.py against third-party corpora: reply trimming, bounce detection, zammad's parsed headers."""
+"""The mail parser against third-party corpora: reply trimming, bounce detection, zammad's parsed headers."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import yaml
 
 from services.common.bus import Bus
 from services.common.config import BusConfig
-from services.intake_email.parse import parse, trim_reply
+from services.intake_email.mail import parse, trim_reply
 from tests.conftest import corpus
 from tests.intake_email.test_app import config, running, send, stored
 
