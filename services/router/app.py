@@ -547,8 +547,10 @@ async def watch_policy(router: Router, path: str, stop: asyncio.Event, *, poll: 
         loop.add_signal_handler(signal.SIGHUP, reload.set)
     last = _mtime(path)
     while not stop.is_set():
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(reload.wait(), poll)
+        # Wake on SIGHUP, on stop (a shutdown must not wait out the poll) or after `poll` seconds.
+        await _first_of((reload, stop), poll)
+        if stop.is_set():
+            break
         current = _mtime(path)
         if not reload.is_set() and current == last:
             continue
@@ -560,6 +562,16 @@ async def watch_policy(router: Router, path: str, stop: asyncio.Event, *, poll: 
             log.error("policy reload refused; keeping the previous policy", extra={"error": str(exc)})
             continue
         log.info("policy reloaded")
+
+
+async def _first_of(events: tuple[asyncio.Event, ...], timeout: float) -> None:
+    """Return when any of `events` is set, or after `timeout` seconds."""
+    waits = [asyncio.create_task(event.wait()) for event in events]
+    try:
+        await asyncio.wait(waits, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for wait in waits:
+            wait.cancel()
 
 
 def _mtime(path: str) -> float:
