@@ -55,6 +55,9 @@ from services.policy.coverage import describe
 from services.policy.decide import UNKNOWN_CLIENT_ID
 from services.policy.load import load_policy
 from services.policy.model import Client, Contact, Policy, Tech
+from services.state import tickets
+from services.state.tickets import TicketStore
+from services.state.timers import run_timers
 from services.wording import catalog as wording
 from services.wording import sanitize, times
 from services.wording.catalog import Wording
@@ -62,9 +65,7 @@ from services.wording.values import FOLLOW_UP_MAX, TRANSCRIPT_MAX, due_of
 
 log = logging.getLogger(__name__)
 OPS = "ops"  # assignee once every tech was tried: the desk ops contact owns the ticket
-MAX_TIMER_BACKOFF = 30.0  # seconds between timer retries while NATS keeps refusing
 
-_ticket = msgspec.json.Decoder(Ticket)
 _timer = msgspec.json.Decoder(Timer)
 
 
@@ -78,6 +79,8 @@ class LastTouch(msgspec.Struct, frozen=True, kw_only=True):
 
 _touch = msgspec.json.Decoder(LastTouch)
 _folded = msgspec.json.Decoder(compose.Folded)
+_stamp = msgspec.json.Decoder(datetime)
+_help = msgspec.json.Decoder(replies.HelpCounter)
 
 
 class Notifier:
@@ -94,7 +97,8 @@ class Notifier:
         self.secret = cfg.thread_secret.reveal().encode()
         # Live views kept by one watch each (see KvView: never kv.keys() per poll or per reply).
         self.timers: KvView[Timer] = KvView(bus, s.KV_TIMERS, f"{timers.OWNER}.>", _timer.decode)
-        self.tickets: KvView[Ticket] = KvView(bus, s.KV_TICKETS, ">", _ticket.decode)
+        self.tickets: KvView[Ticket] = KvView(bus, s.KV_TICKETS, ">", tickets.decode)
+        self.store = TicketStore(bus)
 
     # -- lookups ----------------------------------------------------------------------------------
 
@@ -141,20 +145,13 @@ class Notifier:
         return "" if touch.ticket_number == ticket.number else touch.text
 
     async def ticket(self, number: str) -> Ticket | None:
-        value, _ = await self.bus.kv_get(s.KV_TICKETS, s.kv_key(number))
-        return _ticket.decode(value) if value else None
+        return await self.store.get(number)
 
     async def update_ticket(
         self, number: str, change: Callable[[Ticket | None], Ticket | None]
     ) -> Ticket | None:
         """CAS-update a ticket; `change` returns None to leave it alone. Returns the stored ticket."""
-
-        def mutate(current: bytes | None) -> bytes | None:
-            new = change(_ticket.decode(current) if current else None)
-            return None if new is None else msgspec.json.encode(new)
-
-        stored = await self.bus.kv_update(s.KV_TICKETS, s.kv_key(number), mutate)
-        return _ticket.decode(stored) if stored else None
+        return await self.store.update(number, change)
 
     async def all_tickets(self) -> list[Ticket]:
         await self.tickets.ensure()
@@ -356,23 +353,9 @@ class Notifier:
         return upcoming
 
     async def timer_loop(self, stop: asyncio.Event) -> None:
-        failures = 0
-        try:
-            while not stop.is_set():
-                upcoming: datetime | None = None
-                wait = self.cfg.timer_poll
-                try:
-                    upcoming = await self.fire_due_timers()
-                    failures = 0
-                except Exception as exc:
-                    # Never keep polling a broken view: re-watch from a fresh snapshot, backing off.
-                    failures += 1
-                    wait = max(wait, min(wait * 2**failures, MAX_TIMER_BACKOFF))
-                    log.warning("timer loop error", extra={"error": repr(exc), "count": failures})
-                    await self.timers.close()
-                await self.clock.wait(upcoming, poll=wait)
-        finally:
-            await self.timers.close()
+        await run_timers(
+            self.fire_due_timers, self.timers, self.clock, stop, poll=self.cfg.timer_poll, name="notifier"
+        )
 
     # -- commands -------------------------------------------------------------------------------
 
@@ -654,7 +637,7 @@ class Notifier:
 
         def stamp(current: bytes | None) -> bytes | None:
             nonlocal allowed
-            last = msgspec.json.decode(current, type=datetime) if current else None
+            last = _stamp.decode(current) if current else None
             allowed = last is None or now - last >= self.policy.delay_updates.min_interval
             return msgspec.json.encode(now) if allowed else None
 
@@ -720,9 +703,7 @@ class Notifier:
 
         def count(current: bytes | None) -> bytes | None:
             nonlocal allowed
-            counter = (
-                msgspec.json.decode(current, type=replies.HelpCounter) if current else replies.HelpCounter()
-            )
+            counter = _help.decode(current) if current else replies.HelpCounter()
             allowed, updated = replies.next_help(counter)
             return msgspec.json.encode(updated) if allowed else None
 

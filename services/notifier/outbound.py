@@ -71,6 +71,11 @@ class OptOut(msgspec.Struct, frozen=True, kw_only=True):
     at: datetime
 
 
+_delivery_record = msgspec.json.Decoder(DeliveryRecord)
+_rate_window = msgspec.json.Decoder(suppression.RateWindow)
+_opt_out = msgspec.json.Decoder(OptOut)
+
+
 def outbound_key(key: str) -> str:
     return s.kv_key(f"out.{key}")
 
@@ -131,7 +136,7 @@ class Sender:
             nonlocal outcome, first_at, previous
             outcome, first_at, previous = "new", now, None
             if current is not None:
-                record = previous = msgspec.json.decode(current, type=DeliveryRecord)
+                record = previous = _delivery_record.decode(current)
                 if record.state == "sending":
                     # Left behind by a sender that crashed, or held by one still working: Twilio may
                     # or may not have the message. A live sender refreshes its claim before every
@@ -259,7 +264,7 @@ class Sender:
 
         def renew(current: bytes | None) -> bytes | None:
             nonlocal lost
-            record = msgspec.json.decode(current, type=DeliveryRecord) if current else None
+            record = _delivery_record.decode(current) if current else None
             lost = record is None or record.state != "sending" or record.claim != mine
             return (
                 None
@@ -275,7 +280,7 @@ class Sender:
         """Hand the message back as "retry", unless another sender holds it now."""
 
         def back(current: bytes | None) -> bytes | None:
-            record = msgspec.json.decode(current, type=DeliveryRecord) if current else None
+            record = _delivery_record.decode(current) if current else None
             if record is not None and (record.state != "sending" or record.claim != job.claim):
                 return None
             return msgspec.json.encode(
@@ -296,7 +301,7 @@ class Sender:
         """Record the send, unless a status callback already said delivered or failed."""
 
         def sent(current: bytes | None) -> bytes | None:
-            record = msgspec.json.decode(current, type=DeliveryRecord) if current else None
+            record = _delivery_record.decode(current) if current else None
             if record is not None and record.state not in ("sending", "retry"):
                 return None
             return msgspec.json.encode(
@@ -348,7 +353,7 @@ class Sender:
             failed = None
             if current is None:
                 return None
-            record = msgspec.json.decode(current, type=DeliveryRecord)
+            record = _delivery_record.decode(current)
             if record.sid is not None and record.sid != event.message_sid:
                 return None  # a report about some other message
             if event.status == "delivered":
@@ -481,11 +486,7 @@ class Sender:
 
         def bump(current: bytes | None) -> bytes | None:
             nonlocal allowed
-            window = (
-                msgspec.json.decode(current, type=suppression.RateWindow)
-                if current
-                else suppression.RateWindow()
-            )
+            window = _rate_window.decode(current) if current else suppression.RateWindow()
             allowed, updated = suppression.admit(window, now)
             return msgspec.json.encode(updated) if allowed else None
 
@@ -494,7 +495,7 @@ class Sender:
 
     async def _opted_out(self, phone: str) -> bool:
         value, _ = await self.bus.kv_get(s.KV_CONTACTS, s.kv_key(f"optout.{phone}"))
-        return value is not None and msgspec.json.decode(value, type=OptOut).opted_out
+        return value is not None and _opt_out.decode(value).opted_out
 
     async def _timeline(self, message: Outbound, kind: str, text: str) -> None:
         if not message.client_id:

@@ -7,12 +7,11 @@ import contextlib
 import logging
 import os
 import signal
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Coroutine
 from datetime import datetime
 from typing import Any
 
 import msgspec
-from nats.js.errors import APIError, KeyWrongLastSequenceError
 
 from services.common.bus import Bus, Transient
 from services.common.clock import Clock, SystemClock
@@ -38,55 +37,13 @@ from services.policy.model import Policy
 from services.router import reopen
 from services.router import routing as r
 from services.router.config import RouterConfig
+from services.state.cell import CasCell
+from services.state.tickets import TicketStore
+from services.state.timers import run_timers
 
 log = logging.getLogger(__name__)
 
 Incoming = ServiceRequest | RequestAmended
-
-
-class CasCell:
-    """One hot KV key (ticket counter, rotation cursor) updated by compare-and-set.
-
-    Concurrent handlers in this process take turns (a lock) instead of racing each other's CAS, and
-    the revision we wrote last is kept, so an update is one round trip instead of a read and a write.
-    Other routers still race through the CAS: a stale revision is refused, and we re-read and retry.
-    """
-
-    def __init__(self, bus: Bus, bucket: str, key: str) -> None:
-        self.bus, self.bucket, self.key = bus, bucket, key
-        self._lock = asyncio.Lock()
-        self._known: tuple[bytes | None, int] | None = None  # (value, revision) as we last saw it
-
-    async def update(
-        self, mutate: Callable[[bytes | None], bytes | None], *, attempts: int = 50
-    ) -> bytes | None:
-        """Like Bus.kv_update: `mutate` returns the new value, or None to leave it; returns what is stored."""
-        async with self._lock:
-            kv = await self.bus.kv(self.bucket)
-            for _ in range(attempts):
-                if self._known is None:
-                    self._known = await self.bus.kv_get(self.bucket, self.key)
-                current, revision = self._known
-                new = mutate(current)
-                if new is None:
-                    return current
-                try:
-                    if revision == 0:
-                        written = await kv.create(self.key, new)
-                    else:
-                        written = await kv.update(self.key, new, last=revision)
-                except KeyWrongLastSequenceError:
-                    self._known = None  # another router moved it: read it again
-                    continue
-                except APIError as exc:
-                    if exc.err_code != KEY_EXISTS:
-                        self._known = None
-                        raise
-                    self._known = None
-                    continue
-                self._known = (new, written)
-                return new
-        raise Transient(f"kv {self.bucket}/{self.key}: too much contention")
 
 
 class Router:
@@ -102,6 +59,7 @@ class Router:
         # Same keys and encoding as Bus.next_number("ticket", start=1001) and the old cursor updates.
         self._numbers = CasCell(bus, s.KV_SEQUENCES, "ticket")
         self._cursor = CasCell(bus, s.KV_ROUTER, r.CURSOR_KEY)
+        self.tickets = TicketStore(bus)
 
     # -- consuming ------------------------------------------------------------------------------
 
@@ -140,7 +98,7 @@ class Router:
         key = r.request_key(req.id)
         raw, _ = await self.bus.kv_get(s.KV_ROUTER, key)
         if raw is not None:
-            return msgspec.json.decode(raw, type=r.RequestRecord)
+            return _record.decode(raw)
         # An unauthenticated sender's address is only a claim: it threads to nothing (token, Message-ID
         # or References alike) and is matched to no client.
         trusted = req.sender_auth.trusted
@@ -172,26 +130,8 @@ class Router:
                 outcome="ticket", client_id=decision.client_id, ticket_number=number, decision=decision
             )
         # Create-if-absent: when two deliveries race, the first stored record wins for both.
-        stored = await self._create(s.KV_ROUTER, key, msgspec.json.encode(record))
-        return msgspec.json.decode(stored, type=r.RequestRecord)
-
-    async def _create(self, bucket: str, key: str, value: bytes) -> bytes:
-        """Store `value` unless the key holds something already; returns what is stored.
-
-        One round trip when the key is new (the usual case), instead of a read and then a create.
-        """
-        kv = await self.bus.kv(bucket)
-        try:
-            await kv.create(key, value)
-            return value
-        except KeyWrongLastSequenceError:
-            pass
-        except APIError as exc:
-            if exc.err_code != KEY_EXISTS:
-                raise
-        stored = await self.bus.kv_update(bucket, key, lambda cur: None if cur is not None else value)
-        assert stored is not None
-        return stored
+        stored = await self.bus.kv_create(s.KV_ROUTER, key, msgspec.json.encode(record))
+        return _record.decode(stored)
 
     async def _decide(self, req: ServiceRequest) -> Decision:
         holder: list[Decision] = []
@@ -288,25 +228,24 @@ class Router:
         )
 
     async def _ticket(self, number: str) -> Ticket | None:
-        raw, _ = await self.bus.kv_get(s.KV_TICKETS, s.kv_key(number))
-        return None if raw is None else msgspec.json.decode(raw, type=Ticket)
+        return await self.tickets.get(number)
 
     async def _open(
         self, req: ServiceRequest, record: r.RequestRecord, received: Coroutine[Any, Any, None]
     ) -> None:
         assert record.ticket_number is not None and record.decision is not None
         number, decision = record.ticket_number, record.decision
-        fresh = msgspec.json.encode(r.open_ticket(number, req, decision))
-        writes: list[Awaitable[Any]] = [received, self._create(s.KV_TICKETS, s.kv_key(number), fresh)]
+        writes: list[Awaitable[Any]] = [received, self.tickets.create(r.open_ticket(number, req, decision))]
         if req.sender.phone:
             # The phone's latest ticket: an SMS reply to our DONE text finds it (services/router/reopen.py).
             writes.append(self._remember_phone(req.sender.phone, number))
         if req.thread.message_id:
-            writes.append(self._create(s.KV_THREADS, r.thread_key(req.thread.message_id), number.encode()))
+            writes.append(
+                self.bus.kv_create(s.KV_THREADS, r.thread_key(req.thread.message_id), number.encode())
+            )
         # Phase 1: the ticket (and its thread key) are stored, and "received" is on the timeline, before
         # anything refers to them; the three writes are independent, so their round trips overlap.
-        stored = (await _all(writes))[1]
-        ticket = msgspec.json.decode(stored, type=Ticket)
+        ticket: Ticket = (await _all(writes))[1]
         commands: list[Awaitable[Any]] = []
         if req.sender_auth.trusted:
             commands.append(
@@ -321,7 +260,7 @@ class Router:
             commands.append(self._timeline(r.unacknowledged(number, req, decision.client_id)))
         if decision.disposition == "queue":
             timer = msgspec.json.encode(r.ReleaseTimer(ticket_number=number, due=decision.notify_at))
-            commands.append(self._create(s.KV_TIMERS, r.timer_key(number), timer))
+            commands.append(self.bus.kv_create(s.KV_TIMERS, r.timer_key(number), timer))
             kind: TimelineKind = "queued"
         else:
             commands.append(
@@ -368,26 +307,16 @@ class Router:
         assert record.ticket_number is not None
         number = record.ticket_number
 
-        def append(current: bytes | None) -> bytes | None:
-            if current is None:
+        def append(current: Ticket | None) -> Ticket | None:
+            if current is None or req.id in current.request_ids:
                 return None
-            ticket = msgspec.json.decode(current, type=Ticket)
-            if req.id in ticket.request_ids:
-                return None
-            return msgspec.json.encode(
-                msgspec.structs.replace(ticket, request_ids=(*ticket.request_ids, req.id))
-            )
+            return msgspec.structs.replace(current, request_ids=(*current.request_ids, req.id))
 
-        stored = await self.bus.kv_update(s.KV_TICKETS, s.kv_key(number), append)
-        if stored is None:
+        ticket = await self.tickets.update(number, append)
+        if ticket is None:
             raise Transient(f"ticket {number} vanished")
-        ticket = msgspec.json.decode(stored, type=Ticket)
         if req.thread.message_id:
-            await self.bus.kv_update(
-                s.KV_THREADS,
-                r.thread_key(req.thread.message_id),
-                lambda cur: None if cur else number.encode(),
-            )
+            await self.bus.kv_create(s.KV_THREADS, r.thread_key(req.thread.message_id), number.encode())
         if req.nature == "request":
             await self.bus.publish(
                 s.notify_subject("relay_client_message"),
@@ -413,7 +342,7 @@ class Router:
         if raw is None:
             # The amendment overtook its request: retry later rather than lose it.
             raise Transient(f"request {amended.request_id} not routed yet")
-        record = msgspec.json.decode(raw, type=r.RequestRecord)
+        record = _record.decode(raw)
         parts = [p for p in (amended.transcription, amended.recording_url) if p]
         await self._timeline(
             r.entry(
@@ -458,7 +387,7 @@ class Router:
             if raw is None:
                 self.pending.forget(key)
                 continue
-            timer = msgspec.json.decode(raw, type=r.ReleaseTimer)
+            timer = _release_timer.decode(raw)
             if timer.due > now:
                 continue
             ticket = await self._ticket(timer.ticket_number)
@@ -492,39 +421,23 @@ class Router:
         self.metrics.timers_pending.set(len(self.pending.items))
         return r.next_release(self.pending.items)
 
+    async def release_and_plan(self) -> datetime | None:
+        """One round of the timer loop: release what is due; returns when the next release is due."""
+        await self.release_due()
+        return await self.next_due()
+
     async def run_timers(self, stop: asyncio.Event, poll: float) -> None:
-        failures = 0
-        try:
-            while not stop.is_set():
-                due = None
-                wait = poll
-                try:
-                    await self.release_due()
-                    due = await self.next_due()
-                    failures = 0
-                except Exception as exc:
-                    # Whatever failed (watch, publish, connection), never keep polling a broken
-                    # view: drop the watch so the next poll starts from a fresh snapshot, and back
-                    # off so a refusing server is not hammered.
-                    failures += 1
-                    wait = max(poll, min(poll * 2**failures, MAX_TIMER_BACKOFF))
-                    log.warning(
-                        "release timers failed, will retry",
-                        extra={"error": repr(exc), "count": failures, "retry_in": wait},
-                    )
-                    await self.pending.close()
-                await self.clock.wait(due, poll=wait)
-        finally:
-            await self.pending.close()
+        await run_timers(
+            self.release_and_plan, self.pending, self.clock, stop, poll=poll, name="router release"
+        )
 
     async def close(self) -> None:
         await self.pending.close()
 
 
 FIRST_TICKET = 1001
-KEY_EXISTS = 10071  # JetStream: a create on a key that holds a value
-MAX_TIMER_BACKOFF = 30.0  # seconds between timer retries while NATS keeps refusing
 _release_timer = msgspec.json.Decoder(r.ReleaseTimer)
+_record = msgspec.json.Decoder(r.RequestRecord)
 
 
 async def _all(steps: list[Awaitable[Any]]) -> list[Any]:
