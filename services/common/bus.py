@@ -54,6 +54,7 @@ class KvEntry(NamedTuple):
 
     value: bytes | None
     revision: int
+    written: bool = False  # from kv_swap: this call stored the value (rather than leaving the key)
 
 
 class Bus:
@@ -320,7 +321,7 @@ class Bus:
             seen = None
             new = mutate(current.value)
             if new is None:
-                return current
+                return current._replace(written=False)
             try:
                 if current.revision == 0:
                     revision = await kv.create(key, new)
@@ -333,7 +334,7 @@ class Bus:
                 self.storage.observe(exc)
                 raise
             self.storage.stored()
-            return KvEntry(new, revision)
+            return KvEntry(new, revision, written=True)
         raise Transient(f"kv {bucket}/{key}: too much contention")
 
     async def next_number(self, name: str, *, start: int) -> int:

@@ -39,6 +39,7 @@ from services.contracts.commands import Purpose, ReassignTicket, ResolveTicket, 
 from services.contracts.events import TimelineKind
 from services.notifier import compose, desk, replies, suppression, timers
 from services.notifier.config import NotifierConfig
+from services.notifier.families import FOLD, HELP
 from services.notifier.internal import (
     TIMER_FIRED,
     DeliveryFailed,
@@ -48,7 +49,7 @@ from services.notifier.internal import (
     sender_lane,
     ticket_lane,
 )
-from services.notifier.outbound import OptOut, Outbound, Sender
+from services.notifier.outbound import Outbound, Sender
 from services.notifier.timers import Timer
 from services.policy.calendar import BusinessCalendar
 from services.policy.coverage import describe
@@ -56,6 +57,7 @@ from services.policy.decide import UNKNOWN_CLIENT_ID
 from services.policy.load import load_policy
 from services.policy.model import Client, Contact, Policy, Tech
 from services.state import tickets
+from services.state.contacts import LAST_TOUCH, OPT_OUT, UPDATE_STAMP, ContactState, LastTouch, OptOut
 from services.state.tickets import TicketStore
 from services.state.timers import run_timers
 from services.wording import catalog as wording
@@ -67,20 +69,6 @@ log = logging.getLogger(__name__)
 OPS = "ops"  # assignee once every tech was tried: the desk ops contact owns the ticket
 
 _timer = msgspec.json.Decoder(Timer)
-
-
-class LastTouch(msgspec.Struct, frozen=True, kw_only=True):
-    """The client's most recent finished job, quoted to the next tech as context."""
-
-    text: str
-    ticket_number: str
-    at: datetime
-
-
-_touch = msgspec.json.Decoder(LastTouch)
-_folded = msgspec.json.Decoder(compose.Folded)
-_stamp = msgspec.json.Decoder(datetime)
-_help = msgspec.json.Decoder(replies.HelpCounter)
 
 
 class Notifier:
@@ -99,6 +87,7 @@ class Notifier:
         self.timers: KvView[Timer] = KvView(bus, s.KV_TIMERS, f"{timers.OWNER}.>", _timer.decode)
         self.tickets: KvView[Ticket] = KvView(bus, s.KV_TICKETS, ">", tickets.decode)
         self.store = TicketStore(bus)
+        self.contacts = ContactState(bus)
 
     # -- lookups ----------------------------------------------------------------------------------
 
@@ -138,11 +127,8 @@ class Notifier:
         """The client's last finished job, unless it is this very ticket (a reopened one, say)."""
         if ticket.client_id == UNKNOWN_CLIENT_ID:
             return ""  # strangers share that id: one stranger's job is nothing to another's tech
-        value, _ = await self.bus.kv_get(s.KV_CONTACTS, s.kv_key(f"touch.{ticket.client_id}"))
-        if not value:
-            return ""
-        touch = _touch.decode(value)
-        return "" if touch.ticket_number == ticket.number else touch.text
+        touch = await self.contacts.get(LAST_TOUCH, ticket.client_id)
+        return "" if touch is None or touch.ticket_number == ticket.number else touch.text
 
     async def ticket(self, number: str) -> Ticket | None:
         return await self.store.get(number)
@@ -493,8 +479,8 @@ class Notifier:
             return
         if ticket.status == "queued":
             # Nobody has been texted yet: the follow-up rides with the dispatch, never ahead of it.
-            def add(current: bytes | None) -> bytes | None:
-                folded = _folded.decode(current) if current else compose.Folded()
+            def add(current: compose.Folded | None) -> compose.Folded | None:
+                folded = current or compose.Folded()
                 new = compose.fold(
                     folded,
                     command.id,
@@ -502,9 +488,9 @@ class Notifier:
                     voicemail=command.voicemail,
                     recording=command.recording_url,
                 )
-                return None if new == folded else msgspec.json.encode(new)
+                return None if new == folded else new
 
-            await self.bus.kv_update(s.KV_CONTACTS, s.kv_key(f"fold.{ticket.number}"), add)
+            await self.contacts.update(FOLD, ticket.number, add)
             what = "Voicemail transcript" if command.voicemail else "Follow-up"
             await self.timeline(
                 ticket, "note", f"{what} kept for the dispatch", f"folded.{command.id}", "system"
@@ -562,8 +548,7 @@ class Notifier:
 
     async def folded(self, number: str) -> compose.Folded:
         """What the client added while the ticket waited in the queue (see relay)."""
-        value, _ = await self.bus.kv_get(s.KV_CONTACTS, s.kv_key(f"fold.{number}"))
-        return _folded.decode(value) if value else compose.Folded()
+        return await self.contacts.get(FOLD, number) or compose.Folded()
 
     async def fired(self, timer: Timer) -> None:
         ticket = await self.ticket(timer.ticket_number)
@@ -633,17 +618,13 @@ class Notifier:
 
     async def warn_late(self, ticket: Ticket, estimate: datetime, timer: Timer) -> None:
         now = self.clock.now()
-        allowed = False
+        interval = self.policy.delay_updates.min_interval
 
-        def stamp(current: bytes | None) -> bytes | None:
-            nonlocal allowed
-            last = _stamp.decode(current) if current else None
-            allowed = last is None or now - last >= self.policy.delay_updates.min_interval
-            return msgspec.json.encode(now) if allowed else None
+        def stamp(last: datetime | None) -> tuple[bool, datetime]:
+            return last is None or now - last >= interval, now
 
         # Throttle client updates per ticket so a DELAY and a warn do not arrive back to back.
-        await self.bus.kv_update(s.KV_WINDOWS, s.kv_key(f"update.{ticket.number}"), stamp)
-        if not allowed:
+        if not await self.contacts.admit(UPDATE_STAMP, ticket.number, stamp):
             return
         key = f"warn.{ticket.number}.{timer.due.isoformat()}"
         await self.tell_client(
@@ -676,9 +657,8 @@ class Notifier:
 
     async def handle_reply(self, event: TechReplied | OptOutChanged, delivery: Delivery) -> None:
         if isinstance(event, OptOutChanged):
-            kv = await self.bus.kv(s.KV_CONTACTS)
             record = OptOut(opted_out=event.opted_out, at=event.received_at)
-            await kv.put(s.kv_key(f"optout.{event.phone}"), msgspec.json.encode(record))
+            await self.contacts.put(OPT_OUT, event.phone, record)
             return
         seen_key = s.kv_key(f"reply.{event.id}")
         seen, _ = await self.bus.kv_get(s.KV_SEEN, seen_key)
@@ -699,15 +679,9 @@ class Notifier:
         await kv.put(seen_key, b"1")
 
     async def help(self, tech: Tech, event: TechReplied, outcome: replies.Help) -> None:
-        allowed = False
-
-        def count(current: bytes | None) -> bytes | None:
-            nonlocal allowed
-            counter = _help.decode(current) if current else replies.HelpCounter()
-            allowed, updated = replies.next_help(counter)
-            return msgspec.json.encode(updated) if allowed else None
-
-        await self.bus.kv_update(s.KV_WINDOWS, s.kv_key(f"help.{event.phone}"), count)
+        allowed = await self.contacts.admit(
+            HELP, event.phone, lambda counter: replies.next_help(counter or replies.HelpCounter())
+        )
         if allowed:
             now = self.clock.now()
             body = compose.tech_help(
@@ -740,9 +714,7 @@ class Notifier:
             )
 
         stored = await self.update_ticket(wanted.number, write)
-        with contextlib.suppress(Exception):
-            kv = await self.bus.kv(s.KV_WINDOWS)
-            await kv.delete(s.kv_key(f"help.{event.phone}"))
+        await self.contacts.forget(HELP, event.phone)
         if stored is None or stored.assignee != tech.id:
             return
         key = s.kv_key(f"{outcome.effect}.{event.id}")
@@ -769,11 +741,7 @@ class Notifier:
                 eta=stored.response_due,
                 reason=event.reason,
             )
-            await self.bus.kv_update(
-                s.KV_WINDOWS,
-                s.kv_key(f"update.{stored.number}"),
-                lambda _: msgspec.json.encode(self.clock.now()),
-            )
+            await self.contacts.put(UPDATE_STAMP, stored.number, self.clock.now())
             # The commitment moved: the due and warn timers move with it.
             for timer in timers.plan(
                 stored,
@@ -795,8 +763,7 @@ class Notifier:
                 at=now,
             )
             if stored.client_id != UNKNOWN_CLIENT_ID:
-                kv = await self.bus.kv(s.KV_CONTACTS)
-                await kv.put(s.kv_key(f"touch.{stored.client_id}"), msgspec.json.encode(touch))
+                await self.contacts.put(LAST_TOUCH, stored.client_id, touch)
             told = await self.tell_client(
                 stored,
                 "client_resolved",

@@ -29,7 +29,9 @@ from services.contracts import SendEmail, SendSms, SmsStatusReported, TimelineEn
 from services.contracts import subjects as s
 from services.notifier import suppression
 from services.notifier.config import NotifierConfig
+from services.notifier.families import RATE
 from services.notifier.internal import DELIVERY_FAILED, DeliveryFailed
+from services.state.contacts import ContactState
 from services.wording import sanitize
 
 log = logging.getLogger(__name__)
@@ -66,14 +68,7 @@ class DeliveryRecord(msgspec.Struct, frozen=True, kw_only=True):
     message: SendSms | SendEmail | None = None
 
 
-class OptOut(msgspec.Struct, frozen=True, kw_only=True):
-    opted_out: bool
-    at: datetime
-
-
 _delivery_record = msgspec.json.Decoder(DeliveryRecord)
-_rate_window = msgspec.json.Decoder(suppression.RateWindow)
-_opt_out = msgspec.json.Decoder(OptOut)
 
 
 def outbound_key(key: str) -> str:
@@ -115,6 +110,7 @@ class Sender:
     def __init__(self, bus: Bus, cfg: NotifierConfig, clock: Clock, twilio: TwilioClient) -> None:
         self.metrics = Metrics()
         self.bus = bus
+        self.contacts = ContactState(bus)
         self.cfg = cfg
         self.clock = clock
         self.twilio = twilio
@@ -482,20 +478,12 @@ class Sender:
         await kv.put(key, msgspec.json.encode(record))
 
     async def _admitted(self, to: str, now: datetime) -> bool:
-        allowed = True
-
-        def bump(current: bytes | None) -> bytes | None:
-            nonlocal allowed
-            window = _rate_window.decode(current) if current else suppression.RateWindow()
-            allowed, updated = suppression.admit(window, now)
-            return msgspec.json.encode(updated) if allowed else None
-
-        await self.bus.kv_update(s.KV_WINDOWS, s.kv_key(f"rate.{to.lower()}"), bump)
-        return allowed
+        return await self.contacts.admit(
+            RATE, to.lower(), lambda window: suppression.admit(window or suppression.RateWindow(), now)
+        )
 
     async def _opted_out(self, phone: str) -> bool:
-        value, _ = await self.bus.kv_get(s.KV_CONTACTS, s.kv_key(f"optout.{phone}"))
-        return value is not None and _opt_out.decode(value).opted_out
+        return await self.contacts.opted_out(phone)
 
     async def _timeline(self, message: Outbound, kind: str, text: str) -> None:
         if not message.client_id:
