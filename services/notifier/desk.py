@@ -14,7 +14,7 @@ from services.notifier.timers import Timer
 from services.wording import sanitize
 
 if TYPE_CHECKING:
-    from services.notifier.app import Notifier
+    from services.notifier.workflow import Workflow as Notifier
 
 log = logging.getLogger(__name__)
 # Characters of a desk update the client receives (on one line; an SMS is cut further to its segments).
