@@ -30,6 +30,7 @@ from services.contracts import subjects as s
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+R = TypeVar("R")
 _encoder = msgspec.json.Encoder()
 # Object chunks as nats-py writes them (any nats-py reader can read ours), and how many of them are in
 # flight at once: 16 x 128 KiB stays under the client's 2 MiB pending buffer for a 25 MB message.
@@ -310,18 +311,38 @@ class Bus:
         seen: KvEntry | None = None,
         attempts: int = 50,
     ) -> KvEntry:
-        """The one compare-and-set loop of the code base; returns the entry as stored afterwards.
+        """Compare-and-set `mutate` (new value, or None to leave the key); returns the entry afterwards.
 
         `seen` is the entry as the caller last knew it (skips the first read: one round trip instead
         of two when it is still current); a stale one is refused by the server, and we re-read.
+        """
+        entry, _ = await self.kv_step(
+            bucket, key, lambda value: (mutate(value), None), seen=seen, attempts=attempts
+        )
+        return entry
+
+    async def kv_step(
+        self,
+        bucket: str,
+        key: str,
+        step: Callable[[bytes | None], tuple[bytes | None, R]],
+        *,
+        seen: KvEntry | None = None,
+        attempts: int = 50,
+    ) -> tuple[KvEntry, R]:
+        """The one compare-and-set loop of the code base.
+
+        `step` gets the current value and returns (the new value or None to leave the key, a result);
+        returns the entry as stored afterwards with the result of the step that stood, so nothing has
+        to be carried out of `step` by a closure.
         """
         kv = await self.kv(bucket)
         for _ in range(attempts):
             current = seen if seen is not None else KvEntry(*await self.kv_get(bucket, key))
             seen = None
-            new = mutate(current.value)
+            new, result = step(current.value)
             if new is None:
-                return current._replace(written=False)
+                return current._replace(written=False), result
             try:
                 if current.revision == 0:
                     revision = await kv.create(key, new)
@@ -334,7 +355,7 @@ class Bus:
                 self.storage.observe(exc)
                 raise
             self.storage.stored()
-            return KvEntry(new, revision, written=True)
+            return KvEntry(new, revision, written=True), result
         raise Transient(f"kv {bucket}/{key}: too much contention")
 
     async def next_number(self, name: str, *, start: int) -> int:

@@ -24,8 +24,8 @@ from services.contracts.commands import Purpose
 from services.contracts.events import TimelineKind
 from services.notifier import compose, replies, suppression, timers
 from services.notifier.config import NotifierConfig
+from services.notifier.delivery import Outbound
 from services.notifier.families import FOLD
-from services.notifier.outbound import Outbound
 from services.notifier.timers import Timer
 from services.policy.decide import UNKNOWN_CLIENT_ID
 from services.policy.model import Client, Contact, Policy, Tech

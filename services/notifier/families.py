@@ -6,7 +6,7 @@ from services.contracts import subjects as s
 from services.notifier.compose import Folded
 from services.notifier.replies import HelpCounter
 from services.notifier.suppression import RateWindow
-from services.state.contacts import Family
+from services.state.records import Family
 
 FOLD = Family("fold", s.KV_CONTACTS, Folded)  # by ticket: what the client added while it was queued
 RATE = Family("rate", s.KV_WINDOWS, RateWindow)  # by recipient (lower case): recent system messages

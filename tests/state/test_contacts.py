@@ -7,7 +7,8 @@ from datetime import UTC, datetime
 
 from services.common.bus import Bus
 from services.contracts import subjects as s
-from services.state.contacts import LAST_TOUCH, OPT_OUT, ContactState, Family, LastTouch, OptOut
+from services.state.contacts import LAST_TOUCH, OPT_OUT, ContactState, LastTouch, OptOut
+from services.state.records import Family
 
 AT = datetime(2026, 11, 30, 15, 0, tzinfo=UTC)
 
