@@ -28,6 +28,7 @@ from services.notifier.delivery import Outbound
 from services.notifier.families import FOLD
 from services.notifier.timers import Timer
 from services.policy.decide import UNKNOWN_CLIENT_ID
+from services.policy.matching import matching_contact
 from services.policy.model import Client, Contact, Policy, Tech
 from services.state import tickets
 from services.state.contacts import LAST_TOUCH, ContactState
@@ -178,11 +179,7 @@ class Channels:
         client = self.policy.client(ticket.client_id)
         if client is None:
             return None
-        phone, email = ticket.contact.phone, (ticket.contact.email or "").lower()
-        for known in client.contacts:
-            if (phone and known.phone == phone) or (email and (known.email or "").lower() == email):
-                return known
-        return None
+        return matching_contact(client.contacts, email=ticket.contact.email, phone=ticket.contact.phone)
 
     async def tell_client(
         self, ticket: Ticket, kind: str, purpose: Purpose, key: str, **values: Any
