@@ -110,6 +110,19 @@ class Channels:
         """What the client added while the ticket waited in the queue (see relay)."""
         return await self.contacts.get(FOLD, number) or compose.Folded()
 
+    async def dispatch_text(self, ticket: Ticket, *, escalated: bool = False) -> str:
+        """The text that hands a ticket to a tech: the job, the client's notes and last touch, follow-ups."""
+        return compose.tech_dispatch(
+            self.words,
+            self.named(ticket),
+            zone=self.zone,
+            now=self.clock.now(),
+            notes=self.notes(ticket.client_id),
+            last_touch=await self.last_touch(ticket),
+            escalated=escalated,
+            folded=await self.folded(ticket.number),
+        )
+
     async def all_tickets(self) -> list[Ticket]:
         await self.tickets.ensure()
         return list(self.tickets.items.values())

@@ -13,7 +13,7 @@ from services.contracts import (
     Ticket,
 )
 from services.contracts import subjects as s
-from services.notifier import compose, timers
+from services.notifier import timers
 from services.notifier.channels import Channels
 from services.notifier.internal import (
     TIMER_FIRED,
@@ -39,6 +39,11 @@ class Escalation(Channels):
             return encoded if current is None or replace else None
 
         await self.bus.kv_update(s.KV_TIMERS, timer.key, put)
+
+    async def rearm_ack(self, number: str, step: int) -> None:
+        """A fresh acceptance clock from now: the tech who has the ticket at `step` must accept in time."""
+        due = self.clock.now() + self.policy.oncall.ack_timeout
+        await self.arm(Timer(kind="ack", ticket_number=number, due=due, step=step), replace=True)
 
     async def fire_due_timers(self) -> datetime | None:
         """Publish every due timer's command, then delete it; returns the next due instant."""
@@ -121,28 +126,11 @@ class Escalation(Channels):
             return
         tech = self.tech(step.tech)
         if tech is not None:
-            body = compose.tech_dispatch(
-                self.words,
-                self.named(moved),
-                zone=self.zone,
-                now=self.clock.now(),
-                notes=self.notes(moved.client_id),
-                last_touch=await self.last_touch(moved),
-                escalated=True,
-                folded=await self.folded(moved.number),
-            )
+            body = await self.dispatch_text(moved, escalated=True)
             await self.text_tech(
                 tech, moved, body, "tech_escalation", key=f"escalate.{moved.number}.{step.step}"
             )
-            await self.arm(
-                Timer(
-                    kind="ack",
-                    ticket_number=moved.number,
-                    due=self.clock.now() + self.policy.oncall.ack_timeout,
-                    step=step.step,
-                ),
-                replace=True,
-            )
+            await self.rearm_ack(moved.number, step.step)
             text = f"Escalated to {tech.name} ({tech.phone})"
         else:
             await self.tell_ops(moved, "no technician accepted", key=f"escalate.{moved.number}.{step.step}")

@@ -75,15 +75,7 @@ class Workflow(Escalation):
         if tech is None:
             await self.tell_ops(ticket, "no technician could be assigned", key=f"ops.unassigned.{command.id}")
             return
-        body = compose.tech_dispatch(
-            self.words,
-            self.named(ticket),
-            zone=self.zone,
-            now=self.clock.now(),
-            notes=self.notes(ticket.client_id),
-            last_touch=await self.last_touch(ticket),
-            folded=await self.folded(ticket.number),
-        )
+        body = await self.dispatch_text(ticket)
         await self.text_tech(tech, ticket, body, "tech_dispatch", key=f"dispatch.{command.id}")
         now = self.clock.now()
         for timer in timers.plan(
@@ -226,10 +218,4 @@ class Workflow(Escalation):
         await self.tell_client(
             ticket, "client_reopened", "client_update", f"reopened.{command.id}", tech=owner
         )
-        timer = Timer(
-            kind="ack",
-            ticket_number=ticket.number,
-            due=self.clock.now() + self.policy.oncall.ack_timeout,
-            step=ticket.escalation_step,
-        )
-        await self.arm(timer, replace=True)
+        await self.rearm_ack(ticket.number, ticket.escalation_step)
