@@ -67,7 +67,7 @@ def test_state_sits_between_common_and_the_services() -> None:
 
 
 def test_one_compare_and_set_loop() -> None:
-    """Only Bus.kv_swap writes at a revision or creates a key: every other CAS goes through it."""
+    """Only Bus.kv_step writes at a revision or creates a key: every other CAS goes through it."""
     writes = re.compile(r"\bkv\.(create|update)\(|KeyWrongLastSequenceError|\b10071\b")
     writers = sorted(
         str(file.relative_to(SERVICES)) for file in SERVICES.rglob("*.py") if writes.search(file.read_text())

@@ -55,7 +55,7 @@ class KvEntry(NamedTuple):
 
     value: bytes | None
     revision: int
-    written: bool = False  # from kv_swap: this call stored the value (rather than leaving the key)
+    written: bool = False  # from kv_step: this call stored the value (rather than leaving the key)
 
 
 class Bus:
@@ -289,37 +289,19 @@ class Bus:
         `mutate` returns the new value, or None to leave the key as it is.
         Returns the value that is stored afterwards.
         """
-        return (await self.kv_swap(bucket, key, mutate, attempts=attempts)).value
+        stored, _ = await self.kv_step(bucket, key, lambda value: (mutate(value), None), attempts=attempts)
+        return stored.value
 
     async def kv_create(self, bucket: str, key: str, value: bytes) -> bytes:
         """Store `value` unless the key holds something already; returns what is stored.
 
         One round trip when the key is new (the usual case): it is created without reading it first.
         """
-        stored = await self.kv_swap(
-            bucket, key, lambda current: None if current is not None else value, seen=KvEntry(None, 0)
+        stored, _ = await self.kv_step(
+            bucket, key, lambda current: (None if current is not None else value, None), seen=KvEntry(None, 0)
         )
         assert stored.value is not None
         return stored.value
-
-    async def kv_swap(
-        self,
-        bucket: str,
-        key: str,
-        mutate: Callable[[bytes | None], bytes | None],
-        *,
-        seen: KvEntry | None = None,
-        attempts: int = 50,
-    ) -> KvEntry:
-        """Compare-and-set `mutate` (new value, or None to leave the key); returns the entry afterwards.
-
-        `seen` is the entry as the caller last knew it (skips the first read: one round trip instead
-        of two when it is still current); a stale one is refused by the server, and we re-read.
-        """
-        entry, _ = await self.kv_step(
-            bucket, key, lambda value: (mutate(value), None), seen=seen, attempts=attempts
-        )
-        return entry
 
     async def kv_step(
         self,
@@ -334,7 +316,8 @@ class Bus:
 
         `step` gets the current value and returns (the new value or None to leave the key, a result);
         returns the entry as stored afterwards with the result of the step that stood, so nothing has
-        to be carried out of `step` by a closure.
+        to be carried out of `step` by a closure. `seen` is the entry as the caller last knew it: it
+        skips the first read (one round trip, not two) and a stale one is refused by the server.
         """
         kv = await self.kv(bucket)
         for _ in range(attempts):

@@ -23,7 +23,9 @@ class CasCell:
         """Like Bus.kv_update: `mutate` returns the new value, or None to leave it; returns what is stored."""
         async with self._lock:
             try:
-                self._known = await self.bus.kv_swap(self.bucket, self.key, mutate, seen=self._known)
+                self._known, _ = await self.bus.kv_step(
+                    self.bucket, self.key, lambda value: (mutate(value), None), seen=self._known
+                )
             except BaseException:
                 self._known = None  # what the server holds is unknown now: read it next time
                 raise

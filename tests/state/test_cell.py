@@ -1,4 +1,4 @@
-"""CasCell and Bus.kv_swap: one compare-and-set loop, correct under contention and with a stale cache."""
+"""CasCell and Bus.kv_step: one compare-and-set loop, correct under contention and with a stale cache."""
 
 from __future__ import annotations
 
@@ -21,15 +21,20 @@ async def test_two_cells_on_one_key_never_lose_an_update(bus: Bus) -> None:
     assert (await bus.kv_get(s.KV_SEQUENCES, "n"))[0] == b"30"
 
 
-async def test_kv_swap_says_whether_it_wrote(bus: Bus) -> None:
-    wrote = await bus.kv_swap(s.KV_ROUTER, "swap.a", lambda current: b"1" if current is None else None)
-    assert wrote.written and wrote.value == b"1" and wrote.revision > 0
-    left = await bus.kv_swap(s.KV_ROUTER, "swap.a", lambda current: b"1" if current is None else None)
-    assert not left.written and left == KvEntry(b"1", wrote.revision)
+async def test_kv_step_says_whether_it_wrote_and_returns_the_answer_that_stood(bus: Bus) -> None:
+    def create(current: bytes | None) -> tuple[bytes | None, str]:
+        return (b"1", "created") if current is None else (None, "left")
+
+    wrote, answer = await bus.kv_step(s.KV_ROUTER, "swap.a", create)
+    assert wrote.written and wrote.value == b"1" and wrote.revision > 0 and answer == "created"
+    left, answer = await bus.kv_step(s.KV_ROUTER, "swap.a", create)
+    assert not left.written and left == KvEntry(b"1", wrote.revision) and answer == "left"
     # A stale `seen` (the key moved since) is refused by the server and re-read, not overwritten.
-    moved = await bus.kv_swap(s.KV_ROUTER, "swap.a", lambda _: b"2")
-    after = await bus.kv_swap(s.KV_ROUTER, "swap.a", lambda current: (current or b"") + b"+", seen=wrote)
-    assert moved.value == b"2" and after.value == b"2+"
+    await bus.kv_update(s.KV_ROUTER, "swap.a", lambda _: b"2")
+    after, _ = await bus.kv_step(
+        s.KV_ROUTER, "swap.a", lambda current: ((current or b"") + b"+", None), seen=wrote
+    )
+    assert after.value == b"2+"
 
 
 async def test_kv_create_keeps_the_first_value(bus: Bus) -> None:
