@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import ast
+import re
 import sys
 from pathlib import Path
 
 SERVICES = Path(__file__).resolve().parents[1] / "services"
-LIBRARIES = {"contracts", "common", "policy", "wording"}
+LIBRARIES = {"contracts", "common", "policy", "wording", "state"}
 ALLOWED_FOR_CONTRACTS = {"msgspec", "services"}
 
 
@@ -48,23 +49,30 @@ def test_libraries_do_not_import_services() -> None:
                 if parts[0] == "services" and len(parts) > 1 and parts[1] not in LIBRARIES:
                     offenders.append(f"{lib}/{file.name}: {name}")
     assert offenders == []
-    # common is plumbing: it must not reach into the policy (business rules).
+    # common is plumbing: it must not reach into the policy (business rules), nor up into state.
     for file in (SERVICES / "common").rglob("*.py"):
-        assert not any(n.startswith("services.policy") for n in imports(file)), file
+        assert not any(n.startswith(("services.policy", "services.state")) for n in imports(file)), file
 
 
-def test_wording_is_pure_text_over_contracts_and_policy() -> None:
-    """The wording library renders templates: no bus, no config, no I/O beyond its template files."""
+def test_state_sits_between_common_and_the_services() -> None:
+    """The state library keeps KV state over common's bus: no business rules, no words."""
     offenders = []
-    for file in (SERVICES / "wording").rglob("*.py"):
+    for file in (SERVICES / "state").rglob("*.py"):
         for name in imports(file):
-            top = name.split(".")[0]
-            if top in sys.stdlib_module_names or top in {"jinja2", "msgspec"}:
-                continue
-            if name.startswith(("services.wording", "services.contracts", "services.policy")):
-                continue
-            offenders.append(f"wording/{file.name}: {name}")
+            if name.startswith("services.") and not name.startswith(
+                ("services.state", "services.common", "services.contracts")
+            ):
+                offenders.append(f"state/{file.name}: {name}")
     assert offenders == []
+
+
+def test_one_compare_and_set_loop() -> None:
+    """Only Bus.kv_step writes at a revision or creates a key: every other CAS goes through it."""
+    writes = re.compile(r"\bkv\.(create|update)\(|KeyWrongLastSequenceError|\b10071\b")
+    writers = sorted(
+        str(file.relative_to(SERVICES)) for file in SERVICES.rglob("*.py") if writes.search(file.read_text())
+    )
+    assert writers == ["common/bus.py"]
 
 
 def test_services_never_import_each_other() -> None:

@@ -10,7 +10,7 @@ import json
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 import msgspec
 import nats
@@ -30,6 +30,7 @@ from services.contracts import subjects as s
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+R = TypeVar("R")
 _encoder = msgspec.json.Encoder()
 # Object chunks as nats-py writes them (any nats-py reader can read ours), and how many of them are in
 # flight at once: 16 x 128 KiB stays under the client's 2 MiB pending buffer for a 25 MB message.
@@ -47,6 +48,14 @@ class Transient(Exception):
 
 class Poison(Exception):
     """A message that will never be handled: dead-letter it now."""
+
+
+class KvEntry(NamedTuple):
+    """A KV value with its revision; (None, 0) when the key is absent or deleted."""
+
+    value: bytes | None
+    revision: int
+    written: bool = False  # from kv_step: this call stored the value (rather than leaving the key)
 
 
 class Bus:
@@ -275,33 +284,61 @@ class Bus:
         *,
         attempts: int = 50,
     ) -> bytes | None:
-        """Compare-and-set loop: apply `mutate` to the current value until no one raced us.
+        """Compare-and-set: apply `mutate` to the current value until no one raced us.
 
         `mutate` returns the new value, or None to leave the key as it is.
         Returns the value that is stored afterwards.
         """
+        stored, _ = await self.kv_step(bucket, key, lambda value: (mutate(value), None), attempts=attempts)
+        return stored.value
+
+    async def kv_create(self, bucket: str, key: str, value: bytes) -> bytes:
+        """Store `value` unless the key holds something already; returns what is stored.
+
+        One round trip when the key is new (the usual case): it is created without reading it first.
+        """
+        stored, _ = await self.kv_step(
+            bucket, key, lambda current: (None if current is not None else value, None), seen=KvEntry(None, 0)
+        )
+        assert stored.value is not None
+        return stored.value
+
+    async def kv_step(
+        self,
+        bucket: str,
+        key: str,
+        step: Callable[[bytes | None], tuple[bytes | None, R]],
+        *,
+        seen: KvEntry | None = None,
+        attempts: int = 50,
+    ) -> tuple[KvEntry, R]:
+        """The one compare-and-set loop of the code base.
+
+        `step` gets the current value and returns (the new value or None to leave the key, a result);
+        returns the entry as stored afterwards with the result of the step that stood, so nothing has
+        to be carried out of `step` by a closure. `seen` is the entry as the caller last knew it: it
+        skips the first read (one round trip, not two) and a stale one is refused by the server.
+        """
         kv = await self.kv(bucket)
         for _ in range(attempts):
-            current, revision = await self.kv_get(bucket, key)
-            new = mutate(current)
+            current = seen if seen is not None else KvEntry(*await self.kv_get(bucket, key))
+            seen = None
+            new, result = step(current.value)
             if new is None:
-                return current
+                return current._replace(written=False), result
             try:
-                if revision == 0:
-                    await kv.create(key, new)
+                if current.revision == 0:
+                    revision = await kv.create(key, new)
                 else:
-                    await kv.update(key, new, last=revision)
-                self.storage.stored()
-                return new
-            except KeyWrongLastSequenceError:
-                await asyncio.sleep(0)
-                continue
+                    revision = await kv.update(key, new, last=current.revision)
             except Exception as exc:
-                # nats-py reports "create on existing key" as an APIError with code 10071.
-                if getattr(exc, "err_code", None) == 10071:
+                if _raced(exc):
+                    await asyncio.sleep(0)
                     continue
                 self.storage.observe(exc)
                 raise
+            self.storage.stored()
+            return KvEntry(new, revision, written=True), result
         raise Transient(f"kv {bucket}/{key}: too much contention")
 
     async def next_number(self, name: str, *, start: int) -> int:
@@ -320,6 +357,16 @@ class Bus:
     async def pending(self, stream: str, durable: str) -> int:
         info = await self.js.consumer_info(stream, durable)
         return int(info.num_pending or 0) + int(info.num_ack_pending or 0)
+
+
+def _raced(exc: Exception) -> bool:
+    """Someone else wrote the key between our read and our write: read it again and retry."""
+    # nats-py reports an update at a stale revision as KeyWrongLastSequenceError, and a create on a
+    # key that holds a value as an APIError with code 10071.
+    return isinstance(exc, KeyWrongLastSequenceError) or getattr(exc, "err_code", None) == _KEY_EXISTS
+
+
+_KEY_EXISTS = 10071
 
 
 async def _log_error(exc: Exception) -> None:

@@ -9,12 +9,10 @@ import msgspec
 
 from services.contracts.commands import DeskCommand, ReassignTicket, ResolveTicket, SendClientUpdate
 from services.contracts.tickets import Ticket
-from services.notifier import compose
-from services.notifier.timers import Timer
 from services.wording import sanitize
 
 if TYPE_CHECKING:
-    from services.notifier.app import Notifier
+    from services.notifier.workflow import Workflow as Notifier
 
 log = logging.getLogger(__name__)
 # Characters of a desk update the client receives (on one line; an SMS is cut further to its segments).
@@ -65,25 +63,9 @@ async def reassign(notifier: Notifier, ticket: Ticket, command: ReassignTicket) 
     moved = await notifier.update_ticket(ticket.number, move)
     if moved is None or moved.assignee != tech.id or moved.status != "dispatched":
         return
-    body = compose.tech_dispatch(
-        notifier.words,
-        notifier.named(moved),
-        zone=notifier.zone,
-        now=notifier.clock.now(),
-        notes=notifier.notes(moved.client_id),
-        last_touch=await notifier.last_touch(moved),
-        folded=await notifier.folded(moved.number),
-    )
+    body = await notifier.dispatch_text(moved)
     await notifier.text_tech(tech, moved, body, "tech_dispatch", key=f"desk.{command.id}")
-    await notifier.arm(
-        Timer(
-            kind="ack",
-            ticket_number=moved.number,
-            due=notifier.clock.now() + notifier.policy.oncall.ack_timeout,
-            step=moved.escalation_step,
-        ),
-        replace=True,
-    )
+    await notifier.rearm_ack(moved.number, moved.escalation_step)
     text = f"Reassigned to {tech.name} by {command.user}; texted {tech.name}"
     await notifier.timeline(moved, "tech_notified", text, f"desk.{command.id}", command.user)
 

@@ -31,6 +31,9 @@ class Timer(msgspec.Struct, frozen=True, kw_only=True):
         return f"{self.key}@{self.due.isoformat()}#{self.step}"
 
 
+decode_timer = msgspec.json.Decoder(Timer).decode
+
+
 def warn_uses_business_time(*, business_clock: bool, tier: str, emergency: bool) -> bool:
     """A premium emergency runs on the wall clock even when the tier's target is in business time."""
     return business_clock and not (tier == "premium" and emergency)

@@ -9,6 +9,7 @@ from services.contracts import Decision
 from services.contracts.requests import Priority
 from services.contracts.tickets import Disposition
 from services.policy.calendar import BusinessCalendar, local_instant, parse_clock
+from services.policy.matching import matching_contact
 from services.policy.model import WEEKDAYS, Client, Policy, Target, Tier
 
 UNKNOWN_CLIENT_ID = "unknown"
@@ -17,13 +18,10 @@ UNKNOWN_CLIENT_NAME = "Unknown sender"
 
 def identify(policy: Policy, *, email: str | None = None, phone: str | None = None) -> Client | None:
     """An exact contact email or phone wins over an email-domain match."""
-    address = (email or "").strip().lower()
     for client in policy.clients:
-        for contact in client.contacts:
-            if address and contact.email and contact.email.lower() == address:
-                return client
-            if phone and contact.phone and contact.phone == phone:
-                return client
+        if matching_contact(client.contacts, email=email, phone=phone) is not None:
+            return client
+    address = (email or "").strip().lower()
     if "@" in address:
         domain = address.rsplit("@", 1)[1]
         for client in policy.clients:
@@ -173,11 +171,7 @@ def decide(
 
 
 def _is_contact(client: Client, email: str | None, phone: str | None) -> bool:
-    address = (email or "").lower()
-    return any(
-        (address and (c.email or "").lower() == address) or (phone and c.phone == phone)
-        for c in client.contacts
-    )
+    return matching_contact(client.contacts, email=email, phone=phone) is not None
 
 
 def _span(d: timedelta) -> str:

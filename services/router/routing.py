@@ -13,6 +13,7 @@ from services.contracts import Decision, RequestAmended, Sender, ServiceRequest,
 from services.contracts.events import TimelineKind
 from services.contracts.requests import SenderAuth
 from services.contracts.subjects import kv_key
+from services.policy.matching import first_emergency
 from services.wording import desk
 
 SERVICE = "router"
@@ -91,8 +92,8 @@ def is_emergency(request: ServiceRequest, keywords: tuple[str, ...]) -> bool:
     """An intake's emergency hint, or an emergency keyword in the subject or what the client wrote."""
     if request.priority_hint == "emergency":
         return True
-    text = f"{request.subject}\n{request.body or request.full_text}".lower()
-    return any(re.search(rf"\b{re.escape(word.lower())}\b", text) for word in keywords)
+    text = f"{request.subject}\n{request.body or request.full_text}"
+    return first_emergency(text, keywords) is not None
 
 
 def summary(request: ServiceRequest, limit: int = 160) -> str:

@@ -18,7 +18,8 @@ from services.common.config import BusConfig
 from services.contracts import AcknowledgeClient, Sender, SendSms, SmsStatusReported, Ticket
 from services.contracts import subjects as s
 from services.notifier import outbound
-from services.notifier.outbound import DeliveryRecord, LostClaim
+from services.notifier.delivery import DeliveryRecord
+from services.notifier.outbound import LostClaim
 from tests.notifier.stack import ALICE, BOB, CAROL, JANE, Stack, dispatch, make_ticket, running, timeline
 
 

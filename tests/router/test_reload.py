@@ -51,3 +51,18 @@ async def test_reload_keeps_old_policy_when_invalid(
     finally:
         stop.set()
         await task
+
+
+async def test_watcher_stops_at_once(bus: Bus, tmp_path: Path) -> None:
+    """A router shutdown does not wait out the policy poll (it used to wait up to 2 s)."""
+    path = tmp_path / "policy.yaml"
+    path.write_text(EXAMPLE.read_text())
+    router = Router(bus, load_policy(path), SystemClock())
+    stop = asyncio.Event()
+    task = asyncio.create_task(watch_policy(router, str(path), stop, poll=30.0))
+    await asyncio.sleep(0.1)
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    stop.set()
+    await asyncio.wait_for(task, 5.0)
+    assert loop.time() - started < 1.0

@@ -1,0 +1,175 @@
+"""Acceptance timers and what their firing means: escalation, running-late warnings, breaches."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from datetime import datetime
+
+import msgspec
+from nats.js.errors import KeyNotFoundError
+
+from services.contracts import (
+    Ticket,
+)
+from services.contracts import subjects as s
+from services.notifier import timers
+from services.notifier.channels import Channels
+from services.notifier.internal import (
+    TIMER_FIRED,
+    DeliveryFailed,
+    TimerFired,
+)
+from services.notifier.timers import Timer
+from services.state.contacts import UPDATE_STAMP
+from services.state.timers import run_timers
+from services.wording import times
+
+OPS = "ops"  # assignee once every tech was tried: the desk ops contact owns the ticket
+
+
+class Escalation(Channels):
+    # -- timers ---------------------------------------------------------------------------------
+
+    async def arm(self, timer: Timer, *, replace: bool = False) -> None:
+        """Create the timer unless one exists (a redelivered dispatch must not push it back)."""
+        encoded = msgspec.json.encode(timer)
+
+        def put(current: bytes | None) -> bytes | None:
+            return encoded if current is None or replace else None
+
+        await self.bus.kv_update(s.KV_TIMERS, timer.key, put)
+
+    async def rearm_ack(self, number: str, step: int) -> None:
+        """A fresh acceptance clock from now: the tech who has the ticket at `step` must accept in time."""
+        due = self.clock.now() + self.policy.oncall.ack_timeout
+        await self.arm(Timer(kind="ack", ticket_number=number, due=due, step=step), replace=True)
+
+    async def fire_due_timers(self) -> datetime | None:
+        """Publish every due timer's command, then delete it; returns the next due instant."""
+        await self.timers.ensure()
+        self.metrics.timers_pending.set(len(self.timers.items))
+        now = self.clock.now()
+        upcoming: datetime | None = None
+        kv = await self.bus.kv(s.KV_TIMERS)
+        for key, seen in sorted(self.timers.items.items(), key=lambda item: item[1].due):
+            if seen.due > now:
+                upcoming = seen.due if upcoming is None else min(upcoming, seen.due)
+                continue
+            # The view may trail a re-arm or a delete by another replica: act on the key as it is now.
+            try:
+                entry = await kv.get(key)
+            except KeyNotFoundError:
+                self.timers.forget(key)
+                continue
+            if not entry.value:
+                self.timers.forget(key)
+                continue
+            timer = timers.decode_timer(entry.value)
+            if timer.due > now:
+                upcoming = timer.due if upcoming is None else min(upcoming, timer.due)
+                continue
+            fired = TimerFired(
+                id=timer.fire_id,
+                kind=timer.kind,
+                ticket_number=timer.ticket_number,
+                due=timer.due,
+                step=timer.step,
+            )
+            await self.bus.publish(s.notify_subject(TIMER_FIRED), fired, msg_id=fired.id)
+            # Delete only the revision we fired: a timer re-armed meanwhile survives. The view learns
+            # of the delete from the watch (forgetting here could drop a re-arm it already saw).
+            with contextlib.suppress(Exception):
+                await kv.delete(key, last=entry.revision)
+        return upcoming
+
+    async def timer_loop(self, stop: asyncio.Event) -> None:
+        await run_timers(
+            self.fire_due_timers, self.timers, self.clock, stop, poll=self.cfg.timer_poll, name="notifier"
+        )
+
+    async def fired(self, timer: Timer) -> None:
+        ticket = await self.ticket(timer.ticket_number)
+        if ticket is None:
+            return
+        firing = timers.on_fire(
+            timer,
+            ticket,
+            rotation=self.policy.oncall.rotation,
+            warn_before=self.policy.delay_updates.warn_before,
+        )
+        if isinstance(firing, timers.Escalate):
+            await self.escalate(ticket, firing)
+        elif isinstance(firing, timers.WarnLate):
+            self.metrics.tickets_at_risk.inc()
+            await self.warn_late(ticket, firing.new_estimate, timer)
+        elif isinstance(firing, timers.Breach):
+            self.metrics.tickets_breached.inc()
+            ops = self.policy.desk.ops_contact
+            key = f"breach.{ticket.number}"
+            await self.tell_client(ticket, "client_missed", "client_update", key, ops_name=ops.name)
+            await self.tell_ops(ticket, "response target missed, nobody accepted", key=f"ops.{key}")
+            await self.timeline(
+                ticket, "breached", "Response target missed", f"breached.{ticket.number}", "system"
+            )
+
+    async def escalate(self, ticket: Ticket, step: timers.Escalate) -> None:
+        new_assignee = step.tech or OPS
+
+        def move(current: Ticket | None) -> Ticket | None:
+            if current is None or current.status != "dispatched" or current.escalation_step != step.step - 1:
+                return None
+            return msgspec.structs.replace(current, assignee=new_assignee, escalation_step=step.step)
+
+        moved = await self.update_ticket(ticket.number, move)
+        if moved is None or moved.escalation_step != step.step or moved.assignee != new_assignee:
+            return
+        tech = self.tech(step.tech)
+        if tech is not None:
+            body = await self.dispatch_text(moved, escalated=True)
+            await self.text_tech(
+                tech, moved, body, "tech_escalation", key=f"escalate.{moved.number}.{step.step}"
+            )
+            await self.rearm_ack(moved.number, step.step)
+            text = f"Escalated to {tech.name} ({tech.phone})"
+        else:
+            await self.tell_ops(moved, "no technician accepted", key=f"escalate.{moved.number}.{step.step}")
+            text = "Escalated to the operations desk"
+        await self.timeline(moved, "escalated", text, f"escalated.{moved.number}.{step.step}", new_assignee)
+
+    async def warn_late(self, ticket: Ticket, estimate: datetime, timer: Timer) -> None:
+        now = self.clock.now()
+        interval = self.policy.delay_updates.min_interval
+
+        def stamp(last: datetime | None) -> tuple[bool, datetime]:
+            return last is None or now - last >= interval, now
+
+        # Throttle client updates per ticket so a DELAY and a warn do not arrive back to back.
+        if not await self.contacts.admit(UPDATE_STAMP, ticket.number, stamp):
+            return
+        key = f"warn.{ticket.number}.{timer.due.isoformat()}"
+        await self.tell_client(
+            ticket, "client_running_late", "client_delay", s.kv_key(key), estimate=estimate
+        )
+        await self.tell_ops(ticket, "running late on the response target", key=s.kv_key(f"ops.{key}"))
+        await self.timeline(
+            ticket,
+            "delay_update_sent",
+            f"Client told we are running late; new estimate {times.stamp(estimate, self.zone)}",
+            s.kv_key(key),
+            "system",
+        )
+
+    async def delivery_failed(self, failed: DeliveryFailed) -> None:
+        if failed.ticket_number is None:
+            return
+        ticket = await self.ticket(failed.ticket_number)
+        if ticket is None or ticket.status != "dispatched":
+            return
+        tech = self.tech(ticket.assignee)
+        if tech is None or tech.phone != failed.to:
+            return
+        # An unreachable tech cannot accept: treat it as an acceptance timeout now.
+        await self.fired(
+            Timer(kind="ack", ticket_number=ticket.number, due=failed.at, step=ticket.escalation_step)
+        )
