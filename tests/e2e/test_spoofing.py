@@ -41,7 +41,8 @@ async def test_spoofed_urgent_mail_pages_nobody_and_gets_no_acknowledgment(stack
     received = await until(both_kept, what="both requests on the unknown timeline")
     await stack.settled()
     assert all("sender not authenticated" in e.text for e in received)
-    assert "claiming to be jane@acme.example" in received[0].text
-    assert "claiming to be mallory@evil.example" in received[1].text
+    # Two mails, handled concurrently: the timeline may hold them in either order.
+    claims = sorted(e.text.split(" (sender not authenticated")[0] for e in received)
+    assert claims == ["email claiming to be jane@acme.example", "email claiming to be mallory@evil.example"]
     assert await stack.sms_to(BOB) == []  # nobody paged
     assert await stack.emails() == []  # no acknowledgment: no backscatter to the victim
