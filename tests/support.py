@@ -40,14 +40,24 @@ async def until(check: Callable[[], Any], timeout: float = 20.0, what: str = "co
         await asyncio.sleep(POLL)
 
 
-async def settled(bus: Bus, durables: Sequence[tuple[str, str]], *, patience: float = 10.0) -> None:
-    """Every (stream, durable) has nothing pending or unacknowledged, three times over.
+async def settled(
+    bus: Bus,
+    durables: Sequence[tuple[str, str]],
+    *,
+    rounds: int = 3,
+    pause: float = 0.1,
+    patience: float = 10.0,
+) -> bool:
+    """Wait until every (stream, durable) has nothing pending or unacknowledged, `rounds` times over.
 
     A handler may publish into the next stream before it acks, and an answer may come back through
-    HTTP (a status callback), so the chain is walked again after a short pause. A durable that does not
-    drain within `patience` is left for the test's own assertions to catch, with their own message.
+    HTTP (a status callback), so the chain is walked again after a short pause. The answer says
+    whether the last walk found everything drained; callers that only want the quiet moment (their
+    own assertions name what is missing) may ignore it.
     """
-    for _ in range(3):
+    drained = False
+    for _ in range(rounds):
+        drained = True
         for stream, durable in durables:
             for _ in range(int(patience / POLL)):
                 # The consumer may not exist yet (its service is still starting): that is not drained.
@@ -55,7 +65,10 @@ async def settled(bus: Bus, durables: Sequence[tuple[str, str]], *, patience: fl
                     if await bus.pending(stream, durable) == 0:
                         break
                 await asyncio.sleep(POLL)
-        await asyncio.sleep(0.1)
+            else:
+                drained = False
+        await asyncio.sleep(pause)
+    return drained
 
 
 @contextlib.asynccontextmanager
