@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import re
+import tempfile
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -105,10 +107,20 @@ async def until_listed(console: Console, number: str, timeout: float = 10.0) -> 
         await until(listed, timeout, f"{number} in the console")
 
 
+@functools.cache
+def users_file() -> str:
+    """USERS as a users file, hashed once per test process: argon2 is slow on purpose."""
+    with tempfile.TemporaryDirectory() as folder:
+        path = str(Path(folder) / "users")
+        for name, (role, password) in USERS.items():
+            set_user(path, name, role, password)
+        return Path(path).read_text(encoding="utf-8")
+
+
 def config(tmp_path: Path, bus_config: BusConfig, **overrides: object) -> ConsoleConfig:
     users = tmp_path / "users"
-    for name, (role, password) in USERS.items():
-        set_user(str(users), name, role, password)
+    users.write_text(users_file(), encoding="utf-8")
+    users.chmod(0o600)
     fields: dict[str, object] = {
         "port": free_port(),
         "users": str(users),
