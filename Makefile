@@ -24,9 +24,12 @@ browser:
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; \
 	  else sudo apt-get install -y -q chromium; fi; }
 
-## The whole test suite against real nats-server, SMTP and HTTP.
+## The whole test suite against real nats-server, SMTP and HTTP, in TEST_WORKERS processes (pytest-xdist):
+## tests mostly wait on servers, sockets and children, so more processes than cores pay; each test has its
+## own nats-server on a random port. TEST_WORKERS=0 runs it in this process.
+TEST_WORKERS ?= 4
 test: install browser
-	$(PY) -m pytest -q -m "not slow and not compose"
+	$(PY) -m pytest -q -m "not slow and not compose" -n $(TEST_WORKERS)
 
 check: lint typecheck
 

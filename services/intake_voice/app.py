@@ -14,6 +14,7 @@ from fastapi.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from services.common.bus import Bus
+from services.common.clock import Clock, SystemClock
 from services.common.http import HttpServer, health_app
 from services.common.metrics import follow_storage
 from services.contracts import subjects as s
@@ -307,10 +308,11 @@ def internal_app(voice: Voice) -> Any:
     return health_app(voice.ready, details, voice.metrics.registry)
 
 
-async def main(cfg: VoiceConfig, *, stop: asyncio.Event) -> None:
+async def main(cfg: VoiceConfig, *, stop: asyncio.Event, clock: Clock | None = None) -> None:
     policy = load_policy(cfg.policy)
     outbox = Outbox(Spool(cfg.spool_dir), cfg.publish_timeout)
-    voice = Voice(cfg=cfg, policy=policy, outbox=outbox, words=wording.load(cfg.templates or None))
+    words = wording.load(cfg.templates or None)
+    voice = Voice(cfg=cfg, policy=policy, outbox=outbox, clock=clock or SystemClock(), words=words)
     internal = HttpServer(internal_app(voice), cfg.host, cfg.http_port)
     server = WebhookServer(build_app(voice), listening_socket(cfg.host, cfg.port, first=cfg.worker == 0))
     # Callers must hear the menu even while NATS is away: serve first, connect in the background.

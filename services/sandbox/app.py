@@ -93,6 +93,6 @@ class Sandbox:
         await self.stop()
 
 
-async def main(cfg: SandboxConfig, *, stop: asyncio.Event) -> None:
-    async with Sandbox(cfg):
+async def main(cfg: SandboxConfig, *, stop: asyncio.Event, clock: Clock | None = None) -> None:
+    async with Sandbox(cfg, clock):
         await stop.wait()

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import re
+import tempfile
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -24,6 +26,7 @@ from services.console.users import set_user
 from services.contracts import Ticket, TimelineEntry
 from services.contracts import subjects as s
 from tests.notifier import stack as notifier_stack
+from tests.support import serving, until
 
 POLICY = Path(__file__).resolve().parents[2] / "deploy" / "policy.example.yaml"
 NOW = notifier_stack.NOW  # Monday 09:00 in Chicago
@@ -97,17 +100,27 @@ async def until_listed(console: Console, number: str, timeout: float = 10.0) -> 
     """The projection has the ticket (the API is the read model)."""
     async with console.client() as client:
         await sign_in(client, "vera")
-        for _ in range(int(timeout / 0.05)):
-            if (await client.get(f"/api/tickets/{number}")).status_code == 200:
-                return
-            await asyncio.sleep(0.05)
-    raise AssertionError(f"{number} never reached the console")
+
+        async def listed() -> bool:
+            return (await client.get(f"/api/tickets/{number}")).status_code == 200
+
+        await until(listed, timeout, f"{number} in the console")
+
+
+@functools.cache
+def users_file() -> str:
+    """USERS as a users file, hashed once per test process: argon2 is slow on purpose."""
+    with tempfile.TemporaryDirectory() as folder:
+        path = str(Path(folder) / "users")
+        for name, (role, password) in USERS.items():
+            set_user(path, name, role, password)
+        return Path(path).read_text(encoding="utf-8")
 
 
 def config(tmp_path: Path, bus_config: BusConfig, **overrides: object) -> ConsoleConfig:
     users = tmp_path / "users"
-    for name, (role, password) in USERS.items():
-        set_user(str(users), name, role, password)
+    users.write_text(users_file(), encoding="utf-8")
+    users.chmod(0o600)
     fields: dict[str, object] = {
         "port": free_port(),
         "users": str(users),
@@ -128,11 +141,7 @@ def config(tmp_path: Path, bus_config: BusConfig, **overrides: object) -> Consol
 async def console(bus: Bus, bus_config: BusConfig, tmp_path: Path) -> AsyncIterator[Console]:
     cfg = config(tmp_path, bus_config)
     clock = ManualClock(NOW)
-    stop, started = asyncio.Event(), asyncio.Event()
-    task = asyncio.create_task(main(cfg, stop=stop, clock=clock, started=started))
-    try:
+    started = asyncio.Event()
+    async with serving(main, cfg, clock=clock, started=started):
         await asyncio.wait_for(started.wait(), 15)
         yield Console(url=f"http://127.0.0.1:{cfg.port}", cfg=cfg, clock=clock, bus=bus)
-    finally:
-        stop.set()
-        await asyncio.wait_for(task, 15)

@@ -18,9 +18,17 @@ from services.common.bus import Bus
 from services.common.config import BusConfig
 from services.console.app import main
 from tests.console.conftest import USERS, config
-from tests.e2e import conftest as e2e
-from tests.e2e.conftest import Stack, until
-from tests.e2e.test_acceptance import BOB, CAROL, MON_2100, TUE_0800, emails_for, sms_for
+from tests.e2e import stack as e2e
+from tests.e2e.stack import (
+    BOB,
+    CAROL,
+    MON_2100,
+    TUE_0800,
+    Stack,
+    emails_for,
+    sms_for,
+)
+from tests.support import serving, until
 
 SHOTS = Path(__file__).resolve().parents[2] / ".data" / "screenshots"
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -28,6 +36,7 @@ JANE_EMAIL = "jane@acme.example"
 RAJ_EMAIL = "raj@acme.example"
 
 stack = e2e.stack  # the whole stack in-process (nats-server, sandbox, intakes, router, notifier)
+
 pytestmark = pytest.mark.skipif(
     CHROMIUM is None, reason="Debian's chromium is not installed (make test installs it)"
 )
@@ -62,14 +71,10 @@ async def shot(page: Page, name: str) -> None:
 @pytest.fixture
 async def console_url(stack: Stack, bus_config: BusConfig, tmp_path: Path) -> AsyncIterator[str]:
     cfg = config(tmp_path, bus_config)
-    stop, started = asyncio.Event(), asyncio.Event()
-    task = asyncio.create_task(main(cfg, stop=stop, clock=stack.clock, started=started))
-    try:
+    started = asyncio.Event()
+    async with serving(main, cfg, clock=stack.clock, started=started):
         await asyncio.wait_for(started.wait(), 15)
         yield f"http://127.0.0.1:{cfg.port}"
-    finally:
-        stop.set()
-        await asyncio.wait_for(task, 15)
 
 
 async def test_sign_in_see_an_email_arrive_and_reassign_it(

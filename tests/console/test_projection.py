@@ -14,14 +14,7 @@ from services.console.projection import Projection
 from services.console.store import Store
 from services.contracts import subjects as s
 from tests.console.conftest import NOW, config, entry, make_ticket, put_ticket, record
-
-
-async def until(check: Callable[[], bool], timeout: float = 10.0) -> None:
-    for _ in range(int(timeout / 0.05)):
-        if check():
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError("the projection did not catch up")
+from tests.support import until
 
 
 async def test_events_once_tickets_latest_and_deletes_follow(bus: Bus, tmp_path: Path) -> None:

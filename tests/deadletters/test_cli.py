@@ -14,7 +14,7 @@ from services.contracts import ServiceRequest
 from services.contracts import subjects as s
 from services.deadletters.letters import read
 from tests.conftest import AuthServer
-from tests.test_storage import request, until
+from tests.support import email_request, until
 
 
 async def cli(server: AuthServer, *args: str) -> tuple[int, str, str]:
@@ -40,14 +40,14 @@ async def dead_letter(bus: Bus, reason: str, *payloads: bytes) -> None:
     stop = asyncio.Event()
     task = asyncio.create_task(consumer.run(stop))
     try:
-        await until(lambda: consumer.dead_lettered == len(payloads), "dead-lettered")
+        await until(lambda: consumer.dead_lettered == len(payloads), 15, "dead-lettered")
     finally:
         stop.set()
         await task
 
 
 async def test_list_escapes_and_replay_sends_it_back(bus: Bus, nats_server: AuthServer) -> None:
-    valid = msgspec.json.encode(request(7))
+    valid = msgspec.json.encode(email_request(7))
     await dead_letter(bus, "bad \x1b[31mred\x1b[0m client", b"\x1b]0;pwned\x07\x1b[2J not json", valid)
     code, out, err = await cli(nats_server, "list")
     assert code == 0, err

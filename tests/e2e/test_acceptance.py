@@ -2,43 +2,26 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 from services.contracts import subjects as s
-from tests.e2e.conftest import TWILIO_FROM, Stack, until
-
-ALICE, BOB, CAROL = "+13125550101", "+13125550102", "+13125550103"
-JANE = "+13125550150"  # Acme: premium, primary tech alice, prefers SMS
-HANK = "+13125550160"  # Globex: complimentary, rotates over m365 techs (bob excluded)
-# Chicago is UTC-6 in November; 23 Nov 2026 is a Monday. On call that week (rotation from 5 Jan): bob.
-MON_1000 = datetime(2026, 11, 23, 16, 0, tzinfo=UTC)
-MON_2100 = datetime(2026, 11, 24, 3, 0, tzinfo=UTC)
-TUE_0800 = datetime(2026, 11, 24, 14, 0, tzinfo=UTC)
-
-
-async def recipients(stack: Stack) -> list[str]:
-    return sorted(m["to"] for m in await stack.messages())
-
-
-async def sms_for(stack: Stack, phone: str, count: int = 1) -> list[dict[str, Any]]:
-    """The SMS sent to `phone`, once there are at least `count` of them."""
-
-    async def enough() -> list[dict[str, Any]]:
-        sent = await stack.sms_to(phone)
-        return sent if len(sent) >= count else []
-
-    found: list[dict[str, Any]] = await until(enough, what=f"{count} SMS to {phone}")
-    return found
-
-
-async def emails_for(stack: Stack, address: str, count: int = 1) -> list[dict[str, Any]]:
-    async def enough() -> list[dict[str, Any]]:
-        sent = await stack.emails_to(address)
-        return sent if len(sent) >= count else []
-
-    found: list[dict[str, Any]] = await until(enough, what=f"{count} emails to {address}")
-    return found
+from tests.e2e.stack import (
+    ALICE,
+    BOB,
+    CAROL,
+    HANK,
+    JANE,
+    MON_1000,
+    MON_2100,
+    TUE_0800,
+    TWILIO_FROM,
+    Stack,
+    emails_for,
+    recipients,
+    sms_for,
+)
+from tests.support import until
 
 
 async def acknowledged_email_ticket(stack: Stack) -> dict[str, Any]:

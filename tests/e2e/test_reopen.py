@@ -7,8 +7,13 @@ from datetime import timedelta
 
 from services.contracts import subjects as s
 from services.timeline.reader import read_timeline
-from tests.e2e.conftest import Stack
-from tests.e2e.test_acceptance import ALICE, JANE, MON_1000, sms_for
+from tests.e2e.stack import (
+    ALICE,
+    JANE,
+    MON_1000,
+    Stack,
+    sms_for,
+)
 
 
 async def ticket_exists(stack: Stack, number: str) -> bool:

@@ -11,8 +11,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.conftest import Stack, until
-from tests.e2e.test_acceptance import ALICE, JANE, MON_1000, sms_for
+from tests.e2e.stack import (
+    ALICE,
+    JANE,
+    MON_1000,
+    Stack,
+    sms_for,
+)
+from tests.support import until
 
 CHROMIUM = shutil.which("chromium")
 

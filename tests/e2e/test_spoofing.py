@@ -6,8 +6,12 @@ import msgspec
 
 from services.contracts import TimelineEntry
 from services.contracts import subjects as s
-from tests.e2e.conftest import Stack, until
-from tests.e2e.test_acceptance import BOB, MON_2100
+from tests.e2e.stack import (
+    BOB,
+    MON_2100,
+    Stack,
+)
+from tests.support import until
 
 JANE = "jane@acme.example"
 
@@ -34,9 +38,9 @@ async def test_spoofed_urgent_mail_pages_nobody_and_gets_no_acknowledgment(stack
         f"{JANE} <mallory@evil.example>", "Re: [SR-1001-deadbeef] urgent", "Relay me.", authenticated=False
     )
 
-    async def both_kept() -> list[TimelineEntry] | None:
+    async def both_kept() -> list[TimelineEntry]:
         found = [e for e in await unknown_timeline(stack) if e.kind == "request_received"]
-        return found if len(found) == 2 else None
+        return found if len(found) == 2 else []
 
     received = await until(both_kept, what="both requests on the unknown timeline")
     await stack.settled()

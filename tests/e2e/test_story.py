@@ -13,9 +13,20 @@ from pathlib import Path
 from typing import Any
 
 from services.policy.load import load_policy
-from tests.e2e.conftest import POLICY, Stack, until
-from tests.e2e.test_acceptance import ALICE, BOB, CAROL, HANK, MON_2100, TUE_0800, emails_for, sms_for
+from tests.e2e.stack import (
+    ALICE,
+    BOB,
+    CAROL,
+    HANK,
+    MON_2100,
+    POLICY,
+    TUE_0800,
+    Stack,
+    emails_for,
+    sms_for,
+)
 from tests.e2e.transcript import Transcript
+from tests.support import until
 
 GOLDEN = Path(__file__).resolve().parent / "golden" / "transcript.txt"
 JANE_EMAIL = "jane@acme.example"

@@ -12,7 +12,6 @@ import asyncio
 import collections
 import contextlib
 import re
-from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -35,6 +34,7 @@ from services.router import app as router
 from services.router.config import RouterConfig
 from services.router.routing import TIMER_PREFIX
 from services.sandbox.app import Sandbox
+from tests.support import until
 
 pytestmark = pytest.mark.slow
 POLICY = Path(__file__).resolve().parents[2] / "deploy" / "policy.example.yaml"
@@ -80,15 +80,6 @@ async def dispatches(http: httpx.AsyncClient, sandbox: Sandbox) -> collections.C
         if message["to"] in TECHS and found:
             counts[found.group(1)] += 1
     return counts
-
-
-async def until(check: Callable[[], Awaitable[bool]], timeout: float, what: str) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not await check():
-        if loop.time() >= deadline:
-            raise AssertionError(f"{what} not met within {timeout} s")
-        await asyncio.sleep(0.1)
 
 
 async def kill(task: asyncio.Task[None]) -> None:

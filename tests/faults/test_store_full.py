@@ -29,11 +29,10 @@ from services.common.process import ChildProcess, stop_all
 from services.contracts import subjects as s
 from services.deadletters.letters import read
 from tests.conftest import AuthServer, auth_server
-from tests.faults.test_nats_killed import MARK, count_tickets, email, signed_sms, stack_env
+from tests.faults.traffic import MARK, TOKEN, count_tickets, email, signed_sms, stack_env
 
 pytestmark = pytest.mark.slow
 
-TOKEN = "faults-token"
 FULL_FOR = float(os.environ.get("FAULTS_FULL_SECONDS", "50"))  # > the old 5-delivery backoff (~43 s)
 SMALL_STORE = "\njetstream { max_file_store: 64MB }\n"
 BIG_STORE = "\njetstream { max_file_store: 1GB }\n"

@@ -37,6 +37,7 @@ from tests.intake_voice.harness import (
     stored,
 )
 from tests.intake_voice.policy_text import write_policy
+from tests.support import until
 
 
 async def test_forged_and_missing_signatures_are_refused(harness: Harness) -> None:
@@ -346,9 +347,7 @@ async def test_nats_down_during_call_spools_then_delivers_once(
     stop = asyncio.Event()
     flusher = asyncio.create_task(harness.voice.outbox.run(stop, 0.1))
     try:
-        deadline = time.monotonic() + 15
-        while harness.spool.pending() and time.monotonic() < deadline:
-            await asyncio.sleep(0.1)
+        await until(lambda: not harness.spool.pending(), 15, "the spool drained")
     finally:
         stop.set()
         await flusher
@@ -378,12 +377,13 @@ async def test_main_serves_over_a_real_socket(bus_config: BusConfig, tmp_path: P
     base = f"http://127.0.0.1:{cfg.port}"
     try:
         async with httpx.AsyncClient(base_url=base, timeout=5) as http:
-            deadline = time.monotonic() + 10
-            while time.monotonic() < deadline:
+
+            async def ready() -> bool:
                 with contextlib.suppress(httpx.TransportError):
-                    if (await http.get("/readyz")).status_code == 200:
-                        break
-                await asyncio.sleep(0.05)
+                    return (await http.get("/readyz")).status_code == 200
+                return False
+
+            await until(ready, 10, "intake_voice ready")
             params = {"MessageSid": "SM60", "From": ALICE, "To": "+13125550000", "Body": "Hello"}
             sig = RequestValidator(TOKEN).compute_signature(PUBLIC + "/twilio/sms", params)
             response = await http.post("/twilio/sms", data=params, headers={"X-Twilio-Signature": sig})

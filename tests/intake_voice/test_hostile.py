@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlencode
@@ -29,6 +28,7 @@ from tests.intake_voice.harness import (
     requests,
     stream_counts,
 )
+from tests.support import until
 
 ATTACK_BYTES = 300 * 1024 * 1024  # the size the review sent
 RESET = b"connection reset by the server"
@@ -114,10 +114,11 @@ async def test_300_mb_streamed_body_is_refused_without_being_read(
 ) -> None:
     proc, port, http_port = voice_process
     async with httpx.AsyncClient(timeout=5) as http:
-        deadline = time.monotonic() + 15
-        while (await http.get(f"http://127.0.0.1:{http_port}/readyz")).status_code != 200:
-            assert time.monotonic() < deadline, "never ready"
-            await asyncio.sleep(0.05)
+
+        async def ready() -> bool:
+            return (await http.get(f"http://127.0.0.1:{http_port}/readyz")).status_code == 200
+
+        await until(ready, 15, "intake_voice ready")
     before = _rss_mb(proc.pid, "VmRSS")
     base = b"POST /twilio/sms HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\n"
     # Chunked: no Content-Length to refuse up front, so the cap must hold while reading.

@@ -17,6 +17,7 @@ from services.contracts import subjects as s
 from services.intake_voice.outbox import Outbox
 from services.intake_voice.spool import Spool, Unpublishable
 from tests.intake_voice.harness import Harness, stored
+from tests.support import until
 
 
 def _spool_files(spool: Spool, count: int, subject: str = s.TECH_REPLIED) -> list[Path]:
@@ -91,10 +92,7 @@ async def test_webhook_spool_rejections_show_in_metrics_and_readiness(harness: H
     stop = asyncio.Event()
     flusher = asyncio.create_task(harness.voice.outbox.run(stop, 0.05))  # the service's flush loop
     try:
-        for _ in range(100):
-            if harness.spool.count() == 0:
-                break
-            await asyncio.sleep(0.05)
+        await until(lambda: harness.spool.count() == 0, 5, "the spool flushed")
     finally:
         stop.set()
         await flusher

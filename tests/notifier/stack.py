@@ -21,9 +21,15 @@ from services.contracts import subjects as s
 from services.notifier.app import main
 from services.notifier.config import NotifierConfig, TwilioConfig
 from services.sandbox.app import Sandbox
+from tests.support import settled, until
 
 POLICY = Path(__file__).resolve().parents[2] / "deploy" / "policy.example.yaml"
 NOW = datetime(2026, 11, 23, 15, 0, tzinfo=UTC)  # Monday 09:00 in Chicago: in hours
+DURABLES = (
+    (s.STREAM_NOTIFY, "notifier"),
+    (s.STREAM_REPLIES, "notifier-replies"),
+    (s.STREAM_OUTBOX, "notifier-sender"),
+)
 ALICE, BOB, CAROL = "+13125550101", "+13125550102", "+13125550103"
 JANE = "+13125550150"
 OPS = "+13125550100"
@@ -53,29 +59,11 @@ class Stack:
         return [e for e in self.sandbox.ledger.emails if to in e["to"]]
 
     async def until(self, check: Callable[[], bool], timeout: float = 20.0) -> None:
-        for _ in range(int(timeout / 0.05)):
-            if check():
-                return
-            await asyncio.sleep(0.05)
-        raise AssertionError("condition not met in time")
+        await until(check, timeout)
 
     async def settled(self) -> None:
         """Every consumer of ours has nothing pending (so anything it would send, it sent)."""
-        durables = (
-            (s.STREAM_NOTIFY, "notifier"),
-            (s.STREAM_REPLIES, "notifier-replies"),
-            (s.STREAM_OUTBOX, "notifier-sender"),
-        )
-        for _ in range(3):  # a handler may publish into the next stream: check the chain twice over
-            for stream, durable in durables:
-                for _ in range(200):
-                    try:
-                        if await self.bus.pending(stream, durable) == 0:
-                            break
-                    except Exception:
-                        pass
-                    await asyncio.sleep(0.05)
-            await asyncio.sleep(0.1)
+        await settled(self.bus, DURABLES)
 
     async def timers_fired(self, number: str, kind: str) -> None:
         for _ in range(200):

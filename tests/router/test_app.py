@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -33,6 +33,8 @@ from services.contracts import subjects as s
 from services.router import routing
 from services.router.app import main
 from services.router.config import RouterConfig
+from tests.support import settled as drained
+from tests.support import until
 
 POLICY = str(Path(__file__).resolve().parents[2] / "deploy" / "policy.example.yaml")
 MONDAY_10 = datetime(2026, 11, 23, 16, tzinfo=UTC)  # 10:00 CST, in hours
@@ -62,22 +64,8 @@ async def router(bus_config: BusConfig, clock: Clock | None = None) -> AsyncIter
         await asyncio.wait_for(task, 15)
 
 
-async def until(check: Callable[[], Awaitable[bool]], timeout: float = 10.0) -> None:
-    for _ in range(int(timeout / 0.05)):
-        if await check():
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError("condition not reached in time")
-
-
 async def settled(bus: Bus) -> None:
-    async def drained() -> bool:
-        try:
-            return await bus.pending(s.STREAM_REQUESTS, "router") == 0
-        except Exception:
-            return False
-
-    await until(drained)
+    assert await drained(bus, ((s.STREAM_REQUESTS, "router"),), rounds=1, pause=0), "requests still pending"
 
 
 async def commands(bus: Bus) -> list[tuple[str, Command]]:

@@ -27,6 +27,7 @@ from services.policy.load import load_policy
 from services.router import routing
 from services.router.app import Router, main
 from services.router.config import RouterConfig
+from tests.support import until
 
 POLICY = str(Path(__file__).resolve().parents[2] / "deploy" / "policy.example.yaml")
 FRIDAY_18 = datetime(2026, 11, 21, 0, tzinfo=UTC)  # 18:00 CST: Globex (complimentary) is queued
@@ -43,15 +44,6 @@ def queued_request(rid: str) -> ServiceRequest:
         sender=Sender(email="hank@globex.example"),
         body="Printer jammed",
     )
-
-
-async def until(check: object, timeout: float = 20.0) -> None:
-    assert callable(check)
-    for _ in range(int(timeout / 0.05)):
-        if await check():
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError("condition not reached in time")
 
 
 async def dispatched(bus: Bus) -> list[DispatchTicket]:

@@ -14,6 +14,7 @@ from twilio.rest import Client
 
 from services.sandbox.app import Sandbox
 from tests.sandbox.conftest import PUBLIC, TOKEN, VoiceApp
+from tests.support import until
 
 ACCOUNT = "AC00000000000000000000000000000000"
 SAY_HI = "<Response><Say>Hi</Say></Response>"
@@ -23,14 +24,6 @@ def sync_client(sandbox: Sandbox, token: str = TOKEN) -> Client:
     client = Client(ACCOUNT, token)
     client.api.base_url = sandbox.url  # every v2010 URL is built from the Api domain's base_url
     return client
-
-
-async def wait_for(predicate: object, timeout: float = 5.0) -> None:
-    assert callable(predicate)
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not predicate():
-        assert asyncio.get_running_loop().time() < deadline, "timed out"
-        await asyncio.sleep(0.02)
 
 
 async def test_sync_sdk_round_trip(sandbox: Sandbox) -> None:
@@ -70,7 +63,11 @@ async def test_async_sdk_round_trip_with_signed_callbacks(sandbox: Sandbox, voic
     finally:
         await http_client.close()
     assert sent.status == "queued" and sent.messaging_service_sid.startswith("MG")
-    await wait_for(lambda: len([s for s in voice_app.seen if s.path == "/twilio/sms/status"]) == 2)
+    await until(
+        lambda: len([s for s in voice_app.seen if s.path == "/twilio/sms/status"]) == 2,
+        5,
+        "two status callbacks",
+    )
     callbacks = [s for s in voice_app.seen if s.path == "/twilio/sms/status"]
     assert all(s.valid for s in callbacks)
     assert [s.params["MessageStatus"] for s in callbacks] == ["sent", "delivered"]
@@ -119,7 +116,7 @@ async def test_unreachable_handset_ends_undelivered(sandbox: Sandbox, voice_app:
             status_callback=f"{PUBLIC}/twilio/sms/status",
         )
         assert sent.status == "queued"
-        await wait_for(lambda: len(voice_app.seen) == 2)
+        await until(lambda: len(voice_app.seen) == 2, 5, "two webhooks")
         assert [s.params["MessageStatus"] for s in voice_app.seen] == ["sent", "undelivered"]
         assert voice_app.seen[1].params["ErrorCode"] == "30003"
         assert (await http.post("/api/faults", json={"number": "+1", "error_code": 12345})).status_code == 422

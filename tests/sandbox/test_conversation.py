@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from services.policy.load import load_policy
 from services.sandbox.conversation import conversations, directory, events
-from tests.e2e.conftest import POLICY
+from tests.e2e.stack import POLICY
 
 JANE, ALICE = "+13125550150", "+13125550101"
 RECORD = "<Response><Record/></Response>"

@@ -4,9 +4,7 @@ without a stored dead letter), the bus reports not ready and counts it; limits o
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
 from dataclasses import replace
-from datetime import UTC, datetime
 
 import msgspec
 from nats.js.api import DiscardPolicy, StreamConfig
@@ -20,17 +18,11 @@ from services.common.consumer import Consumer, ConsumerSpec, Delivery
 from services.common.metrics import follow_storage
 from services.common.storage import StorageHealth, is_storage_error
 from services.common.topology import DAY, MB
-from services.contracts import Sender, ServiceRequest
+from services.contracts import ServiceRequest
 from services.contracts import subjects as s
+from tests.support import email_request, until
 
-NOW = datetime(2026, 11, 23, 15, 0, tzinfo=UTC)
 SINK = "T_SINK"
-
-
-def request(n: int) -> ServiceRequest:
-    return ServiceRequest(
-        id=f"req-{n}", channel="email", received_at=NOW, sender=Sender(email="c@example.com")
-    )
 
 
 async def fill(bus: Bus, stream: str, subject: str) -> None:
@@ -43,22 +35,12 @@ async def fill(bus: Bus, stream: str, subject: str) -> None:
     raise AssertionError(f"{stream} never filled")
 
 
-async def until(check: Callable[[], Awaitable[bool] | bool], what: str, timeout: float = 15) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while asyncio.get_running_loop().time() < deadline:
-        result = check()
-        if result if isinstance(result, bool) else await result:
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"{what} not met within {timeout} s")
-
-
 async def test_storage_refusals_keep_the_message_and_flip_readiness(bus: Bus) -> None:
     await bus.js.add_stream(
         StreamConfig(name=SINK, subjects=["sink.>"], max_bytes=8192, discard=DiscardPolicy.NEW)
     )
     await fill(bus, SINK, "sink.fill")
-    await bus.publish(s.request_subject("email"), request(1), msg_id="req-1")
+    await bus.publish(s.request_subject("email"), email_request(1), msg_id="req-1")
     attempts: list[int] = []
 
     async def handle(req: ServiceRequest, delivery: Delivery) -> None:
@@ -73,13 +55,13 @@ async def test_storage_refusals_keep_the_message_and_flip_readiness(bus: Bus) ->
     stop = asyncio.Event()
     task = asyncio.create_task(consumer.run(stop))
     try:
-        await until(lambda: len(attempts) >= 6, "six deliveries")
+        await until(lambda: len(attempts) >= 6, 15, "six deliveries")
         # Three times max_deliver, yet kept: not dead-lettered, still pending, the bus says not ready.
         assert consumer.dead_lettered == 0 and consumer.handled == 0
         assert not bus.ready and bus.storage.refusals >= 6
         assert await bus.pending(s.STREAM_REQUESTS, "t-full") == 1
         await bus.js.purge_stream(SINK)  # room again
-        await until(lambda: consumer.handled == 1, "handled once there is room")
+        await until(lambda: consumer.handled == 1, 15, "handled once there is room")
     finally:
         stop.set()
         await task
@@ -97,7 +79,7 @@ async def test_a_dead_letter_that_cannot_be_stored_keeps_the_message(bus: Bus) -
     info = await bus.js.stream_info(s.STREAM_DLQ)
     await bus.js.update_stream(replace(info.config, max_bytes=8192))
     await fill(bus, s.STREAM_DLQ, s.dlq_subject("junk"))
-    await bus.publish(s.request_subject("email"), request(2), msg_id="req-2")
+    await bus.publish(s.request_subject("email"), email_request(2), msg_id="req-2")
 
     async def handle(req: ServiceRequest, delivery: Delivery) -> None:
         raise Poison("never handled")
@@ -107,11 +89,11 @@ async def test_a_dead_letter_that_cannot_be_stored_keeps_the_message(bus: Bus) -
     stop = asyncio.Event()
     task = asyncio.create_task(consumer.run(stop))
     try:
-        await until(lambda: bus.storage.refusals >= 3, "three refused dead letters")
+        await until(lambda: bus.storage.refusals >= 3, 15, "three refused dead letters")
         assert consumer.dead_lettered == 0
         assert await bus.pending(s.STREAM_REQUESTS, "t-dlq-full") == 1
         await bus.js.purge_stream(s.STREAM_DLQ, subject=s.dlq_subject("junk"))
-        await until(lambda: consumer.dead_lettered == 1, "dead letter stored")
+        await until(lambda: consumer.dead_lettered == 1, 15, "dead letter stored")
     finally:
         stop.set()
         await task

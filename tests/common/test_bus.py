@@ -14,6 +14,7 @@ from services.common.consumer import Consumer, ConsumerSpec, Delivery, LaneConsu
 from services.common.natsserver import NatsServer
 from services.contracts import Sender, ServiceRequest, TimelineEntry
 from services.contracts import subjects as s
+from tests.support import until
 
 NOW = datetime(2026, 11, 23, 15, 0, tzinfo=UTC)
 
@@ -76,10 +77,7 @@ async def test_dead_letters_after_max_deliveries(bus: Bus) -> None:
     consumer = Consumer(bus, spec, msgspec.json.Decoder(ServiceRequest).decode, handle)
     stop = asyncio.Event()
     task = asyncio.create_task(consumer.run(stop))
-    for _ in range(200):
-        if consumer.dead_lettered:
-            break
-        await asyncio.sleep(0.05)
+    await until(lambda: consumer.dead_lettered, 10, "a dead letter")
     stop.set()
     await task
     assert attempts == [1, 2, 3]
@@ -104,10 +102,7 @@ async def test_poison_and_undecodable_go_straight_to_dead_letters(bus: Bus) -> N
     consumer = Consumer(bus, spec, msgspec.json.Decoder(ServiceRequest).decode, handle)
     stop = asyncio.Event()
     task = asyncio.create_task(consumer.run(stop))
-    for _ in range(200):
-        if consumer.dead_lettered == 2:
-            break
-        await asyncio.sleep(0.05)
+    await until(lambda: consumer.dead_lettered == 2, 10, "two dead letters")
     stop.set()
     await task
     assert seen == ["req-2"]  # handled once, never retried

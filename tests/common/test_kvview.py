@@ -7,6 +7,7 @@ import asyncio
 from services.common.bus import Bus
 from services.common.kvview import KvView, snapshot
 from services.contracts import subjects as s
+from tests.support import until
 
 STREAM = f"KV_{s.KV_CONTACTS}"
 
@@ -29,10 +30,7 @@ async def test_concurrent_callers_see_one_complete_snapshot_and_one_consumer(bus
         assert await consumers(bus) == 1
         await kv.delete("view.k0")
         await kv.put("view.k300", b"300")
-        for _ in range(100):
-            if "view.k0" not in view.items and "view.k300" in view.items:
-                break
-            await asyncio.sleep(0.02)
+        await until(lambda: "view.k0" not in view.items and "view.k300" in view.items, 2, "the view followed")
         assert "view.k0" not in view.items and view.items["view.k300"] == 300
     finally:
         await view.close()

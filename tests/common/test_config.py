@@ -10,7 +10,7 @@ from services.common.config import ConfigError
 from services.intake_email.config import load_config as load_email
 from services.notifier.config import load_config as load_notifier
 
-POLICY = Path(__file__).resolve().parents[1] / "deploy" / "policy.example.yaml"
+POLICY = Path(__file__).resolve().parents[2] / "deploy" / "policy.example.yaml"
 STRONG = "Zq8m1vX0c7rT4yP9kL2nB6hJ3dF5sW8e"  # 32 bytes, no placeholder word
 
 
