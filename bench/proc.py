@@ -6,6 +6,8 @@ import math
 import os
 from pathlib import Path
 
+from services.common.process import peak_rss_mb
+
 
 def cpu_seconds(pid: int) -> float:
     """User + system CPU a process and its live children have used so far (clock ticks in /proc)."""
@@ -29,17 +31,6 @@ def tree(pid: int) -> list[int]:
             continue
         found.extend(int(child) for child in children)
     return found
-
-
-def peak_rss_mb(pid: int) -> float:
-    """VmHWM: the most resident memory this one process ever had."""
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return float("nan")
 
 
 def tree_peak_rss_mb(pid: int) -> float:

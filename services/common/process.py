@@ -89,14 +89,8 @@ class ChildProcess:
         raise TimeoutError(f"{self.name}: nothing listening on {port} after {timeout} s")
 
     def peak_rss_mb(self) -> float:
-        """VmHWM from /proc: the most resident memory the child ever had (read before stopping it)."""
-        try:
-            for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) / 1024
-        except OSError:
-            pass
-        return float("nan")
+        """The most resident memory the child ever had (read before stopping it)."""
+        return peak_rss_mb(self.pid)
 
     def signal(self, signum: int) -> None:
         if self.running:
@@ -127,3 +121,14 @@ def stop_all(children: Iterable[ChildProcess], timeout: float = 10.0) -> list[st
             killed.append(child.name)
             child.kill()
     return killed
+
+
+def peak_rss_mb(pid: int) -> float:
+    """VmHWM from /proc: the most resident memory process `pid` ever had; NaN once it is gone."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return float("nan")
