@@ -78,16 +78,19 @@ async def only(mode: str) -> None:
 
 
 async def main() -> None:
+    results: dict[str, Any] = {
+        "when": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": {"cpus": os.cpu_count()},
+        "load_generators": "smtp-source (SMTP), wrk (webhooks), open-loop driver (end to end)",
+    }
+    results["policy_pure"] = bench_policy()
     with stack.run() as bench:
-        results: dict[str, Any] = {
-            "when": datetime.now(UTC).isoformat(timespec="seconds"),
-            "machine": {"cpus": os.cpu_count()},
-            "load_generators": "smtp-source (SMTP), wrk (webhooks), open-loop driver (end to end)",
-        }
-        results["policy_pure"] = bench_policy()
         results["smtp_intake"] = smtp.bench_smtp(bench.nats.url, bench.logs, bench.nats_pid)
         voice = webhooks.bench_webhooks(bench.nats.url, bench.logs, bench.tmp, bench.nats_pid)
         results["voice_webhooks"] = voice
+    # A fresh bus: the intake benchmarks leave a hundred thousand requests that no router consumed, and
+    # the end-to-end figure must time the path, not that backlog.
+    with stack.run() as bench:
         results.update(await endtoend.bench_stack(bench.nats.url, bench.logs, bench.tmp, bench.nats_pid))
     RESULTS.write_text(json.dumps(results, indent=2) + "\n")
     print(table(results))
