@@ -30,16 +30,53 @@ def binary() -> str:
     return found
 
 
+# Ports are chosen below the kernel's ephemeral range (32768-60999 on Linux): a port there is never the
+# local end of someone's outgoing connection, nor what another process's bind(0) is handed, so it can
+# only collide with another chooser. Parallel test processes (pytest-xdist's PYTEST_XDIST_WORKER=gwN)
+# each choose from their own slice; within a process a cursor walks the slice, so a port just handed
+# out is not handed out again while a server may still be starting on it.
+_PORTS_LOW, _SLICE, _SLICES = 10000, 1500, 14
+
+
+class _PortCursor:
+    def __init__(self) -> None:
+        worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+        digits = "".join(ch for ch in worker if ch.isdigit())
+        index = int(digits) % _SLICES if digits else os.getpid() % _SLICES
+        self.first = _PORTS_LOW + index * _SLICE
+        self.offset = os.getpid() % _SLICE
+
+    def next(self) -> int:
+        self.offset = (self.offset + 1) % _SLICE
+        return self.first + self.offset
+
+
+_cursor: _PortCursor | None = None
+
+
+def _free(port: int) -> bool:
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
 def free_ports(count: int) -> list[int]:
-    """`count` distinct free loopback ports (all held open while choosing, so none repeats)."""
-    sockets = [socket.socket() for _ in range(count)]
-    try:
-        for sock in sockets:
-            sock.bind(("127.0.0.1", 0))
-        return [int(sock.getsockname()[1]) for sock in sockets]
-    finally:
-        for sock in sockets:
-            sock.close()
+    """`count` distinct free loopback ports."""
+    global _cursor
+    if _cursor is None:
+        _cursor = _PortCursor()
+    found: list[int] = []
+    for _ in range(_SLICE):
+        port = _cursor.next()
+        if port not in found and _free(port):
+            found.append(port)
+            if len(found) == count:
+                return found
+    raise OSError(f"no {count} free ports in 127.0.0.1:{_cursor.first}-{_cursor.first + _SLICE - 1}")
 
 
 def free_port() -> int:
