@@ -9,7 +9,6 @@ from __future__ import annotations
 import collections
 import subprocess
 import sys
-import threading
 from pathlib import Path
 
 from bench import smtp, stack, tools, webhooks
@@ -47,39 +46,39 @@ def record(pid: int, seconds: int, out: Path) -> subprocess.Popen[bytes]:
     return subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
 
+def _load(kind: str, port: int, *, pid: int, seconds: int, tmp: Path, out: Path) -> None:
+    """Sample `pid` while the C load generator keeps it busy for the whole window."""
+    spy = record(pid, seconds, out)
+    if kind == "smtp":
+        smtp.smtp_source_run(tools.smtp_source(), port, 400 * seconds)
+    else:
+        base = f"http://127.0.0.1:{port}"
+        script = webhooks.Script(tmp, base, "/twilio/sms" if kind == "sms" else "/twilio/voice", 0)
+        webhooks.wrk_run(tools.wrk(), base, script)
+    spy.wait()
+
+
 def main(kind: str, seconds: int) -> None:
     with stack.run() as run:
         out = run.tmp / "profile.txt"
+        port = free_port()
         if kind == "smtp":
-            port = free_port()
-            env = stack.service_env(run.nats.url, FRONTDESK_SMTP_PORT=str(port))
+            env = stack.service_env(run.nats.url, FRONTDESK_SMTP_PORT=str(port), FRONTDESK_SMTP_WORKERS="1")
             service = stack.service("intake_email", env, run.logs)
-            service.wait_port(port)
-            tool = tools.smtp_source()
-            spy = record(service.pid, seconds, out)
-            # Keep smtp-source busy for the whole sampling window.
-            worker = threading.Thread(target=smtp.smtp_source_run, args=(tool, port, 400 * seconds))
-            worker.start()
-            spy.wait()
-            worker.join()
         else:
-            port = free_port()
-            base = f"http://127.0.0.1:{port}"
             env = stack.service_env(
                 run.nats.url,
                 FRONTDESK_VOICE_PORT=str(port),
-                FRONTDESK_VOICE_PUBLIC_URL=base,
+                FRONTDESK_VOICE_PUBLIC_URL=f"http://127.0.0.1:{port}",
                 FRONTDESK_VOICE_SPOOL_DIR=str(run.tmp / "spool"),
                 FRONTDESK_VOICE_WORKERS="1",  # py-spy samples one process: let it be the only one
             )
             service = stack.service("intake_voice", env, run.logs)
+        try:  # a failed load run must not leave the service behind
             service.wait_port(port)
-            path = "/twilio/sms" if kind == "sms" else "/twilio/voice"
-            script = webhooks.Script(run.tmp, base, path, 0)
-            spy = record(service.pid, seconds, out)
-            webhooks.wrk_run(tools.wrk(), base, script)
-            spy.wait()
-        service.stop()
+            _load(kind, port, pid=service.pid, seconds=seconds, tmp=run.tmp, out=out)
+        finally:
+            service.stop()
         own, inclusive = top_frames(out)
     print(f"## {kind}: own time")
     for frame, pct in own:
