@@ -57,24 +57,33 @@ def charset_codec(label: str | None) -> str:
         return "utf-8"
 
 
+# Some codecs (UTF-7, UTF-16 with errors="replace" aside) decode to lone surrogates, which no UTF-8
+# encoder accepts: left in, the request could never be published and the mail would get 451 forever.
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _whole(text: str) -> str:
+    return _LONE_SURROGATE.sub("\ufffd", text)
+
+
 def decode_bytes(data: bytes, label: str | None) -> str:
     """Decode without ever raising: declared charset, then UTF-8, then latin-1 (total)."""
     codec = charset_codec(label)
     try:
-        return data.decode(codec)
+        return _whole(data.decode(codec))
     except (UnicodeDecodeError, LookupError):
         pass
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError:
-        return data.decode(codec, errors="replace") if codec != "utf-8" else data.decode("latin-1")
+        return _whole(data.decode(codec, errors="replace")) if codec != "utf-8" else data.decode("latin-1")
 
 
 def decode_strict(data: bytes, codecs_in_order: tuple[str, ...]) -> str:
     """The first codec that decodes every byte; latin-1 (total) when none does, so this never raises."""
     for codec in dict.fromkeys(codecs_in_order):
         try:
-            return data.decode(codec)
+            return _whole(data.decode(codec))
         except (UnicodeDecodeError, LookupError):
             continue
     return data.decode("latin-1")
