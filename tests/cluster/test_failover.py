@@ -25,7 +25,7 @@ from services.common.natsserver import NatsServer, free_port
 from services.common.process import ChildProcess, stop_all
 from services.contracts import Ticket
 from services.contracts import subjects as s
-from tests.intake_email.senders import AUTHSERV_ID, passed
+from tests.intake_email.senders import AUTHSERV_ID, client_email
 
 ROOT = Path(__file__).resolve().parents[2]
 EMAILS = 120
@@ -57,14 +57,7 @@ def cluster(tmp_path: Path) -> Iterator[list[NatsServer]]:
 
 
 def email(i: int) -> EmailMessage:
-    msg = EmailMessage()
-    msg["Authentication-Results"] = passed("dana@acme.example")
-    msg["From"] = "Dana Client <dana@acme.example>"
-    msg["To"] = "support@frontdesk.test"
-    msg["Subject"] = f"failover-{i:04d} printer jammed"
-    msg["Message-ID"] = f"<failover-{i}@acme.example>"
-    msg.set_content(f"Request number {i}.\n")
-    return msg
+    return client_email("failover", i)
 
 
 async def connect_cluster(urls: tuple[str, ...]) -> Bus:

@@ -18,21 +18,14 @@ from services.common.natsserver import free_port
 from services.common.process import ROOT
 from services.contracts import Ticket
 from services.contracts import subjects as s
-from tests.intake_email.senders import AUTHSERV_ID, passed
+from tests.intake_email.senders import AUTHSERV_ID, client_email
 
 TOKEN = "faults-token"
 MARK = re.compile(r"fault-(?:em|sms)-\d{4}")
 
 
 def email(i: int) -> EmailMessage:
-    msg = EmailMessage()
-    msg["Authentication-Results"] = passed("dana@acme.example")
-    msg["From"] = "Dana Client <dana@acme.example>"
-    msg["To"] = "support@frontdesk.test"
-    msg["Subject"] = f"fault-em-{i:04d} printer jammed"
-    msg["Message-ID"] = f"<fault-em-{i}@acme.example>"
-    msg.set_content(f"Request fault-em-{i:04d}.\n")
-    return msg
+    return client_email("fault-em", i)
 
 
 def stack_env(tmp_path: Path, *, smtp_port: int, voice_port: int, router_http: int) -> dict[str, str]:
