@@ -11,7 +11,7 @@ from services.common.config import BusConfig
 from services.contracts import Command, DispatchTicket, ThreadKeys
 from services.contracts import subjects as s
 from services.contracts.requests import SenderAuth
-from tests.router.test_app import (
+from tests.router.stack import (
     FRIDAY_18,
     request,
     router,
@@ -20,7 +20,7 @@ from tests.router.test_app import (
     ticket_numbers,
     timeline,
 )
-from tests.router.test_app import commands as published
+from tests.router.stack import commands as published
 
 FORGED = SenderAuth(verdict="unauthenticated", method="dmarc", reason="dmarc=fail (no aligned pass)")
 OUR_MESSAGE_ID = f"<SR-1001.abc.{'0' * 16}@frontdesk.test>"
