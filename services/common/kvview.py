@@ -94,13 +94,7 @@ class KvView(Generic[T]):
             # wait() rather than await: the follower's cancellation must not be mistaken for ours.
             await asyncio.wait([follower])
         if watcher is not None:
-            # stop() only unsubscribes: delete the consumer too, or it lingers for WATCH_INACTIVE.
-            consumer = getattr(watcher._sub, "_consumer", None)
-            with contextlib.suppress(Exception):
-                await watcher.stop()  # type: ignore[no-untyped-call]  # unannotated in nats-py
-            if consumer:
-                with contextlib.suppress(Exception):
-                    await self.bus.js.delete_consumer(f"KV_{self.bucket}", consumer)
+            await stop_watch(self.bus, self.bucket, watcher)
 
     async def _follow(self, watcher: KeyValue.KeyWatcher, items: dict[str, T], ready: asyncio.Event) -> None:
         async for entry in watcher:
@@ -120,6 +114,17 @@ class KvView(Generic[T]):
                     log.error("unreadable entry kept out", extra={"key": entry.key, "error": str(exc)})
             if entry.delta == 0:
                 ready.set()  # nothing left pending after this one: the snapshot is complete
+
+
+async def stop_watch(bus: Bus, bucket: str, watcher: KeyValue.KeyWatcher) -> None:
+    """End a watch of `bucket` and delete its consumer (best effort: the server drops it anyway later)."""
+    # stop() only unsubscribes: delete the consumer too, or it lingers for WATCH_INACTIVE.
+    consumer = getattr(watcher._sub, "_consumer", None)
+    with contextlib.suppress(Exception):
+        await watcher.stop()  # type: ignore[no-untyped-call]  # unannotated in nats-py
+    if consumer:
+        with contextlib.suppress(Exception):
+            await bus.js.delete_consumer(f"KV_{bucket}", consumer)
 
 
 async def _nothing_delivered(watcher: KeyValue.KeyWatcher) -> bool:
