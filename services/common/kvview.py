@@ -16,6 +16,7 @@ from collections.abc import Callable
 from typing import Generic, TypeVar
 
 import msgspec
+from nats.js.api import ConsumerInfo
 from nats.js.kv import KV_DEL, KV_PURGE, KeyValue
 
 from services.common.bus import Bus
@@ -127,12 +128,20 @@ async def stop_watch(bus: Bus, bucket: str, watcher: KeyValue.KeyWatcher) -> Non
             await bus.js.delete_consumer(f"KV_{bucket}", consumer)
 
 
-async def _nothing_delivered(watcher: KeyValue.KeyWatcher) -> bool:
+async def watch_state(watcher: KeyValue.KeyWatcher) -> ConsumerInfo | None:
+    """What the server says of a watch's consumer (delivered, pending), or None when it cannot say."""
     if watcher._sub is None:
-        return False
+        return None
     try:
-        info = await watcher._sub.consumer_info()
+        info: ConsumerInfo = await watcher._sub.consumer_info()
     except Exception:
+        return None
+    return info
+
+
+async def _nothing_delivered(watcher: KeyValue.KeyWatcher) -> bool:
+    info = await watch_state(watcher)
+    if info is None:
         return False  # unsure: wait for an entry with nothing pending instead
     delivered = info.delivered.consumer_seq if info.delivered else 0
     return not delivered and not info.num_pending

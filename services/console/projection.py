@@ -18,7 +18,7 @@ from nats.js.errors import NotFoundError
 from nats.js.kv import KV_DEL, KV_PURGE, KeyValue
 
 from services.common.bus import Bus
-from services.common.kvview import WATCH_INACTIVE, stop_watch
+from services.common.kvview import WATCH_INACTIVE, stop_watch, watch_state
 from services.console.store import Store
 from services.contracts import subjects as s
 from services.contracts.events import TimelineEntry
@@ -160,13 +160,8 @@ class Projection:
 
 
 async def _nothing_pending(watcher: KeyValue.KeyWatcher) -> bool:
-    if watcher._sub is None:
-        return False
-    try:
-        info = await watcher._sub.consumer_info()
-    except Exception:
-        return False
-    return not info.num_pending
+    info = await watch_state(watcher)
+    return info is not None and not info.num_pending
 
 
 async def forget(bus: Bus, durable: str) -> None:
