@@ -123,10 +123,10 @@ async def test_cli_unknown_client_exits_non_zero(bus_config: BusConfig) -> None:
 
 async def test_cli_fails_fast_and_clearly_without_nats() -> None:
     (port,) = free_ports(1)
-    status, out, err, took = await cli("acme", "--timeout", "2", url=f"nats://127.0.0.1:{port}")
+    status, out, err, took = await cli("acme", "--timeout", "0.5", url=f"nats://127.0.0.1:{port}")
     assert status == 3 and out == ""
     assert err == (
-        f"timeline: cannot reach NATS at nats://127.0.0.1:{port} within 2 s; "
+        f"timeline: cannot reach NATS at nats://127.0.0.1:{port} within 0.5 s; "
         "is it running? (FRONTDESK_NATS_URL)\n"
     )
     assert took < 15
