@@ -32,9 +32,12 @@ class Sample:
         zone: ZoneInfo,
         hours: str,
         fee: str | None = None,
-        in_hours: bool = False,
     ) -> None:
-        self.ticket, self.zone, self.hours, self.fee, self.in_hours = ticket, zone, hours, fee, in_hours
+        self.ticket, self.zone, self.hours, self.fee = ticket, zone, hours, fee
+
+    @property
+    def in_hours(self) -> bool:
+        return self.ticket.decision.in_hours
 
     def base(self) -> dict[str, Any]:
         return {**ticket_values(self.ticket), "zone": self.zone, "now": NOW, "desk": DESK}
@@ -142,7 +145,6 @@ SAMPLES = (
         ),
         zone=LONDON,
         hours=PREMIUM_HOURS,
-        in_hours=True,
     ),
     # An unknown email sender in hours.
     Sample(
@@ -158,7 +160,6 @@ SAMPLES = (
         ),
         zone=CHICAGO,
         hours=COMPLIMENTARY_HOURS,
-        in_hours=True,
     ),
 )
 
