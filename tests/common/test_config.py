@@ -62,13 +62,9 @@ class _Service(msgspec.Struct, frozen=True, kw_only=True):
 
 
 def test_load_service_fills_bus_environment_and_shared_settings() -> None:
-    env = {
-        "FRONTDESK_ENV": "development",
-        "FRONTDESK_NATS_URL": "nats://a:1,nats://b:2",
-        "FRONTDESK_POLICY": "shared.yaml",
-        "FRONTDESK_X_POLICY": "own.yaml",
-        "FRONTDESK_X_PORT": "7",
-    }
+    every_service = {"FRONTDESK_ENV": "development", "FRONTDESK_NATS_URL": "nats://a:1,nats://b:2"}
+    own = {"FRONTDESK_X_POLICY": "own.yaml", "FRONTDESK_X_PORT": "7"}
+    env = {**every_service, **own, "FRONTDESK_POLICY": "shared.yaml"}
     cfg = load_service(_Service, "FRONTDESK_X_", env, shared={"policy": "FRONTDESK_POLICY"})
     assert cfg == _Service(
         policy="shared.yaml",
@@ -78,8 +74,8 @@ def test_load_service_fills_bus_environment_and_shared_settings() -> None:
     )
     # An empty shared variable is unset: the service's own setting, else the default, stands.
     shared = {"policy": "FRONTDESK_POLICY"}
-    own = load_service(_Service, "FRONTDESK_X_", {**env, "FRONTDESK_POLICY": ""}, shared=shared)
-    assert own.policy == "own.yaml"
+    fallback = load_service(_Service, "FRONTDESK_X_", {**env, "FRONTDESK_POLICY": ""}, shared=shared)
+    assert fallback.policy == "own.yaml"
     assert load_service(_Service, "FRONTDESK_X_", {"FRONTDESK_ENV": "development"}).policy == "default.yaml"
     # Explicit overrides win over everything; bad values still name the variable.
     assert load_service(_Service, "FRONTDESK_X_", env, port=9).port == 9
