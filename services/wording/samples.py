@@ -248,16 +248,9 @@ def _per_sample(sample: Sample) -> dict[str, list[dict[str, Any]]]:
             {**base, "why": why, "open_numbers": numbers[:count], "named": "SR-999"} for why, count in HELP
         ],
         "ops_alert": [{**base, "what": "response target missed, nobody accepted", "assignee": "carol"}],
-        "greeting": [voice],
+        # A caller hears what the call's facts say; the menu also offers the fee, when there is one.
+        **{kind: [voice] for kind in VOICE_KINDS},
         "menu": [{**voice, "fee": fee} for fee in (None, sample.fee) if fee or not sample.fee],
-        "ask_ticket": [voice],
-        "describe_request": [voice],
-        "about_ticket": [voice],
-        "emergency_queued": [voice],
-        "connecting": [voice],
-        "tech_unreachable": [voice],
-        "leave_message": [voice],
-        "goodbye": [voice],
     }
 
 
