@@ -70,10 +70,10 @@ def _twilio_error(code: int, status: int, **fields: str) -> JSONResponse:
 
 
 async def _decoded(request: Request, type_: type[T]) -> T | Response:
-    """The JSON body as `type_`, or the 422 that names what is wrong with it."""
+    """The JSON body as `type_`, or the 422 that says what is wrong with it (not JSON, or which field)."""
     try:
         return msgspec.json.decode(await request.body(), type=type_)
-    except msgspec.ValidationError as exc:
+    except msgspec.DecodeError as exc:  # ValidationError is one
         return JSONResponse({"error": str(exc)}, status_code=422)
 
 
