@@ -9,15 +9,6 @@ from pathlib import Path
 
 TESTS = Path(__file__).resolve().parent
 SERVICES = TESTS.parent / "services"
-# Test modules still imported as libraries by their neighbours, each left to the engineer refactoring
-# that folder (issue 17): the rule holds everywhere else, and this list may only shrink.
-PENDING = {
-    "tests/router/test_sender_auth.py": {"tests.router.test_app"},
-    "tests/intake_email/test_storage.py": {"tests.intake_email.test_app"},
-    "tests/intake_email/test_dmarc.py": {"tests.intake_email.test_app"},
-    "tests/intake_email/test_corpus.py": {"tests.intake_email.test_app"},
-    "tests/intake_email/test_exposure.py": {"tests.intake_email.test_app"},
-}
 
 
 def imported_modules(path: Path) -> set[str]:
@@ -37,15 +28,9 @@ def test_no_test_module_imports_another() -> None:
     for file in sorted(TESTS.rglob("*.py")):
         name = file.relative_to(TESTS.parent).as_posix()
         found = {m for m in imported_modules(file) if m.rsplit(".", 1)[-1].startswith("test_")}
-        if found and found != PENDING.get(name):
+        if found:
             offenders[name] = sorted(found)
     assert offenders == {}
-
-
-def test_every_pending_exception_still_exists() -> None:
-    for name, modules in PENDING.items():
-        file = TESTS.parent / name
-        assert file.exists() and modules <= imported_modules(file), f"{name} is fixed: drop it from PENDING"
 
 
 def test_every_service_main_takes_an_injected_clock() -> None:

@@ -166,6 +166,32 @@ def load(cls: type[T], prefix: str, env: Mapping[str, str] | None = None, **over
         raise ConfigError(message) from None
 
 
+def load_service(
+    cls: type[T],
+    prefix: str,
+    env: Mapping[str, str] | None = None,
+    *,
+    shared: Mapping[str, str] | None = None,
+    **overrides: Any,
+) -> T:
+    """A service's settings: `load` plus what every service loads the same way.
+
+    The Struct's `bus` comes from `load_bus`, its `environment` from FRONTDESK_ENV, and each field named in
+    `shared` (field -> variable) from a variable several services read (FRONTDESK_POLICY, ...): set and not
+    empty, it wins over the service's own PREFIX + FIELD, so one setting reaches every service.
+    """
+    source = os.environ if env is None else env
+    values: dict[str, Any] = {}
+    if "bus" in cls.__struct_fields__:
+        values["bus"] = load_bus(source)
+    if "environment" in cls.__struct_fields__:
+        values["environment"] = load_environment(source)
+    for field, variable in (shared or {}).items():
+        if source.get(variable):
+            values[field] = source[variable]
+    return load(cls, prefix, source, **{**values, **overrides})
+
+
 def load_bus(env: Mapping[str, str] | None = None) -> BusConfig:
     """The bus settings; outside development a user with a strong password (or a token/creds) is required."""
     source = os.environ if env is None else env

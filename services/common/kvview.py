@@ -16,6 +16,7 @@ from collections.abc import Callable
 from typing import Generic, TypeVar
 
 import msgspec
+from nats.js.api import ConsumerInfo
 from nats.js.kv import KV_DEL, KV_PURGE, KeyValue
 
 from services.common.bus import Bus
@@ -94,13 +95,7 @@ class KvView(Generic[T]):
             # wait() rather than await: the follower's cancellation must not be mistaken for ours.
             await asyncio.wait([follower])
         if watcher is not None:
-            # stop() only unsubscribes: delete the consumer too, or it lingers for WATCH_INACTIVE.
-            consumer = getattr(watcher._sub, "_consumer", None)
-            with contextlib.suppress(Exception):
-                await watcher.stop()  # type: ignore[no-untyped-call]  # unannotated in nats-py
-            if consumer:
-                with contextlib.suppress(Exception):
-                    await self.bus.js.delete_consumer(f"KV_{self.bucket}", consumer)
+            await stop_watch(self.bus, self.bucket, watcher)
 
     async def _follow(self, watcher: KeyValue.KeyWatcher, items: dict[str, T], ready: asyncio.Event) -> None:
         async for entry in watcher:
@@ -122,12 +117,31 @@ class KvView(Generic[T]):
                 ready.set()  # nothing left pending after this one: the snapshot is complete
 
 
-async def _nothing_delivered(watcher: KeyValue.KeyWatcher) -> bool:
+async def stop_watch(bus: Bus, bucket: str, watcher: KeyValue.KeyWatcher) -> None:
+    """End a watch of `bucket` and delete its consumer (best effort: the server drops it anyway later)."""
+    # stop() only unsubscribes: delete the consumer too, or it lingers for WATCH_INACTIVE.
+    consumer = getattr(watcher._sub, "_consumer", None)
+    with contextlib.suppress(Exception):
+        await watcher.stop()  # type: ignore[no-untyped-call]  # unannotated in nats-py
+    if consumer:
+        with contextlib.suppress(Exception):
+            await bus.js.delete_consumer(f"KV_{bucket}", consumer)
+
+
+async def watch_state(watcher: KeyValue.KeyWatcher) -> ConsumerInfo | None:
+    """What the server says of a watch's consumer (delivered, pending), or None when it cannot say."""
     if watcher._sub is None:
-        return False
+        return None
     try:
-        info = await watcher._sub.consumer_info()
+        info: ConsumerInfo = await watcher._sub.consumer_info()
     except Exception:
+        return None
+    return info
+
+
+async def _nothing_delivered(watcher: KeyValue.KeyWatcher) -> bool:
+    info = await watch_state(watcher)
+    if info is None:
         return False  # unsure: wait for an entry with nothing pending instead
     delivered = info.delivered.consumer_seq if info.delivered else 0
     return not delivered and not info.num_pending

@@ -18,42 +18,35 @@ class Metrics:
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
-        self.requests_received = Counter(
-            "frontdesk_requests_received", "Requests received, by channel", ["channel"],
-            registry=self.registry,
-        )  # fmt: skip
-        self.messages_refused = Counter(
-            "frontdesk_messages_refused", "Messages refused, by reason", ["reason"],
-            registry=self.registry,
-        )  # fmt: skip
-        self.routing_decisions = Counter(
-            "frontdesk_routing_decisions", "Routing decisions, by disposition", ["disposition"],
-            registry=self.registry,
-        )  # fmt: skip
-        self.outbound_sent = Counter(
-            "frontdesk_outbound_sent", "SMS and email sent, by kind", ["kind"],
-            registry=self.registry,
-        )  # fmt: skip
-        self.outbound_failed = Counter(
-            "frontdesk_outbound_failed", "SMS and email failed, by kind and reason", ["kind", "reason"],
-            registry=self.registry,
-        )  # fmt: skip
-        self.tickets_at_risk = Counter(
-            "frontdesk_tickets_at_risk", "Tickets whose warn-before time passed unaccepted",
-            registry=self.registry,
-        )  # fmt: skip
-        self.tickets_breached = Counter(
-            "frontdesk_tickets_breached", "Tickets whose response_due passed unaccepted",
-            registry=self.registry,
-        )  # fmt: skip
-        self.consumer_lag = Gauge(
-            "frontdesk_consumer_lag", "Messages pending or unacked on a durable consumer", ["durable"],
-            registry=self.registry,
-        )  # fmt: skip
-        self.timers_pending = Gauge(
-            "frontdesk_timers_pending", "Durable timers waiting to fire",
-            registry=self.registry,
-        )  # fmt: skip
+        self.requests_received = self._counter(
+            "frontdesk_requests_received", "Requests received, by channel", "channel"
+        )
+        self.messages_refused = self._counter(
+            "frontdesk_messages_refused", "Messages refused, by reason", "reason"
+        )
+        self.routing_decisions = self._counter(
+            "frontdesk_routing_decisions", "Routing decisions, by disposition", "disposition"
+        )
+        self.outbound_sent = self._counter("frontdesk_outbound_sent", "SMS and email sent, by kind", "kind")
+        self.outbound_failed = self._counter(
+            "frontdesk_outbound_failed", "SMS and email failed, by kind and reason", "kind", "reason"
+        )
+        self.tickets_at_risk = self._counter(
+            "frontdesk_tickets_at_risk", "Tickets whose warn-before time passed unaccepted"
+        )
+        self.tickets_breached = self._counter(
+            "frontdesk_tickets_breached", "Tickets whose response_due passed unaccepted"
+        )
+        self.consumer_lag = self._gauge(
+            "frontdesk_consumer_lag", "Messages pending or unacked on a durable consumer", "durable"
+        )
+        self.timers_pending = self._gauge("frontdesk_timers_pending", "Durable timers waiting to fire")
+
+    def _counter(self, name: str, documentation: str, *labels: str) -> Counter:
+        return Counter(name, documentation, labels, registry=self.registry)
+
+    def _gauge(self, name: str, documentation: str, *labels: str) -> Gauge:
+        return Gauge(name, documentation, labels, registry=self.registry)
 
 
 async def watch_consumer_lag(

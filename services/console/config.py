@@ -14,9 +14,8 @@ from services.common.config import (
     ConfigError,
     Environment,
     Secret,
-    load,
-    load_bus,
     load_environment,
+    load_service,
     require_strong,
 )
 
@@ -68,12 +67,11 @@ def check(cfg: ConsoleConfig) -> None:
 
 def load_config(env: Mapping[str, str] | None = None) -> ConsoleConfig:
     source = os.environ if env is None else env
-    environment = load_environment(source)
-    overrides: dict[str, object] = {"bus": load_bus(source), "environment": environment}
-    if source.get("FRONTDESK_POLICY"):
-        overrides["policy"] = source["FRONTDESK_POLICY"]
-    if environment == "development" and "FRONTDESK_CONSOLE_COOKIE_SECURE" not in source:
+    overrides: dict[str, object] = {}
+    if load_environment(source) == "development" and "FRONTDESK_CONSOLE_COOKIE_SECURE" not in source:
         overrides["cookie_secure"] = False
-    cfg = load(ConsoleConfig, "FRONTDESK_CONSOLE_", source, **overrides)
+    cfg = load_service(
+        ConsoleConfig, "FRONTDESK_CONSOLE_", source, shared={"policy": "FRONTDESK_POLICY"}, **overrides
+    )
     check(cfg)
     return cfg

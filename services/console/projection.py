@@ -18,6 +18,7 @@ from nats.js.errors import NotFoundError
 from nats.js.kv import KV_DEL, KV_PURGE, KeyValue
 
 from services.common.bus import Bus
+from services.common.kvview import WATCH_INACTIVE, stop_watch, watch_state
 from services.console.store import Store
 from services.contracts import subjects as s
 from services.contracts.events import TimelineEntry
@@ -25,7 +26,6 @@ from services.contracts.tickets import Ticket
 
 log = logging.getLogger(__name__)
 BATCH = 512
-WATCH_INACTIVE = 120.0  # a crashed console's watch consumer is removed by the server after this
 
 _entry = msgspec.json.Decoder(TimelineEntry)
 _ticket = msgspec.json.Decoder(Ticket)
@@ -129,7 +129,7 @@ class Projection:
                 delay = min(delay * 2, 5.0)
             finally:
                 if watcher is not None:
-                    await _close(self.bus, watcher)
+                    await stop_watch(self.bus, s.KV_TICKETS, watcher)
 
     async def _read(self, watcher: KeyValue.KeyWatcher) -> None:
         async for entry in watcher:
@@ -160,23 +160,8 @@ class Projection:
 
 
 async def _nothing_pending(watcher: KeyValue.KeyWatcher) -> bool:
-    if watcher._sub is None:
-        return False
-    try:
-        info = await watcher._sub.consumer_info()
-    except Exception:
-        return False
-    return not info.num_pending
-
-
-async def _close(bus: Bus, watcher: KeyValue.KeyWatcher) -> None:
-    consumer = getattr(watcher._sub, "_consumer", None)
-    with contextlib.suppress(Exception):
-        await watcher.stop()  # type: ignore[no-untyped-call]  # unannotated in nats-py
-    if consumer:
-        # stop() only unsubscribes: delete the consumer too, or it lingers for WATCH_INACTIVE.
-        with contextlib.suppress(Exception):
-            await bus.js.delete_consumer(f"KV_{s.KV_TICKETS}", consumer)
+    info = await watch_state(watcher)
+    return info is not None and not info.num_pending
 
 
 async def forget(bus: Bus, durable: str) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import re
 from pathlib import Path
 from typing import Literal
@@ -80,6 +81,10 @@ def set_user(path: str, name: str, role: str, password: str) -> None:
     file.chmod(0o600)
 
 
+def _unpadded(data: bytes) -> str:
+    return base64.b64encode(data).decode().rstrip("=")
+
+
 def verify(users: dict[str, User], name: str, password: str) -> User | None:
     """The user when the password matches; unknown names cost one hash too (no timing oracle)."""
     user = users.get(name)
@@ -93,4 +98,9 @@ def verify(users: dict[str, User], name: str, password: str) -> User | None:
     return user
 
 
-_DUMMY = _hasher.hash("no such user: the same work as a real check")
+# Unknown names are checked against this hash, so they cost what a real check costs (no timing oracle).
+# The work of a check depends on the parameters in the hash, not on its bytes: no hashing at import.
+_DUMMY = (
+    f"$argon2id$v=19$m={_hasher.memory_cost},t={_hasher.time_cost},p={_hasher.parallelism}"
+    f"${_unpadded(bytes(_hasher.salt_len))}${_unpadded(bytes(_hasher.hash_len))}"
+)

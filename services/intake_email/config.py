@@ -5,7 +5,7 @@ from __future__ import annotations
 import ipaddress
 import os
 from collections.abc import Mapping
-from typing import Literal
+from typing import Any, Literal
 
 import msgspec
 
@@ -14,9 +14,7 @@ from services.common.config import (
     ConfigError,
     Environment,
     Secret,
-    load,
-    load_bus,
-    load_environment,
+    load_service,
     load_thread_secret,
 )
 
@@ -79,14 +77,9 @@ def check(cfg: SmtpConfig) -> None:
 
 def load_config(env: Mapping[str, str] | None = None) -> SmtpConfig:
     source = os.environ if env is None else env
-    cfg = load(
-        SmtpConfig,
-        "FRONTDESK_SMTP_",
-        source,
-        bus=load_bus(source),
-        thread_secret=load_thread_secret(source),
-        environment=load_environment(source),
-        **({} if "FRONTDESK_SMTP_WORKERS" in source else {"workers": len(os.sched_getaffinity(0))}),
-    )
+    overrides: dict[str, Any] = {"thread_secret": load_thread_secret(source)}
+    if "FRONTDESK_SMTP_WORKERS" not in source:
+        overrides["workers"] = len(os.sched_getaffinity(0))
+    cfg = load_service(SmtpConfig, "FRONTDESK_SMTP_", source, **overrides)
     check(cfg)
     return cfg

@@ -13,15 +13,19 @@ from services.common.config import (
     ConfigError,
     Environment,
     Secret,
-    load,
-    load_bus,
-    load_environment,
+    load_service,
     require_strong,
 )
 from services.wording import catalog as wording
 from services.wording.catalog import WordingError
 
 _MAX_WORKERS = 64
+# Settings the other services read too: the policy file, the wording folder, the Twilio auth token.
+_SHARED = {
+    "policy": "FRONTDESK_POLICY",
+    "templates": "FRONTDESK_TEMPLATES",
+    "auth_token": "FRONTDESK_TWILIO_AUTH_TOKEN",
+}
 
 
 class VoiceConfig(msgspec.Struct, frozen=True, kw_only=True):
@@ -57,18 +61,7 @@ def _default_workers(source: Mapping[str, str]) -> dict[str, int]:
 
 def load_config(env: Mapping[str, str] | None = None) -> VoiceConfig:
     source = os.environ if env is None else env
-    environment = load_environment(source)
-    cfg = load(
-        VoiceConfig,
-        "FRONTDESK_VOICE_",
-        source,
-        policy=source.get("FRONTDESK_POLICY", "deploy/policy.example.yaml"),
-        templates=source.get("FRONTDESK_TEMPLATES", ""),
-        auth_token=Secret(source.get("FRONTDESK_TWILIO_AUTH_TOKEN", "")),
-        environment=environment,
-        bus=load_bus(source),
-        **_default_workers(source),
-    )
+    cfg = load_service(VoiceConfig, "FRONTDESK_VOICE_", source, shared=_SHARED, **_default_workers(source))
     if cfg.templates:
         try:
             wording.load(cfg.templates)  # every line a caller hears renders, or the start is refused
@@ -78,5 +71,5 @@ def load_config(env: Mapping[str, str] | None = None) -> VoiceConfig:
         # Without the token no signature can be checked: never fail open.
         raise ConfigError("FRONTDESK_TWILIO_AUTH_TOKEN: required (webhook signatures cannot be checked)")
     # A real Twilio auth token is 32 hex digits; a short or placeholder one lets anyone sign webhooks.
-    require_strong("FRONTDESK_TWILIO_AUTH_TOKEN", cfg.auth_token, environment)
+    require_strong("FRONTDESK_TWILIO_AUTH_TOKEN", cfg.auth_token, cfg.environment)
     return cfg

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 
 import msgspec
 
-from services.common.config import BusConfig, load, load_bus
+from services.common.config import BusConfig, load_service
 
 
 class RouterConfig(msgspec.Struct, frozen=True, kw_only=True):
@@ -22,8 +21,4 @@ class RouterConfig(msgspec.Struct, frozen=True, kw_only=True):
 
 
 def load_config(env: Mapping[str, str] | None = None) -> RouterConfig:
-    source = os.environ if env is None else env
-    overrides = {"bus": load_bus(source)}
-    if source.get("FRONTDESK_POLICY"):
-        overrides["policy"] = source["FRONTDESK_POLICY"]  # type: ignore[assignment]
-    return load(RouterConfig, "FRONTDESK_ROUTER_", source, **overrides)
+    return load_service(RouterConfig, "FRONTDESK_ROUTER_", env, shared={"policy": "FRONTDESK_POLICY"})

@@ -7,9 +7,9 @@ import base64
 import binascii
 import contextlib
 from collections import deque
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 import msgspec
@@ -29,6 +29,8 @@ from services.sandbox.caller import (
     exchange_list,
 )
 from services.sandbox.config import SandboxConfig
+
+T = TypeVar("T")
 
 BURST_ERRORS = {
     429: (20429, "Too Many Requests"),
@@ -65,6 +67,23 @@ class Ledger:
 
 def _twilio_error(code: int, status: int, **fields: str) -> JSONResponse:
     return JSONResponse(resource.error(code, status, **fields), status_code=status)
+
+
+async def _decoded(request: Request, type_: type[T]) -> T | Response:
+    """The JSON body as `type_`, or the 422 that says what is wrong with it (not JSON, or which field)."""
+    try:
+        return msgspec.json.decode(await request.body(), type=type_)
+    except msgspec.DecodeError as exc:  # ValidationError is one
+        return JSONResponse({"error": str(exc)}, status_code=422)
+
+
+def _listing(records: list[dict[str, Any]]) -> Callable[[], Awaitable[Response]]:
+    """A GET of one of the ledger's lists, as recorded (the tests and the page read them)."""
+
+    async def listed() -> Response:
+        return JSONResponse(records)
+
+    return listed
 
 
 def _parse_instant(value: str) -> datetime:
@@ -261,28 +280,25 @@ def build(
 
     @app.post("/api/inbound/sms")
     async def inbound_sms(request: Request) -> Response:
-        try:
-            sms = msgspec.json.decode(await request.body(), type=InboundSms)
-        except msgspec.ValidationError as exc:
-            return JSONResponse({"error": str(exc)}, status_code=422)
+        sms = await _decoded(request, InboundSms)
+        if isinstance(sms, Response):
+            return sms
         exchange = await text_in(sms)
         return JSONResponse({"status": exchange.status, "twiml": exchange.twiml, "params": exchange.params})
 
     @app.post("/api/inbound/call")
     async def inbound_call(request: Request) -> Response:
-        try:
-            call = msgspec.json.decode(await request.body(), type=InboundCall)
-        except msgspec.ValidationError as exc:
-            return JSONResponse({"error": str(exc)}, status_code=422)
+        call = await _decoded(request, InboundCall)
+        if isinstance(call, Response):
+            return call
         return JSONResponse(await call_in(call))
 
     # -- control and inspection ------------------------------------------------------------
     @app.post("/api/faults")
     async def add_fault(request: Request) -> Response:
-        try:
-            fault = msgspec.json.decode(await request.body(), type=Fault)
-        except msgspec.ValidationError as exc:
-            return JSONResponse({"error": str(exc)}, status_code=422)
+        fault = await _decoded(request, Fault)
+        if isinstance(fault, Response):
+            return fault
         if fault.number is not None:
             if fault.error_code not in resource.SEND_ERRORS | resource.DELIVERY_ERRORS:
                 return JSONResponse(
@@ -316,26 +332,19 @@ def build(
         ledger.callbacks.clear()
         return Response(status_code=204)
 
-    @app.get("/api/emails")
-    async def emails() -> Response:
-        return JSONResponse(ledger.emails)
+    app.add_api_route("/api/emails", _listing(ledger.emails), methods=["GET"], name="/api/emails")
 
     @app.delete("/api/emails")
     async def clear_emails() -> Response:
         ledger.emails.clear()
         return Response(status_code=204)
 
-    @app.get("/api/calls")
-    async def calls() -> Response:
-        return JSONResponse(ledger.calls)
-
-    @app.get("/api/webhooks")
-    async def webhooks() -> Response:
-        return JSONResponse(ledger.webhooks)
-
-    @app.get("/api/callbacks")
-    async def callbacks() -> Response:
-        return JSONResponse(ledger.callbacks)
+    for path, records in (
+        ("/api/calls", ledger.calls),
+        ("/api/webhooks", ledger.webhooks),
+        ("/api/callbacks", ledger.callbacks),
+    ):
+        app.add_api_route(path, _listing(records), methods=["GET"], name=path)
 
     @app.get("/healthz")
     async def healthz() -> Response:

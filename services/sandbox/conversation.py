@@ -132,30 +132,21 @@ def events(
     for hook in webhooks:
         exchanges = list(hook.get("exchanges", []))
         first = exchanges[0].get("params", {}) if exchanges else {}
-        if hook.get("kind") == "sms":
-            body = str(first.get("Body", ""))
-            found.append(
-                Event(
-                    at=str(hook.get("time", "")),
-                    direction="in",
-                    channel="sms",
-                    party=str(first.get("From", "")),
-                    text=body,
-                    tickets=_tickets(body),
-                )
+        kind = hook.get("kind")
+        if kind not in ("sms", "call"):
+            continue  # the ledger records texts and calls; anything else is no touch to show
+        # A text in says what it says; a call, what the caller heard and did.
+        text = str(first.get("Body", "")) if kind == "sms" else _call_text(exchanges)
+        found.append(
+            Event(
+                at=str(hook.get("time", "")),
+                direction="in",
+                channel=kind,
+                party=str(first.get("From", "")),
+                text=text,
+                tickets=_tickets(text),
             )
-        elif hook.get("kind") == "call":
-            text = _call_text(exchanges)
-            found.append(
-                Event(
-                    at=str(hook.get("time", "")),
-                    direction="in",
-                    channel="call",
-                    party=str(first.get("From", "")),
-                    text=text,
-                    tickets=_tickets(text),
-                )
-            )
+        )
     # At one instant, what came in goes first: a reply never precedes what it answers.
     return sorted(found, key=lambda event: (_instant(event.at), event.direction == "out"))
 

@@ -32,9 +32,12 @@ class Sample:
         zone: ZoneInfo,
         hours: str,
         fee: str | None = None,
-        in_hours: bool = False,
     ) -> None:
-        self.ticket, self.zone, self.hours, self.fee, self.in_hours = ticket, zone, hours, fee, in_hours
+        self.ticket, self.zone, self.hours, self.fee = ticket, zone, hours, fee
+
+    @property
+    def in_hours(self) -> bool:
+        return self.ticket.decision.in_hours
 
     def base(self) -> dict[str, Any]:
         return {**ticket_values(self.ticket), "zone": self.zone, "now": NOW, "desk": DESK}
@@ -142,7 +145,6 @@ SAMPLES = (
         ),
         zone=LONDON,
         hours=PREMIUM_HOURS,
-        in_hours=True,
     ),
     # An unknown email sender in hours.
     Sample(
@@ -158,7 +160,6 @@ SAMPLES = (
         ),
         zone=CHICAGO,
         hours=COMPLIMENTARY_HOURS,
-        in_hours=True,
     ),
 )
 
@@ -247,16 +248,9 @@ def _per_sample(sample: Sample) -> dict[str, list[dict[str, Any]]]:
             {**base, "why": why, "open_numbers": numbers[:count], "named": "SR-999"} for why, count in HELP
         ],
         "ops_alert": [{**base, "what": "response target missed, nobody accepted", "assignee": "carol"}],
-        "greeting": [voice],
+        # A caller hears what the call's facts say; the menu also offers the fee, when there is one.
+        **{kind: [voice] for kind in VOICE_KINDS},
         "menu": [{**voice, "fee": fee} for fee in (None, sample.fee) if fee or not sample.fee],
-        "ask_ticket": [voice],
-        "describe_request": [voice],
-        "about_ticket": [voice],
-        "emergency_queued": [voice],
-        "connecting": [voice],
-        "tech_unreachable": [voice],
-        "leave_message": [voice],
-        "goodbye": [voice],
     }
 
 

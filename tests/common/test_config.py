@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import msgspec
 import pytest
 
-from services.common.config import ConfigError
+from services.common.config import BusConfig, ConfigError, Environment, load_service
 from services.intake_email.config import load_config as load_email
 from services.notifier.config import load_config as load_notifier
 
@@ -51,3 +52,37 @@ def test_strong_thread_secret_starts_and_development_allows_a_weak_one(
     monkeypatch.setenv("FRONTDESK_THREAD_SECRET", "dev")
     assert load_notifier().thread_secret.reveal() == "dev"
     assert load_email({"FRONTDESK_ENV": "development", "FRONTDESK_THREAD_SECRET": "dev"}).thread_secret
+
+
+class _Service(msgspec.Struct, frozen=True, kw_only=True):
+    policy: str = "default.yaml"
+    port: int = 1
+    environment: Environment = "production"
+    bus: BusConfig = BusConfig()
+
+
+def test_load_service_fills_bus_environment_and_shared_settings() -> None:
+    every_service = {"FRONTDESK_ENV": "development", "FRONTDESK_NATS_URL": "nats://a:1,nats://b:2"}
+    own = {"FRONTDESK_X_POLICY": "own.yaml", "FRONTDESK_X_PORT": "7"}
+    env = {**every_service, **own, "FRONTDESK_POLICY": "shared.yaml"}
+    cfg = load_service(_Service, "FRONTDESK_X_", env, shared={"policy": "FRONTDESK_POLICY"})
+    assert cfg == _Service(
+        policy="shared.yaml",
+        port=7,
+        environment="development",
+        bus=BusConfig(url=("nats://a:1", "nats://b:2")),
+    )
+    # An empty shared variable is unset: the service's own setting, else the default, stands.
+    shared = {"policy": "FRONTDESK_POLICY"}
+    fallback = load_service(_Service, "FRONTDESK_X_", {**env, "FRONTDESK_POLICY": ""}, shared=shared)
+    assert fallback.policy == "own.yaml"
+    assert load_service(_Service, "FRONTDESK_X_", {"FRONTDESK_ENV": "development"}).policy == "default.yaml"
+    # Explicit overrides win over everything; bad values still name the variable.
+    assert load_service(_Service, "FRONTDESK_X_", env, port=9).port == 9
+    with pytest.raises(ConfigError, match=r"^FRONTDESK_X_PORT:"):
+        load_service(_Service, "FRONTDESK_X_", {**env, "FRONTDESK_X_PORT": "seven"})
+
+
+def test_load_service_refuses_an_anonymous_bus_outside_development() -> None:
+    with pytest.raises(ConfigError, match=r"^FRONTDESK_NATS_USER:"):
+        load_service(_Service, "FRONTDESK_X_", {})

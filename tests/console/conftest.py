@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import functools
 import re
-import tempfile
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -15,6 +14,7 @@ from typing import Any
 import httpx
 import msgspec
 import pytest
+from argon2 import PasswordHasher
 
 from services.common.bus import Bus
 from services.common.clock import ManualClock
@@ -22,7 +22,7 @@ from services.common.config import BusConfig, Secret
 from services.common.natsserver import free_port
 from services.console.app import main
 from services.console.config import ConsoleConfig
-from services.console.users import set_user
+from services.console.users import User, format_users
 from services.contracts import Ticket, TimelineEntry
 from services.contracts import subjects as s
 from tests.notifier import stack as notifier_stack
@@ -109,12 +109,17 @@ async def until_listed(console: Console, number: str, timeout: float = 10.0) -> 
 
 @functools.cache
 def users_file() -> str:
-    """USERS as a users file, hashed once per test process: argon2 is slow on purpose."""
-    with tempfile.TemporaryDirectory() as folder:
-        path = str(Path(folder) / "users")
-        for name, (role, password) in USERS.items():
-            set_user(path, name, role, password)
-        return Path(path).read_text(encoding="utf-8")
+    """USERS as a users file, hashed with argon2's cheapest parameters.
+
+    A check costs what the parameters in the hash say: the console's own (a quarter second of CPU each)
+    would make every sign-in of these tests that slow. test_users.py checks the real ones.
+    """
+    cheap = PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
+    users = {
+        name: User(name=name, role=role, hash=cheap.hash(password))  # type: ignore[arg-type]
+        for name, (role, password) in USERS.items()
+    }
+    return format_users(users)
 
 
 def config(tmp_path: Path, bus_config: BusConfig, **overrides: object) -> ConsoleConfig:

@@ -5,26 +5,54 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
+from collections.abc import Awaitable, Callable
 
 import msgspec
+import pytest
 
 from services.common.bus import Bus, Poison
 from services.common.consumer import Consumer, ConsumerSpec, Delivery
 from services.contracts import ServiceRequest
 from services.contracts import subjects as s
+from services.deadletters import cli as deadletters_cli
 from services.deadletters.letters import read
 from tests.conftest import AuthServer
 from tests.support import email_request, until
 
 
-async def cli(server: AuthServer, *args: str) -> tuple[int, str, str]:
-    env = {**os.environ, **server.service_env("ops"), "FRONTDESK_ENV": "development"}
+def cli_env(server: AuthServer) -> dict[str, str]:
+    return {**server.service_env("ops"), "FRONTDESK_ENV": "development"}
+
+
+async def cli_process(server: AuthServer, *args: str) -> tuple[int, str, str]:
+    """`python -m services.deadletters` as ops runs it: its own process, everything it prints."""
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "services.deadletters", *args, env=env,
+        sys.executable, "-m", "services.deadletters", *args, env={**os.environ, **cli_env(server)},
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
     )  # fmt: skip
     out, err = await asyncio.wait_for(proc.communicate(), 30)
     return proc.returncode or 0, out.decode(), err.decode()
+
+
+Command = Callable[..., Awaitable[tuple[int, str, str]]]
+
+
+@pytest.fixture
+def cli(
+    nats_server: AuthServer, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> Command:
+    """The command's main() in this process (on its own event loop, in a thread): exit status and what
+    it printed. A process start costs more than the command; one call keeps one."""
+    for name, value in cli_env(nats_server).items():
+        monkeypatch.setenv(name, value)
+
+    async def run(*args: str) -> tuple[int, str, str]:
+        capsys.readouterr()
+        status = await asyncio.wait_for(asyncio.to_thread(deadletters_cli.main, list(args)), 30)
+        out, err = capsys.readouterr()
+        return status, out, err
+
+    return run
 
 
 async def dead_letter(bus: Bus, reason: str, *payloads: bytes) -> None:
@@ -46,10 +74,10 @@ async def dead_letter(bus: Bus, reason: str, *payloads: bytes) -> None:
         await task
 
 
-async def test_list_escapes_and_replay_sends_it_back(bus: Bus, nats_server: AuthServer) -> None:
+async def test_list_escapes_and_replay_sends_it_back(bus: Bus, nats_server: AuthServer, cli: Command) -> None:
     valid = msgspec.json.encode(email_request(7))
     await dead_letter(bus, "bad \x1b[31mred\x1b[0m client", b"\x1b]0;pwned\x07\x1b[2J not json", valid)
-    code, out, err = await cli(nats_server, "list")
+    code, out, err = await cli_process(nats_server, "list")
     assert code == 0, err
     assert "\x1b" not in out and "\x07" not in out
     assert "\\x1b]0;pwned\\x07" in out and "bad \\x1b[31mred" in out
@@ -58,19 +86,19 @@ async def test_list_escapes_and_replay_sends_it_back(bus: Bus, nats_server: Auth
     assert len(letters) == 2
     [letter] = [one for one in letters if one.data == valid]
     before = (await bus.js.stream_info(s.STREAM_REQUESTS)).state.messages
-    code, out, err = await cli(nats_server, "replay", str(letter.seq))
+    code, out, err = await cli("replay", str(letter.seq))
     assert code == 0, err
     assert f"replayed {letter.seq} to fd.requests.email" in out
     assert [one.seq for one in await read(bus)] == [one.seq for one in letters if one is not letter]
     assert (await bus.js.stream_info(s.STREAM_REQUESTS)).state.messages == before + 1
     last = await bus.js.get_last_msg(s.STREAM_REQUESTS, s.request_subject("email"))
     assert last.data == valid
-    code, out, err = await cli(nats_server, "replay", "--all")
+    code, out, err = await cli("replay", "--all")
     assert code == 0, err
-    code, out, _ = await cli(nats_server, "list")
+    code, out, _ = await cli("list")
     assert code == 0 and "no dead letters" in out
 
 
-async def test_replay_of_an_unknown_letter_fails_clearly(bus: Bus, nats_server: AuthServer) -> None:
-    code, _, err = await cli(nats_server, "replay", "999")
+async def test_replay_of_an_unknown_letter_fails_clearly(bus: Bus, cli: Command) -> None:
+    code, _, err = await cli("replay", "999")
     assert code == 1 and "no dead letter 999" in err

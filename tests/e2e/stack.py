@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import smtplib
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.message import EmailMessage
@@ -136,21 +136,22 @@ async def recipients(stack: Stack) -> list[str]:
 
 async def sms_for(stack: Stack, phone: str, count: int = 1) -> list[dict[str, Any]]:
     """The SMS sent to `phone`, once there are at least `count` of them."""
-
-    async def enough() -> list[dict[str, Any]]:
-        sent = await stack.sms_to(phone)
-        return sent if len(sent) >= count else []
-
-    found: list[dict[str, Any]] = await until(enough, timeout=10, what=f"{count} SMS to {phone}")
-    return found
+    return await _at_least(count, lambda: stack.sms_to(phone), f"{count} SMS to {phone}")
 
 
 async def emails_for(stack: Stack, address: str, count: int = 1) -> list[dict[str, Any]]:
-    async def enough() -> list[dict[str, Any]]:
-        sent = await stack.emails_to(address)
-        return sent if len(sent) >= count else []
+    """The emails sent to `address`, once there are at least `count` of them."""
+    return await _at_least(count, lambda: stack.emails_to(address), f"{count} emails to {address}")
 
-    found: list[dict[str, Any]] = await until(enough, timeout=10, what=f"{count} emails to {address}")
+
+async def _at_least(
+    count: int, sent: Callable[[], Awaitable[list[dict[str, Any]]]], what: str
+) -> list[dict[str, Any]]:
+    async def enough() -> list[dict[str, Any]]:
+        found = await sent()
+        return found if len(found) >= count else []
+
+    found: list[dict[str, Any]] = await until(enough, timeout=10, what=what)
     return found
 
 

@@ -10,11 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import contextlib
 import re
-from datetime import UTC, datetime, timedelta
-from pathlib import Path
-from typing import Any
+from datetime import UTC, datetime
 
 import httpx
 import msgspec
@@ -22,22 +19,16 @@ import pytest
 
 from services.common.bus import Bus
 from services.common.clock import ManualClock
-from services.common.config import BusConfig, Secret
+from services.common.config import BusConfig
 from services.common.kvview import snapshot
-from services.common.natsserver import free_port
 from services.contracts import ServiceRequest, Ticket
 from services.contracts import subjects as s
-from services.contracts.requests import Sender, ThreadKeys
-from services.notifier import app as notifier
-from services.notifier.config import NotifierConfig, TwilioConfig
-from services.router import app as router
-from services.router.config import RouterConfig
 from services.router.routing import TIMER_PREFIX
 from services.sandbox.app import Sandbox
+from tests.faults.traffic import desk, emailed, texts
 from tests.support import until
 
 pytestmark = pytest.mark.slow
-POLICY = Path(__file__).resolve().parents[2] / "deploy" / "policy.example.yaml"
 IN_HOURS = 30  # Acme (premium) at Monday 10:00 Chicago: dispatched at once, ack timers armed
 AFTER_HOURS = 30  # Globex (complimentary) at Monday 21:00: queued with a release timer for Tuesday 08:00
 MON_1000 = datetime(2026, 11, 23, 16, 0, tzinfo=UTC)
@@ -53,16 +44,7 @@ WAIT = 150.0  # real seconds: a killed consumer's batch is redelivered after ack
 def request(i: int) -> ServiceRequest:
     late = i >= IN_HOURS
     sender = "hank@globex.example" if late else "jane@acme.example"
-    return ServiceRequest(
-        id=f"kill-req-{i:03d}",
-        channel="email",
-        received_at=(MON_2100 if late else MON_1000) + timedelta(seconds=i),
-        sender=Sender(email=sender),
-        recipient="support@frontdesk.test",
-        subject=f"kill-req-{i:03d} printer jammed",
-        body=f"Request kill-req-{i:03d}: the printer jams.",
-        thread=ThreadKeys(message_id=f"<kill-req-{i}@faults.test>"),
-    )
+    return emailed("kill-req", i, sender=sender, at=MON_2100 if late else MON_1000)
 
 
 async def tickets(bus: Bus) -> list[Ticket]:
@@ -72,68 +54,21 @@ async def tickets(bus: Bus) -> list[Ticket]:
 
 async def dispatches(http: httpx.AsyncClient, sandbox: Sandbox) -> collections.Counter[str]:
     """First dispatch texts to techs per ticket number, as the sandbox (Twilio) saw them."""
-    answer = await http.get(f"{sandbox.url}/api/messages")
-    answer.raise_for_status()
-    counts: collections.Counter[str] = collections.Counter()
-    for message in answer.json():
-        found = DISPATCH.match(message["body"])
-        if message["to"] in TECHS and found:
-            counts[found.group(1)] += 1
-    return counts
-
-
-async def kill(task: asyncio.Task[None]) -> None:
-    """Cancel until gone: a graceful stop is never requested, so in-flight work is simply dropped."""
-    while not task.done():
-        task.cancel()
-        await asyncio.wait({task}, timeout=0.05)
-    with contextlib.suppress(BaseException):
-        task.result()
+    return await texts(http, sandbox, TECHS, DISPATCH)
 
 
 async def test_router_then_notifier_killed_with_timers_pending(bus_config: BusConfig) -> None:
     clock = ManualClock(MON_1000)
-    sandbox = Sandbox(Sandbox.on_free_ports().cfg, clock)
-    await sandbox.start()
-    bus = await Bus.connect(bus_config, "faults")
-    await bus.ensure_topology()
-    http = httpx.AsyncClient(timeout=10)
-    stop = asyncio.Event()
-    running: list[asyncio.Task[None]] = []
+    async with desk(bus_config, clock) as services:
+        sandbox, bus, http = services.sandbox, services.bus, services.http
+        start_router, start_notifier, kill = services.start_router, services.start_notifier, services.kill
 
-    def start_router() -> asyncio.Task[None]:
-        cfg = RouterConfig(http_port=free_port(), policy=str(POLICY), timer_poll=0.05, bus=bus_config)
-        task = asyncio.create_task(router.main(cfg, stop=stop, clock=clock))
-        running.append(task)
-        return task
+        async def routed(n: int) -> bool:
+            return len(await tickets(bus)) >= n
 
-    def start_notifier() -> asyncio.Task[None]:
-        cfg = NotifierConfig(
-            http_port=free_port(),
-            relay_port=sandbox.smtp_port,
-            twilio=TwilioConfig(
-                account_sid=sandbox.cfg.account_sid,
-                auth_token=sandbox.cfg.auth_token,
-                from_="+13125550199",
-                api_base=sandbox.url,
-            ),
-            thread_secret=Secret("faults-secret"),
-            policy=str(POLICY),
-            bus=bus_config,
-            retry_base=0.01,
-            timer_poll=0.05,
-        )
-        task = asyncio.create_task(notifier.main(cfg, stop=stop, clock=clock))
-        running.append(task)
-        return task
+        async def texted(n: int) -> bool:
+            return len(await dispatches(http, sandbox)) >= n
 
-    async def routed(n: int) -> bool:
-        return len(await tickets(bus)) >= n
-
-    async def texted(n: int) -> bool:
-        return len(await dispatches(http, sandbox)) >= n
-
-    try:
         routing, notifying = start_router(), start_notifier()
 
         async def feed() -> None:
@@ -186,13 +121,3 @@ async def test_router_then_notifier_killed_with_timers_pending(bus_config: BusCo
         assert set(sent) == numbers
         left = await snapshot(bus, s.KV_TIMERS, f"{TIMER_PREFIX}>", bytes)
         assert not left, "a release timer left"
-    finally:
-        stop.set()
-        results: list[Any] = await asyncio.wait_for(
-            asyncio.gather(*(t for t in running if not t.done()), return_exceptions=True), 30
-        )
-        await http.aclose()
-        await bus.close()
-        await sandbox.stop()
-        failures = [r for r in results if isinstance(r, BaseException)]
-        assert not failures, f"a service crashed: {failures!r}"

@@ -1,26 +1,41 @@
-"""The faults' traffic: numbered emails and signed texts, the services' settings, the ticket count."""
+"""The faults' traffic: numbered emails, requests and signed texts, the services' settings, the counts."""
 
 from __future__ import annotations
 
+import asyncio
 import collections
 import contextlib
 import os
 import re
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from email.message import EmailMessage
 from pathlib import Path
+from typing import Any
 
+import httpx
 import msgspec
 from twilio.request_validator import RequestValidator
 
 from services.common.bus import Bus
+from services.common.clock import ManualClock
+from services.common.config import BusConfig, Secret
 from services.common.kvview import snapshot
 from services.common.natsserver import free_port
 from services.common.process import ROOT
-from services.contracts import Ticket
+from services.contracts import ServiceRequest, Ticket
 from services.contracts import subjects as s
+from services.contracts.requests import Sender, ThreadKeys
+from services.notifier import app as notifier
+from services.notifier.config import NotifierConfig, TwilioConfig
+from services.router import app as router
+from services.router.config import RouterConfig
+from services.sandbox.app import Sandbox
 from tests.intake_email.senders import AUTHSERV_ID, client_email
 
 TOKEN = "faults-token"
+POLICY = str(ROOT / "deploy" / "policy.example.yaml")
 MARK = re.compile(r"fault-(?:em|sms)-\d{4}")
 
 
@@ -33,7 +48,7 @@ def stack_env(tmp_path: Path, *, smtp_port: int, voice_port: int, router_http: i
     return {
         **os.environ,
         "FRONTDESK_ENV": "development",
-        "FRONTDESK_POLICY": str(ROOT / "deploy" / "policy.example.yaml"),
+        "FRONTDESK_POLICY": POLICY,
         "FRONTDESK_THREAD_SECRET": "faults-secret",
         "FRONTDESK_TWILIO_AUTH_TOKEN": TOKEN,
         "FRONTDESK_SMTP_PORT": str(smtp_port),
@@ -69,4 +84,112 @@ async def count_tickets(bus: Bus) -> collections.Counter[str]:
             found = MARK.search(f"{ticket.subject} {ticket.summary}")
             if found:
                 counts[found.group()] += 1
+    return counts
+
+
+def emailed(tag: str, i: int, *, sender: str, at: datetime) -> ServiceRequest:
+    """Request number `i` of a stream as intake_email publishes it, `tag-NNN` in its id and subject."""
+    return ServiceRequest(
+        id=f"{tag}-{i:03d}",
+        channel="email",
+        received_at=at + timedelta(seconds=i),
+        sender=Sender(email=sender),
+        recipient="support@frontdesk.test",
+        subject=f"{tag}-{i:03d} printer jammed",
+        body=f"Request {tag}-{i:03d}: the printer jams.",
+        thread=ThreadKeys(message_id=f"<{tag}-{i}@faults.test>"),
+    )
+
+
+def router_config(bus_config: BusConfig) -> RouterConfig:
+    """A router run in the test's process, its timers polled often (a ManualClock moves them)."""
+    return RouterConfig(http_port=free_port(), policy=POLICY, timer_poll=0.05, bus=bus_config)
+
+
+def notifier_config(bus_config: BusConfig, sandbox: Sandbox) -> NotifierConfig:
+    """A notifier run in the test's process, texting through the sandbox and retrying quickly."""
+    return NotifierConfig(
+        http_port=free_port(),
+        relay_port=sandbox.smtp_port,
+        twilio=TwilioConfig(
+            account_sid=sandbox.cfg.account_sid,
+            auth_token=sandbox.cfg.auth_token,
+            from_="+13125550199",
+            api_base=sandbox.url,
+        ),
+        thread_secret=Secret("faults-secret"),
+        policy=POLICY,
+        bus=bus_config,
+        retry_base=0.01,
+        timer_poll=0.05,
+    )
+
+
+@dataclass
+class Desk:
+    """Router and notifier in the test's process on one ManualClock, texting through the sandbox."""
+
+    bus_config: BusConfig
+    clock: ManualClock
+    sandbox: Sandbox
+    bus: Bus
+    http: httpx.AsyncClient
+    stop: asyncio.Event = field(default_factory=asyncio.Event)
+    running: list[asyncio.Task[None]] = field(default_factory=list)
+
+    def start_router(self) -> asyncio.Task[None]:
+        return self._start(router.main(router_config(self.bus_config), stop=self.stop, clock=self.clock))
+
+    def start_notifier(self) -> asyncio.Task[None]:
+        cfg = notifier_config(self.bus_config, self.sandbox)
+        return self._start(notifier.main(cfg, stop=self.stop, clock=self.clock))
+
+    async def kill(self, task: asyncio.Task[None]) -> None:
+        """Cancel until gone: a graceful stop is never requested, so in-flight work is simply dropped."""
+        self.running.remove(task)
+        while not task.done():
+            task.cancel()
+            await asyncio.wait({task}, timeout=0.05)
+        with contextlib.suppress(BaseException):
+            task.result()
+
+    def _start(self, main: Any) -> asyncio.Task[None]:
+        task: asyncio.Task[None] = asyncio.create_task(main)
+        self.running.append(task)
+        return task
+
+
+@contextlib.asynccontextmanager
+async def desk(bus_config: BusConfig, clock: ManualClock) -> AsyncIterator[Desk]:
+    """A started sandbox and bus; on the way out every service not killed stops, and none crashed."""
+    sandbox = Sandbox(Sandbox.on_free_ports().cfg, clock)
+    await sandbox.start()
+    bus = await Bus.connect(bus_config, "faults")
+    await bus.ensure_topology()
+    running = Desk(bus_config, clock, sandbox, bus, httpx.AsyncClient(timeout=10))
+    try:
+        yield running
+    finally:
+        running.stop.set()
+        results: list[Any] = await asyncio.wait_for(
+            asyncio.gather(*running.running, return_exceptions=True), 30
+        )
+        await running.http.aclose()
+        await bus.close()
+        await sandbox.stop()
+        failures = [r for r in results if isinstance(r, BaseException)]
+        assert not failures, f"a service crashed: {failures!r}"
+
+
+async def texts(
+    http: httpx.AsyncClient, sandbox: Sandbox, to: frozenset[str], first: re.Pattern[str]
+) -> collections.Counter[str]:
+    """Texts to `to` whose body matches `first`, per ticket number (its group 1), as Twilio saw them."""
+    answer = await http.get(f"{sandbox.url}/api/messages")
+    answer.raise_for_status()
+    counts: collections.Counter[str] = collections.Counter()
+    for message in answer.json():
+        found = first.match(message["body"])
+        if message["to"] in to and found:
+            counts[found.group(1)] += 1
     return counts

@@ -17,6 +17,7 @@ from services.intake_email.app import Intake
 from services.intake_email.config import SmtpConfig
 from services.intake_email.mail import parse
 from tests.conftest import CORPORA
+from tests.intake_email.mail.samples import ENCODED
 
 SECRET = b"fuzz-secret"
 # Bus.publish encodes with msgspec JSON, which refuses lone surrogates: a parser that leaks one into a
@@ -76,14 +77,7 @@ def seeds() -> dict[str, bytes]:
             "From: a@b.c\nSubject: AW: Frage\n\nJa.\n\n-----Original Message-----\n"
             "From: Bob\nSent: Monday\nTo: Alice\nSubject: Q\n\nold\n"
         ),
-        "encoded": (
-            b"From: =?utf-8?q?J=C3=BCrgen?= <j@example.de>\nSubject: =?iso-8859-1?q?St=F6rung?=\n"
-            b"Message-ID: <a@b>\nMIME-Version: 1.0\nContent-Type: multipart/mixed; boundary=XX\n\n"
-            b"--XX\nContent-Type: text/plain; charset=utf-8\n\nHallo\n"
-            b"--XX\nContent-Type: application/pdf\n"
-            b"Content-Disposition: attachment; filename*=utf-8''Rechnung%20M%C3%A4rz.pdf\n"
-            b"Content-Transfer-Encoding: base64\n\nJVBERg==\n--XX--\n"
-        ),
+        "encoded": ENCODED,
         "html": (
             b"From: a@b.c\nSubject: x\nMIME-Version: 1.0\nContent-Type: multipart/alternative; boundary=B\n\n"
             b"--B\nContent-Type: text/html; charset=windows-1252\n"

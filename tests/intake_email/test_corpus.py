@@ -15,7 +15,7 @@ from services.common.bus import Bus
 from services.common.config import BusConfig
 from services.intake_email.mail import parse, trim_reply
 from tests.conftest import corpus
-from tests.intake_email.test_app import config, running, send, stored
+from tests.intake_email.stack import config, running, send, stored
 
 pytestmark = pytest.mark.corpus
 

@@ -18,7 +18,7 @@ from dnslib.server import BaseResolver, DNSLogger, DNSServer
 from services.common.bus import Bus
 from services.common.config import BusConfig
 from services.intake_email import dmarc
-from tests.intake_email.test_app import config, running, send, stored
+from tests.intake_email.stack import config, running, send, stored
 
 SELECTOR = "sel"
 

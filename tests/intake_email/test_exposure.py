@@ -12,7 +12,7 @@ from services.common.bus import Bus
 from services.common.config import BusConfig, ConfigError
 from services.intake_email.config import check, load_config
 from tests.intake_email.senders import AUTHSERV_ID
-from tests.intake_email.test_app import SUPPORT, config, message, running, send, stored
+from tests.intake_email.stack import SUPPORT, config, message, running, send, stored
 
 
 def _greeting(source: str, port: int) -> tuple[socket.socket, bytes]:

@@ -16,7 +16,7 @@ from services.common.bus import Bus
 from services.common.config import BusConfig
 from services.contracts import subjects as s
 from services.contracts.requests import attachment_bytes
-from tests.intake_email.test_app import SUPPORT, config, running, send, stored
+from tests.intake_email.stack import SUPPORT, config, running, send, stored
 
 OBJ_STREAM = f"OBJ_{s.OBJ_RAW}"
 

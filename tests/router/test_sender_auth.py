@@ -11,16 +11,7 @@ from services.common.config import BusConfig
 from services.contracts import Command, DispatchTicket, ThreadKeys
 from services.contracts import subjects as s
 from services.contracts.requests import SenderAuth
-from tests.router.test_app import (
-    FRIDAY_18,
-    request,
-    router,
-    settled,
-    ticket,
-    ticket_numbers,
-    timeline,
-)
-from tests.router.test_app import commands as published
+from tests.router import stack
 
 FORGED = SenderAuth(verdict="unauthenticated", method="dmarc", reason="dmarc=fail (no aligned pass)")
 OUR_MESSAGE_ID = f"<SR-1001.abc.{'0' * 16}@frontdesk.test>"
@@ -31,21 +22,21 @@ async def commands(bus: Bus) -> list[tuple[str, Command]]:
     """Every notifier command published so far (none is a valid answer)."""
     if not (await bus.js.stream_info(s.STREAM_NOTIFY)).state.messages:
         return []
-    return await published(bus)
+    return await stack.commands(bus)
 
 
 @pytest.mark.parametrize("auth", [PASSED, FORGED])
 async def test_urgent_mail_pages_on_call_only_when_the_sender_is_authenticated(
     bus: Bus, bus_config: BusConfig, auth: SenderAuth
 ) -> None:
-    urgent = request("u1", at=FRIDAY_18, subject="URGENT server down", sender_auth=auth)
-    async with router(bus_config):
+    urgent = stack.request("u1", at=stack.FRIDAY_18, subject="URGENT server down", sender_auth=auth)
+    async with stack.router(bus_config):
         await bus.publish(s.request_subject("email"), urgent, msg_id="u1")
-        await settled(bus)
-    opened = await ticket(bus, "SR-1001")
+        await stack.settled(bus)
+    opened = await stack.ticket(bus, "SR-1001")
     assert opened is not None
     sent = {msg_id: command for msg_id, command in await commands(bus)}
-    entries = await timeline(bus)
+    entries = await stack.timeline(bus)
     if auth.trusted:
         assert (opened.client_id, opened.decision.priority) == ("acme", "emergency")
         assert opened.decision.disposition == "page_oncall"
@@ -84,31 +75,31 @@ async def test_urgent_mail_pages_on_call_only_when_the_sender_is_authenticated(
 async def test_unauthenticated_follow_up_threads_to_nothing_and_is_not_relayed(
     bus: Bus, bus_config: BusConfig, follow_up: dict[str, Any]
 ) -> None:
-    first = request("t1", thread=ThreadKeys(message_id="<m1@acme.example>"))
-    async with router(bus_config):
+    first = stack.request("t1", thread=ThreadKeys(message_id="<m1@acme.example>"))
+    async with stack.router(bus_config):
         await bus.publish(s.request_subject("email"), first, msg_id="t1")
-        await settled(bus)
-        forged = request("t2", sender_auth=FORGED, **follow_up)
+        await stack.settled(bus)
+        forged = stack.request("t2", sender_auth=FORGED, **follow_up)
         await bus.publish(s.request_subject("email"), forged, msg_id="t2")
-        await settled(bus)
-    original = await ticket(bus, "SR-1001")
+        await stack.settled(bus)
+    original = await stack.ticket(bus, "SR-1001")
     assert original is not None and original.request_ids == ("t1",)
-    assert await ticket_numbers(bus) == ["SR-1001", "SR-1002"]
-    second = await ticket(bus, "SR-1002")
+    assert await stack.ticket_numbers(bus) == ["SR-1001", "SR-1002"]
+    second = await stack.ticket(bus, "SR-1002")
     assert second is not None and second.client_id == "unknown"
     assert not [i for i, _ in await commands(bus) if i.startswith("relay:")]
-    assert "threaded" not in [e.kind for e in await timeline(bus)]
+    assert "threaded" not in [e.kind for e in await stack.timeline(bus)]
 
 
 async def test_mail_to_postmaster_reaches_the_ops_timeline_and_is_never_answered(
     bus: Bus, bus_config: BusConfig
 ) -> None:
-    abuse = request("p1", recipient="postmaster@frontdesk.test", subject="Abuse report: URGENT")
-    async with router(bus_config):
+    abuse = stack.request("p1", recipient="postmaster@frontdesk.test", subject="Abuse report: URGENT")
+    async with stack.router(bus_config):
         await bus.publish(s.request_subject("email"), abuse, msg_id="p1")
-        await settled(bus)
-    assert await ticket_numbers(bus) == []
+        await stack.settled(bus)
+    assert await stack.ticket_numbers(bus) == []
     assert await commands(bus) == []
-    (entry,) = await timeline(bus)
+    (entry,) = await stack.timeline(bus)
     assert (entry.client_id, entry.kind, entry.request_id) == ("postmaster", "request_received", "p1")
     assert entry.text.startswith("email from jane@acme.example")

@@ -104,4 +104,6 @@ async def test_steps_are_bounded_for_a_redirect_loop(sandbox: Sandbox) -> None:
 async def test_invalid_driver_request_is_a_422(sandbox: Sandbox) -> None:
     async with httpx.AsyncClient(base_url=sandbox.url) as http:
         answer = await http.post("/api/inbound/call", json={"digits": ["1"]})
+        garbled = await http.post("/api/inbound/sms", content=b"{not json")
     assert answer.status_code == 422 and "from" in answer.json()["error"]
+    assert garbled.status_code == 422 and "JSON" in garbled.json()["error"]

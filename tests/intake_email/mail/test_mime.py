@@ -5,19 +5,11 @@ from __future__ import annotations
 from services.contracts.threading import message_id
 from services.intake_email.mail import parse
 from services.intake_email.mail.mime import html_to_text
-from tests.intake_email.mail.samples import SECRET, mail
+from tests.intake_email.mail.samples import ENCODED, SECRET, mail
 
 
 def test_rfc2047_subject_and_rfc2231_filename() -> None:
-    raw = (
-        b"From: =?utf-8?q?J=C3=BCrgen?= <j@example.de>\nSubject: =?iso-8859-1?q?St=F6rung?=\n"
-        b"Message-ID: <a@b>\nMIME-Version: 1.0\nContent-Type: multipart/mixed; boundary=XX\n\n"
-        b"--XX\nContent-Type: text/plain; charset=utf-8\n\nHallo\n"
-        b"--XX\nContent-Type: application/pdf\n"
-        b"Content-Disposition: attachment; filename*=utf-8''Rechnung%20M%C3%A4rz.pdf\n"
-        b"Content-Transfer-Encoding: base64\n\nJVBERg==\n--XX--\n"
-    )
-    parsed = parse(raw, secret=SECRET)
+    parsed = parse(ENCODED, secret=SECRET)
     assert parsed.subject == "Störung"
     assert (parsed.sender_email, parsed.sender_name) == ("j@example.de", "Jürgen")
     (att,) = parsed.attachments

@@ -1,0 +1,81 @@
+"""What the router's tests share: a running router, requests, and reads of what it published and stored."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import msgspec
+
+from services.common.bus import Bus
+from services.common.clock import Clock
+from services.common.config import BusConfig
+from services.common.kvview import snapshot
+from services.contracts import Command, Sender, ServiceRequest, Ticket, TimelineEntry
+from services.contracts import subjects as s
+from services.router.app import main
+from services.router.config import RouterConfig
+from tests.support import settled as drained
+
+POLICY = str(Path(__file__).resolve().parents[2] / "deploy" / "policy.example.yaml")
+MONDAY_10 = datetime(2026, 11, 23, 16, tzinfo=UTC)  # 10:00 CST, in hours
+FRIDAY_18 = datetime(2026, 11, 21, 0, tzinfo=UTC)  # 18:00 CST, after hours
+
+
+def request(
+    rid: str, *, email: str = "jane@acme.example", at: datetime = MONDAY_10, **kw: object
+) -> ServiceRequest:
+    return msgspec.structs.replace(
+        ServiceRequest(
+            id=rid, channel="email", received_at=at, sender=Sender(email=email), body="Printer jammed"
+        ),
+        **kw,
+    )
+
+
+@contextlib.asynccontextmanager
+async def router(bus_config: BusConfig, clock: Clock | None = None) -> AsyncIterator[None]:
+    stop = asyncio.Event()
+    cfg = RouterConfig(http_port=0, policy=POLICY, timer_poll=0.1, bus=bus_config)
+    task = asyncio.create_task(main(cfg, stop=stop, clock=clock))
+    try:
+        yield
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 15)
+
+
+async def settled(bus: Bus) -> None:
+    assert await drained(bus, ((s.STREAM_REQUESTS, "router"),), rounds=1, pause=0), "requests still pending"
+
+
+async def commands(bus: Bus) -> list[tuple[str, Command]]:
+    info = await bus.js.stream_info(s.STREAM_NOTIFY)
+    decoder = msgspec.json.Decoder(Command)
+    out = []
+    for seq in range(info.state.first_seq, info.state.last_seq + 1):
+        msg = await bus.js.get_msg(s.STREAM_NOTIFY, seq)
+        out.append(((msg.headers or {}).get("Nats-Msg-Id", ""), decoder.decode(msg.data or b"")))
+    return out
+
+
+async def timeline(bus: Bus) -> list[TimelineEntry]:
+    info = await bus.js.stream_info(s.STREAM_TIMELINE)
+    if not info.state.messages:
+        return []
+    return [
+        msgspec.json.decode((await bus.js.get_msg(s.STREAM_TIMELINE, seq)).data or b"", type=TimelineEntry)
+        for seq in range(info.state.first_seq, info.state.last_seq + 1)
+    ]
+
+
+async def ticket(bus: Bus, number: str) -> Ticket | None:
+    raw, _ = await bus.kv_get(s.KV_TICKETS, number)
+    return None if raw is None else msgspec.json.decode(raw, type=Ticket)
+
+
+async def ticket_numbers(bus: Bus) -> list[str]:
+    return sorted(await snapshot(bus, s.KV_TICKETS, ">", bytes))
