@@ -30,11 +30,13 @@ class Notifier(Workflow):
 
     # -- replies --------------------------------------------------------------------------------
 
-    async def handle_reply(self, event: TechReplied | OptOutChanged, delivery: Delivery) -> None:
-        if isinstance(event, OptOutChanged):
-            record = OptOut(opted_out=event.opted_out, at=event.received_at)
-            await self.contacts.put(OPT_OUT, event.phone, record)
-            return
+    async def handle_opt_out(self, event: OptOutChanged, delivery: Delivery) -> None:
+        # A plain put: the phone's lane keeps STOP and START in arrival order, and a redelivery
+        # writes the same record again.
+        record = OptOut(opted_out=event.opted_out, at=event.received_at)
+        await self.contacts.put(OPT_OUT, event.phone, record)
+
+    async def handle_reply(self, event: TechReplied, delivery: Delivery) -> None:
         seen_key = s.kv_key(f"reply.{event.id}")
         seen, _ = await self.bus.kv_get(s.KV_SEEN, seen_key)
         if seen is not None:

@@ -10,7 +10,7 @@ from twilio.rest import Client as TwilioClient
 
 from services.common.bus import Bus
 from services.common.clock import Clock, SystemClock
-from services.common.consumer import ConsumerSpec, Delivery, LaneConsumer
+from services.common.consumer import ConsumerSpec, LaneConsumer
 from services.common.http import HttpServer, health_app
 from services.common.metrics import follow_storage, watch_consumer_lag
 from services.contracts import (
@@ -25,8 +25,9 @@ from services.notifier.answers import Notifier
 from services.notifier.config import NotifierConfig
 from services.notifier.internal import (
     NotifyCommand,
+    phone_lane,
     recipient_lane,
-    sender_lane,
+    report_lane,
     ticket_lane,
 )
 from services.notifier.outbound import Sender
@@ -51,13 +52,8 @@ async def main(cfg: NotifierConfig, *, stop: asyncio.Event, clock: Clock | None 
     sender = Sender(bus, cfg, clock, twilio)
     sender.metrics = notifier.metrics  # one registry per process, served on /metrics
 
-    async def on_reply(event: TechReplied | OptOutChanged | SmsStatusReported, delivery: Delivery) -> None:
-        if isinstance(event, SmsStatusReported):
-            await sender.reported(event)
-        else:
-            await notifier.handle_reply(event, delivery)
-
     width = cfg.concurrency
+    # One durable per kind of message: each has its own handler, nothing forks by kind here.
     consumers = [
         LaneConsumer(
             bus,
@@ -69,10 +65,26 @@ async def main(cfg: NotifierConfig, *, stop: asyncio.Event, clock: Clock | None 
         ),
         LaneConsumer(
             bus,
-            ConsumerSpec(s.STREAM_REPLIES, "notifier-replies", s.REPLIES_ALL),
-            msgspec.json.Decoder(TechReplied | OptOutChanged | SmsStatusReported).decode,
-            on_reply,
-            lanes=sender_lane,
+            ConsumerSpec(s.STREAM_REPLIES, "notifier-replies", s.TECH_REPLIED),
+            msgspec.json.Decoder(TechReplied).decode,
+            notifier.handle_reply,
+            lanes=phone_lane,
+            width=width,
+        ),
+        LaneConsumer(
+            bus,
+            ConsumerSpec(s.STREAM_REPLIES, "notifier-optout", s.OPT_OUT_CHANGED),
+            msgspec.json.Decoder(OptOutChanged).decode,
+            notifier.handle_opt_out,
+            lanes=phone_lane,
+            width=width,
+        ),
+        LaneConsumer(
+            bus,
+            ConsumerSpec(s.STREAM_REPLIES, "notifier-status", s.SMS_STATUS_REPORTED),
+            msgspec.json.Decoder(SmsStatusReported).decode,
+            sender.reported,
+            lanes=report_lane,
             width=width,
         ),
         LaneConsumer(

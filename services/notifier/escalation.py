@@ -9,17 +9,11 @@ from datetime import datetime
 import msgspec
 from nats.js.errors import KeyNotFoundError
 
-from services.contracts import (
-    Ticket,
-)
+from services.contracts import DeliveryFailed, Ticket
 from services.contracts import subjects as s
 from services.notifier import timers
 from services.notifier.channels import Channels
-from services.notifier.internal import (
-    TIMER_FIRED,
-    DeliveryFailed,
-    TimerFired,
-)
+from services.notifier.internal import TIMER_FIRED, TimerFired
 from services.notifier.timers import Timer
 from services.state.contacts import UPDATE_STAMP
 from services.state.timers import run_timers

@@ -22,7 +22,7 @@ from services.common.bus import Bus, Transient
 from services.common.clock import Clock
 from services.common.consumer import Delivery
 from services.common.metrics import Metrics
-from services.contracts import SendEmail, SendSms, SmsStatusReported, TimelineEntry
+from services.contracts import DeliveryFailed, SendEmail, SendSms, SmsStatusReported, TimelineEntry
 from services.contracts import subjects as s
 from services.notifier import delivery as transitions
 from services.notifier import suppression
@@ -36,7 +36,6 @@ from services.notifier.delivery import (
     outbound_key,
 )
 from services.notifier.families import RATE
-from services.notifier.internal import DELIVERY_FAILED, DeliveryFailed
 from services.notifier.transport import Transport
 from services.state import records
 from services.state.contacts import ContactState
@@ -225,7 +224,7 @@ class Sender:
             key, lambda current: transitions.settle(current, channel, sid, attempts=attempts, now=now)
         )
 
-    async def reported(self, event: SmsStatusReported) -> None:
+    async def reported(self, event: SmsStatusReported, delivery: Delivery) -> None:
         """Twilio's status callback: a carrier failure after acceptance falls back like a refusal."""
         if not event.key:
             log.info("status callback without our key", extra={"id": event.id})
@@ -283,7 +282,7 @@ class Sender:
                 ticket_number=message.ticket_number,
                 client_id=message.client_id,
             )
-            await self.bus.publish(s.notify_subject(DELIVERY_FAILED), failed, msg_id=failed.id)
+            await self.bus.publish(s.DELIVERY_FAILED, failed, msg_id=failed.id)
 
     async def _record(self, key: str, record: DeliveryRecord) -> None:
         kv = await self.bus.kv(s.KV_OUTBOUND)

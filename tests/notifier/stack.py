@@ -28,6 +28,8 @@ NOW = datetime(2026, 11, 23, 15, 0, tzinfo=UTC)  # Monday 09:00 in Chicago: in h
 DURABLES = (
     (s.STREAM_NOTIFY, "notifier"),
     (s.STREAM_REPLIES, "notifier-replies"),
+    (s.STREAM_REPLIES, "notifier-optout"),
+    (s.STREAM_REPLIES, "notifier-status"),
     (s.STREAM_OUTBOX, "notifier-sender"),
 )
 ALICE, BOB, CAROL = "+13125550101", "+13125550102", "+13125550103"
