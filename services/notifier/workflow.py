@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 
 import msgspec
 
+from services.common.bus import Transient
 from services.common.consumer import Delivery
 from services.contracts import (
     AcknowledgeClient,
@@ -28,6 +29,14 @@ from services.policy.calendar import BusinessCalendar
 from services.policy.coverage import describe
 from services.wording import sanitize
 from services.wording.values import FOLLOW_UP_MAX, TRANSCRIPT_MAX, due_of
+
+
+class TicketMissing(Transient):
+    """A command names a ticket that is not stored. The router stores a ticket before any command
+    names it, so this is a replica that lags behind that write (retried: the consumer naks with
+    backoff) or a ticket that is truly gone (after max_deliver the consumer dead-letters the command
+    with this reason, logged, replayable with `python -m services.deadletters`). Never acted on from
+    the command's snapshot, which could resurrect a ticket or undo a newer change."""
 
 
 class Workflow(Escalation):
@@ -52,24 +61,24 @@ class Workflow(Escalation):
             await self.delivery_failed(command)
 
     async def dispatch(self, command: DispatchTicket) -> None:
-        given = command.ticket
-        decision = given.decision
-        first = given.assignee or decision.assignee or decision.oncall
+        """Hand the ticket as stored to its tech; the command's snapshot only names it."""
 
         def start(current: Ticket | None) -> Ticket | None:
-            ticket = current or given
-            if ticket.status in ("accepted", "resolved"):
+            if current is None or current.status in ("accepted", "resolved"):
                 return None
+            decision = current.decision
             new = msgspec.structs.replace(
-                ticket,
+                current,
                 status="dispatched",
-                assignee=ticket.assignee or first,
-                response_due=ticket.response_due or decision.response_due,
+                assignee=current.assignee or decision.assignee or decision.oncall,
+                response_due=current.response_due or decision.response_due,
             )
             return None if new == current else new
 
-        ticket = await self.update_ticket(given.number, start)
-        if ticket is None or ticket.status != "dispatched":
+        ticket = await self.update_ticket(command.ticket.number, start)
+        if ticket is None:
+            raise TicketMissing(f"dispatch {command.id}: ticket {command.ticket.number} is not stored")
+        if ticket.status != "dispatched":
             return
         tech = self.tech(ticket.assignee)
         if tech is None:
@@ -154,7 +163,9 @@ class Workflow(Escalation):
         if command.reopen:
             await self.reopen(command)
             return
-        ticket = await self.ticket(command.ticket.number) or command.ticket
+        ticket = await self.ticket(command.ticket.number)
+        if ticket is None:
+            raise TicketMissing(f"relay {command.id}: ticket {command.ticket.number} is not stored")
         if ticket.status == "resolved":
             return
         if ticket.status == "queued":
