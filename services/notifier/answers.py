@@ -120,15 +120,14 @@ class Notifier(Workflow):
             )
             await self.contacts.put(UPDATE_STAMP, stored.number, self.clock.now())
             # The commitment moved: the due and warn timers move with it.
-            for timer in timers.plan(
+            planned = timers.plan(
                 stored,
                 dispatched_at=self.clock.now(),
                 ack_timeout=self.policy.oncall.ack_timeout,
                 warn_before=self.policy.delay_updates.warn_before,
                 business_subtract=self.business_subtract(stored),
-            ):
-                if timer.kind != "ack":
-                    await self.arm(timer, replace=True)
+            )
+            await self.arm_all([timer for timer in planned if timer.kind != "ack"], replace=True)
             until = times.stamp(stored.response_due, self.zone)
             text = f"{tech.name} delayed it to {until}: {event.reason or 'no reason given'}"
             await self.timeline(stored, "delay_update_sent", text, key, tech.id)

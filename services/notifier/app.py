@@ -108,6 +108,8 @@ async def main(cfg: NotifierConfig, *, stop: asyncio.Event, clock: Clock | None 
     finally:
         await asyncio.gather(*tasks, return_exceptions=True)
         await notifier.tickets.close()  # the replies consumer's view: its watch consumer is deleted
+        await notifier.contacts.close()
+        await sender.contacts.close()
         await server.stop()
         await http_client.close()
         await bus.close()

@@ -31,7 +31,7 @@ from services.policy.decide import UNKNOWN_CLIENT_ID
 from services.policy.matching import matching_contact
 from services.policy.model import Client, Contact, Policy, Tech
 from services.state import tickets
-from services.state.contacts import LAST_TOUCH, ContactState
+from services.state.contacts import ContactState
 from services.state.tickets import TicketStore
 from services.wording.catalog import Wording
 
@@ -94,7 +94,7 @@ class Channels:
         """The client's last finished job, unless it is this very ticket (a reopened one, say)."""
         if ticket.client_id == UNKNOWN_CLIENT_ID:
             return ""  # strangers share that id: one stranger's job is nothing to another's tech
-        touch = await self.contacts.get(LAST_TOUCH, ticket.client_id)
+        touch = await self.contacts.last_touch(ticket.client_id)
         return "" if touch is None or touch.ticket_number == ticket.number else touch.text
 
     async def ticket(self, number: str) -> Ticket | None:
@@ -111,7 +111,12 @@ class Channels:
         return await self.contacts.get(FOLD, number) or compose.Folded()
 
     async def dispatch_text(self, ticket: Ticket, *, escalated: bool = False) -> str:
-        """The text that hands a ticket to a tech: the job, the client's notes and last touch, follow-ups."""
+        """The text that hands a ticket to a tech: the job, the client's notes and last touch, follow-ups.
+
+        Follow-ups are read from the store every time (not a view, not skipped for an immediate
+        dispatch): every ticket is stored "queued" until its dispatch, so a follow-up may have been
+        kept a moment ago, and a view could trail it."""
+        folded = await self.folded(ticket.number)
         return compose.tech_dispatch(
             self.words,
             self.named(ticket),
@@ -120,7 +125,7 @@ class Channels:
             notes=self.notes(ticket.client_id),
             last_touch=await self.last_touch(ticket),
             escalated=escalated,
-            folded=await self.folded(ticket.number),
+            folded=folded,
         )
 
     async def all_tickets(self) -> list[Ticket]:

@@ -19,20 +19,28 @@ from services.state.contacts import UPDATE_STAMP
 from services.state.timers import run_timers
 from services.wording import times
 
-OPS = "ops"  # assignee once every tech was tried: the desk ops contact owns the ticket
+OPS = "ops"
+_encode_timer = (
+    msgspec.json.Encoder().encode
+)  # assignee once every tech was tried: the desk ops contact owns the ticket
 
 
 class Escalation(Channels):
     # -- timers ---------------------------------------------------------------------------------
 
     async def arm(self, timer: Timer, *, replace: bool = False) -> None:
-        """Create the timer unless one exists (a redelivered dispatch must not push it back)."""
-        encoded = msgspec.json.encode(timer)
+        """Create the timer unless one exists (a redelivered dispatch must not push it back); with
+        `replace`, overwrite it. Either way one write, no read first."""
+        encoded = _encode_timer(timer)
+        if replace:
+            kv = await self.bus.kv(s.KV_TIMERS)
+            await kv.put(timer.key, encoded)
+        else:
+            await self.bus.kv_create(s.KV_TIMERS, timer.key, encoded)
 
-        def put(current: bytes | None) -> bytes | None:
-            return encoded if current is None or replace else None
-
-        await self.bus.kv_update(s.KV_TIMERS, timer.key, put)
+    async def arm_all(self, planned: list[Timer], *, replace: bool = False) -> None:
+        """Several timers of one ticket: separate keys, so their writes go out together."""
+        await asyncio.gather(*(self.arm(timer, replace=replace) for timer in planned))
 
     async def rearm_ack(self, number: str, step: int) -> None:
         """A fresh acceptance clock from now: the tech who has the ticket at `step` must accept in time."""

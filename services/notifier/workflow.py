@@ -86,15 +86,14 @@ class Workflow(Escalation):
             return
         body = await self.dispatch_text(ticket)
         await self.text_tech(tech, ticket, body, "tech_dispatch", key=f"dispatch.{command.id}")
-        now = self.clock.now()
-        for timer in timers.plan(
+        planned = timers.plan(
             ticket,
-            dispatched_at=now,
+            dispatched_at=self.clock.now(),
             ack_timeout=self.policy.oncall.ack_timeout,
             warn_before=self.policy.delay_updates.warn_before,
             business_subtract=self.business_subtract(ticket),
-        ):
-            await self.arm(timer)
+        )
+        await self.arm_all(planned)
         await self.timeline(
             ticket,
             "tech_notified",
