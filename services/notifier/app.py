@@ -21,8 +21,10 @@ from services.contracts import (
     TechReplied,
 )
 from services.contracts import subjects as s
-from services.notifier.answers import Notifier
+from services.notifier.answers import Answers
+from services.notifier.channels import Channels
 from services.notifier.config import NotifierConfig
+from services.notifier.escalation import Escalation
 from services.notifier.internal import (
     NotifyCommand,
     phone_lane,
@@ -31,10 +33,32 @@ from services.notifier.internal import (
     ticket_lane,
 )
 from services.notifier.outbound import Sender
+from services.notifier.workflow import Workflow
 from services.policy.load import load_policy
+from services.policy.model import Policy
 from services.wording import catalog as wording
+from services.wording.catalog import Wording
 
 __all__ = ["Notifier", "main"]
+
+
+class Notifier:
+    """The notifier's parts, each holding the ones it works with: channels (lookups, stores, sending),
+    escalation (timers), the workflow (commands) and answers (replies). No part inherits another."""
+
+    def __init__(
+        self, bus: Bus, cfg: NotifierConfig, policy: Policy, clock: Clock, words: Wording | None = None
+    ) -> None:
+        self.channels = Channels(bus, cfg, policy, clock, words)
+        self.escalation = Escalation(self.channels)
+        self.workflow = Workflow(self.channels, self.escalation)
+        self.answers = Answers(self.channels, self.escalation)
+
+    async def close(self) -> None:
+        """Delete the watch consumers of the views the parts keep."""
+        await self.escalation.timers.close()
+        await self.channels.tickets.close()
+        await self.channels.contacts.close()
 
 
 async def main(cfg: NotifierConfig, *, stop: asyncio.Event, clock: Clock | None = None) -> None:
@@ -50,7 +74,7 @@ async def main(cfg: NotifierConfig, *, stop: asyncio.Event, clock: Clock | None 
         twilio.api.base_url = cfg.twilio.api_base.rstrip("/")
     notifier = Notifier(bus, cfg, policy, clock, words)
     sender = Sender(bus, cfg, clock, twilio)
-    sender.metrics = notifier.metrics  # one registry per process, served on /metrics
+    sender.metrics = notifier.channels.metrics  # one registry per process, served on /metrics
 
     width = cfg.concurrency
     # One durable per kind of message: each has its own handler, nothing forks by kind here.
@@ -59,7 +83,7 @@ async def main(cfg: NotifierConfig, *, stop: asyncio.Event, clock: Clock | None 
             bus,
             ConsumerSpec(s.STREAM_NOTIFY, "notifier", s.NOTIFY_ALL),
             msgspec.json.Decoder(NotifyCommand).decode,
-            notifier.handle_notify,
+            notifier.workflow.handle_notify,
             lanes=ticket_lane,
             width=width,
         ),
@@ -67,7 +91,7 @@ async def main(cfg: NotifierConfig, *, stop: asyncio.Event, clock: Clock | None 
             bus,
             ConsumerSpec(s.STREAM_REPLIES, "notifier-replies", s.TECH_REPLIED),
             msgspec.json.Decoder(TechReplied).decode,
-            notifier.handle_reply,
+            notifier.answers.handle_reply,
             lanes=phone_lane,
             width=width,
         ),
@@ -75,7 +99,7 @@ async def main(cfg: NotifierConfig, *, stop: asyncio.Event, clock: Clock | None 
             bus,
             ConsumerSpec(s.STREAM_REPLIES, "notifier-optout", s.OPT_OUT_CHANGED),
             msgspec.json.Decoder(OptOutChanged).decode,
-            notifier.handle_opt_out,
+            notifier.answers.handle_opt_out,
             lanes=phone_lane,
             width=width,
         ),
@@ -100,15 +124,14 @@ async def main(cfg: NotifierConfig, *, stop: asyncio.Event, clock: Clock | None 
     server = HttpServer(health_app(lambda: bus.ready, None, sender.metrics.registry), cfg.host, cfg.http_port)
     await server.start()
     tasks = [asyncio.create_task(c.run(stop)) for c in consumers]
-    tasks.append(asyncio.create_task(notifier.timer_loop(stop)))
+    tasks.append(asyncio.create_task(notifier.escalation.timer_loop(stop)))
     lagging = [(c.spec.stream, c.spec.durable) for c in consumers]
-    tasks.append(asyncio.create_task(watch_consumer_lag(notifier.metrics, bus, lagging, stop)))
+    tasks.append(asyncio.create_task(watch_consumer_lag(notifier.channels.metrics, bus, lagging, stop)))
     try:
         await stop.wait()
     finally:
         await asyncio.gather(*tasks, return_exceptions=True)
-        await notifier.tickets.close()  # the replies consumer's view: its watch consumer is deleted
-        await notifier.contacts.close()
+        await notifier.close()
         await sender.contacts.close()
         await server.stop()
         await http_client.close()

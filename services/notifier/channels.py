@@ -22,11 +22,10 @@ from services.contracts import (
 from services.contracts import subjects as s
 from services.contracts.commands import Purpose
 from services.contracts.events import TimelineKind
-from services.notifier import compose, replies, suppression, timers
+from services.notifier import compose, replies, suppression
 from services.notifier.config import NotifierConfig
 from services.notifier.delivery import Outbound
 from services.notifier.families import FOLD
-from services.notifier.timers import Timer
 from services.policy.decide import UNKNOWN_CLIENT_ID
 from services.policy.matching import matching_contact
 from services.policy.model import Client, Contact, Policy, Tech
@@ -37,7 +36,8 @@ from services.wording.catalog import Wording
 
 
 class Channels:
-    """Lookups, stores and sending: what every part of the notifier stands on."""
+    """Lookups, stores and sending: what every part of the notifier stands on (a collaborator of
+    Escalation, Workflow and Answers, which each hold it)."""
 
     def __init__(
         self, bus: Bus, cfg: NotifierConfig, policy: Policy, clock: Clock, words: Wording | None = None
@@ -50,8 +50,7 @@ class Channels:
         self.zone = ZoneInfo(policy.desk.timezone)  # techs, ops and the desk read desk time
         self.metrics = Metrics()
         self.secret = cfg.thread_secret.reveal().encode()
-        # Live views kept by one watch each (see KvView: never kv.keys() per poll or per reply).
-        self.timers: KvView[Timer] = KvView(bus, s.KV_TIMERS, f"{timers.OWNER}.>", timers.decode_timer)
+        # A live view kept by one watch (see KvView: never kv.keys() per poll or per reply).
         self.tickets: KvView[Ticket] = KvView(bus, s.KV_TICKETS, ">", tickets.decode)
         self.store = TicketStore(bus)
         self.contacts = ContactState(bus)

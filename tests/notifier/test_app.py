@@ -294,12 +294,13 @@ async def test_polling_timers_and_replies_leave_no_consumers_behind(stack: Stack
     idle = Notifier(stack.bus, stack.cfg, load_policy(stack.cfg.policy), stack.clock)
     try:
         for _ in range(600):
-            assert await idle.fire_due_timers() == NOW + timedelta(minutes=10)  # alice's ack timeout
+            assert await idle.escalation.fire_due_timers() == NOW + timedelta(
+                minutes=10
+            )  # alice's ack timeout
         for _ in range(50):
-            assert [t.number for t in await idle.all_tickets()] == ["SR-1042"]
+            assert [t.number for t in await idle.channels.all_tickets()] == ["SR-1042"]
     finally:
-        await idle.timers.close()
-        await idle.tickets.close()
+        await idle.close()
     for stream in (f"KV_{s.KV_TIMERS}", f"KV_{s.KV_TICKETS}"):
         info = await stack.bus.js.stream_info(stream)
         assert (info.state.consumer_count or 0) <= 1, stream  # at most the running notifier's own view

@@ -25,10 +25,10 @@ async def test_a_command_for_a_ticket_not_stored_is_retried_never_acted_on_from_
     ticket = make_ticket()
     idle = Notifier(stack.bus, stack.cfg, load_policy(stack.cfg.policy), stack.clock)
     with pytest.raises(TicketMissing, match="SR-1042 is not stored"):
-        await idle.dispatch(DispatchTicket(id="cmd-x", ticket=ticket))
+        await idle.workflow.dispatch(DispatchTicket(id="cmd-x", ticket=ticket))
     relay = RelayClientMessage(id="relay:x", ticket=ticket, request_id="req-2", summary="Still slow.")
     with pytest.raises(TicketMissing, match="SR-1042 is not stored"):
-        await idle.relay(relay)
+        await idle.workflow.relay(relay)
     assert await stack.bus.kv_get(s.KV_TICKETS, "SR-1042") == (None, 0)
     # Through the consumer: the first delivery fails, the ticket lands, a redelivery dispatches it once.
     command = DispatchTicket(id="cmd-1", ticket=ticket)
