@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 import msgspec
 from twilio.http.async_http_client import AsyncTwilioHttpClient
@@ -10,7 +12,7 @@ from twilio.rest import Client as TwilioClient
 
 from services.common.bus import Bus
 from services.common.clock import Clock, SystemClock
-from services.common.consumer import ConsumerSpec, LaneConsumer
+from services.common.consumer import ConsumerSpec, Delivery, LaneConsumer
 from services.common.http import HttpServer, health_app
 from services.common.metrics import follow_storage, watch_consumer_lag
 from services.contracts import (
@@ -40,6 +42,8 @@ from services.wording import catalog as wording
 from services.wording.catalog import Wording
 
 __all__ = ["Notifier", "main"]
+
+Handler = Callable[[Any, Delivery], Awaitable[None]]
 
 
 class Notifier:
@@ -76,49 +80,22 @@ async def main(cfg: NotifierConfig, *, stop: asyncio.Event, clock: Clock | None 
     sender = Sender(bus, cfg, clock, twilio)
     sender.metrics = notifier.channels.metrics  # one registry per process, served on /metrics
 
-    width = cfg.concurrency
-    # One durable per kind of message: each has its own handler, nothing forks by kind here.
+    # One durable per kind of message, each with its own handler and lanes: nothing forks by kind here.
+    work, answer, spec = notifier.workflow, notifier.answers, ConsumerSpec
+    notify, replies, outbox = s.STREAM_NOTIFY, s.STREAM_REPLIES, s.STREAM_OUTBOX
+    status, opt_out, outgoing = s.SMS_STATUS_REPORTED, s.OPT_OUT_CHANGED, SendSms | SendEmail
+    routes: list[tuple[ConsumerSpec, Any, Handler, Callable[[Any], frozenset[str]]]] = [
+        (spec(notify, "notifier", s.NOTIFY_ALL), NotifyCommand, work.handle_notify, ticket_lane),
+        (spec(replies, "notifier-replies", s.TECH_REPLIED), TechReplied, answer.handle_reply, phone_lane),
+        (spec(replies, "notifier-optout", opt_out), OptOutChanged, answer.handle_opt_out, phone_lane),
+        (spec(replies, "notifier-status", status), SmsStatusReported, sender.reported, report_lane),
+        (spec(outbox, "notifier-sender", s.OUTBOX_ALL, ack_wait=60), outgoing, sender.handle, recipient_lane),
+    ]  # fmt: skip
     consumers = [
         LaneConsumer(
-            bus,
-            ConsumerSpec(s.STREAM_NOTIFY, "notifier", s.NOTIFY_ALL),
-            msgspec.json.Decoder(NotifyCommand).decode,
-            notifier.workflow.handle_notify,
-            lanes=ticket_lane,
-            width=width,
-        ),
-        LaneConsumer(
-            bus,
-            ConsumerSpec(s.STREAM_REPLIES, "notifier-replies", s.TECH_REPLIED),
-            msgspec.json.Decoder(TechReplied).decode,
-            notifier.answers.handle_reply,
-            lanes=phone_lane,
-            width=width,
-        ),
-        LaneConsumer(
-            bus,
-            ConsumerSpec(s.STREAM_REPLIES, "notifier-optout", s.OPT_OUT_CHANGED),
-            msgspec.json.Decoder(OptOutChanged).decode,
-            notifier.answers.handle_opt_out,
-            lanes=phone_lane,
-            width=width,
-        ),
-        LaneConsumer(
-            bus,
-            ConsumerSpec(s.STREAM_REPLIES, "notifier-status", s.SMS_STATUS_REPORTED),
-            msgspec.json.Decoder(SmsStatusReported).decode,
-            sender.reported,
-            lanes=report_lane,
-            width=width,
-        ),
-        LaneConsumer(
-            bus,
-            ConsumerSpec(s.STREAM_OUTBOX, "notifier-sender", s.OUTBOX_ALL, ack_wait=60.0),
-            msgspec.json.Decoder(SendSms | SendEmail).decode,
-            sender.handle,
-            lanes=recipient_lane,
-            width=width,
-        ),
+            bus, route, msgspec.json.Decoder(kind).decode, handle, lanes=lanes, width=cfg.concurrency
+        )
+        for route, kind, handle, lanes in routes
     ]
     follow_storage(sender.metrics.registry, bus)
     server = HttpServer(health_app(lambda: bus.ready, None, sender.metrics.registry), cfg.host, cfg.http_port)

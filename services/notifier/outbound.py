@@ -201,7 +201,8 @@ class Sender:
         self, key: str, change: Callable[[DeliveryRecord | None], tuple[DeliveryRecord | None, R]]
     ) -> R:
         """Apply one transition of the delivery state machine to the record as stored now."""
-        return await records.step(self.bus, s.KV_OUTBOUND, key, decode_record, change)
+        _, result = await records.transition(self.bus, s.KV_OUTBOUND, key, decode_record, change)
+        return result
 
     async def reported(self, event: SmsStatusReported, delivery: Delivery) -> None:
         """Twilio's status callback: a carrier failure after acceptance falls back like a refusal."""

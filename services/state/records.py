@@ -32,21 +32,6 @@ class Family(Generic[T]):
         return f"{self.name}.>"
 
 
-async def step(
-    bus: Bus,
-    bucket: str,
-    key: str,
-    decoder: msgspec.json.Decoder[T],
-    change: Callable[[T | None], tuple[T | None, R]],
-) -> R:
-    """Compare-and-set one record: `change` returns (the new record or None to leave it, a result).
-
-    Returns the result of the step that stood (the one applied to the record as it was stored).
-    """
-    _, result = await transition(bus, bucket, key, decoder, change)
-    return result
-
-
 async def transition(
     bus: Bus,
     bucket: str,
@@ -56,7 +41,10 @@ async def transition(
     *,
     seen: KvEntry | None = None,
 ) -> tuple[KvEntry, R]:
-    """`step` that also returns the entry as stored afterwards, and takes the entry as last seen.
+    """Compare-and-set one record: `change` returns (the new record or None to leave it, a result).
+
+    Returns the entry as stored afterwards with the result of the step that stood (the one applied to
+    the record as it was stored).
 
     With `seen` (the entry a previous transition returned, or `KvEntry(None, 0)` for a key expected to
     be new) the first read is skipped: one round trip, not two. A write at a stale `seen` is refused by
@@ -110,7 +98,8 @@ class Records:
             new = change(current)
             return new, (current if new is None else new)
 
-        return await step(self.bus, family.bucket, family.key(ident), family.decoder, keep)
+        _, stored = await transition(self.bus, family.bucket, family.key(ident), family.decoder, keep)
+        return stored
 
     async def admit(
         self, family: Family[T], ident: str, decide: Callable[[T | None], tuple[bool, T]]
