@@ -63,6 +63,7 @@ class LostClaim(Exception):
 
 
 FAILED_STATUSES = frozenset({"failed", "undelivered"})
+SETTLED_LIMIT = 4096  # settled records remembered for their status reports
 NEW = KvEntry(None, 0)  # "expected not to exist yet": a transition creates the record without a read
 
 
@@ -85,6 +86,15 @@ class Sender:
         self.cfg = cfg
         self.clock = clock
         self.transport = Transport(cfg, clock, twilio)
+        # Each sent SMS's record as this process settled it: its status report (usually a second or two
+        # later, on this process's status consumer) is written at that revision without a read. A
+        # stale one is refused by the server and re-read (records.transition); forgetting costs a read.
+        self._settled: dict[str, KvEntry] = {}
+
+    def remember(self, key: str, entry: KvEntry) -> None:
+        if len(self._settled) >= SETTLED_LIMIT:
+            self._settled.clear()
+        self._settled[key] = entry
 
     async def handle(self, message: Outbound, delivery: Delivery) -> None:
         key = outbound_key(message.key)
@@ -211,7 +221,14 @@ class Sender:
             return
         key = outbound_key(event.key)
         code = event.error_code or 0
-        failed = await self._step(key, lambda current: transitions.report(current, event))
+        _, failed = await records.transition(
+            self.bus,
+            s.KV_OUTBOUND,
+            key,
+            decode_record,
+            lambda current: transitions.report(current, event),
+            seen=self._settled.pop(key, None),
+        )
         if failed is not None and failed.message is not None:
             await self._failed(failed.message, code, f"carrier reported {event.status}")
 
@@ -324,6 +341,8 @@ class Held:
         await self._transition(
             lambda current: transitions.settle(current, channel, sid, attempts=attempts, now=now)
         )
+        if self.job.channel == "sms" and self.entry.written:
+            self.sender.remember(self.job.key, self.entry)
 
     async def release(self, error: str, *, unsure: bool) -> None:
         """Hand the message back as "retry", unless another sender holds it now."""

@@ -8,13 +8,14 @@ passes through nats-py's `Client.publish`, which this test observes (and calls u
 from __future__ import annotations
 
 import collections
+import re
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from nats.aio.client import Client
 
-from services.contracts import AcknowledgeClient
+from services.contracts import AcknowledgeClient, SmsStatusReported
 from services.contracts import subjects as s
 from tests.notifier.stack import ALICE, Stack, dispatch, make_ticket
 
@@ -77,3 +78,25 @@ async def test_jetstream_operations_per_ticket(stack: Stack, notifier_ops: colle
     assert per_ticket["ack"] == 4  # two commands and two sends, each acknowledged once
     for kind, most in CEILING.items():
         assert per_ticket[kind] <= most, (kind, per_ticket)
+    # Twilio's status callbacks, as intake_voice publishes them: one "delivered" per SMS. Each is one
+    # write at the revision the sender settled (before: a read and a write), and one ack.
+    notifier_ops.clear()
+    for sms in stack.sms():
+        number = re.search(r"SR-\d+", sms["body"])
+        assert number is not None
+        key = f"dispatch.dispatch:{number.group()}" if sms["to"] == ALICE else f"ack.ack:{number.group()}"
+        report = SmsStatusReported(
+            id=f"{sms['sid']}.delivered",
+            message_sid=sms["sid"],
+            status="delivered",
+            to=sms["to"],
+            reported_at=stack.clock.now(),
+            key=key,
+        )
+        await stack.bus.publish(s.SMS_STATUS_REPORTED, report, msg_id=report.id)
+    await stack.settled()
+    reported = {kind: notifier_ops[kind] / TICKETS for kind in ("kv_read", "kv_write", "ack")}
+    print("status reports per ticket:", reported)
+    assert reported == {"kv_read": 0, "kv_write": 2, "ack": 2}
+    record, _ = await stack.bus.kv_get(s.KV_OUTBOUND, s.kv_key("out.ack.ack:SR-2000"))
+    assert record is not None and b'"state":"delivered"' in record
