@@ -109,13 +109,16 @@ class Channels:
         """What the client added while the ticket waited in the queue (see relay)."""
         return await self.contacts.get(FOLD, number) or compose.Folded()
 
-    async def dispatch_text(self, ticket: Ticket, *, escalated: bool = False) -> str:
+    async def dispatch_text(
+        self, ticket: Ticket, *, escalated: bool = False, folded: compose.Folded | None = None
+    ) -> str:
         """The text that hands a ticket to a tech: the job, the client's notes and last touch, follow-ups.
 
-        Follow-ups are read from the store every time (not a view, not skipped for an immediate
-        dispatch): every ticket is stored "queued" until its dispatch, so a follow-up may have been
-        kept a moment ago, and a view could trail it."""
-        folded = await self.folded(ticket.number)
+        Follow-ups are read from the store (here, or by the caller as `folded`), never from a view nor
+        skipped for an immediate dispatch: every ticket is stored "queued" until its dispatch, so a
+        follow-up may have been kept a moment ago, and a view could trail it."""
+        if folded is None:
+            folded = await self.folded(ticket.number)
         return compose.tech_dispatch(
             self.words,
             self.named(ticket),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 
 import msgspec
@@ -77,7 +78,12 @@ class Workflow:
             )
             return None if new == current else new
 
-        ticket = await self.channels.update_ticket(command.ticket.number, start)
+        # The follow-ups are read alongside the compare-and-set (one round trip less before the SMS):
+        # a relay of this ticket runs in its lane, before or after this dispatch, never during it.
+        number = command.ticket.number
+        ticket, folded = await asyncio.gather(
+            self.channels.update_ticket(number, start), self.channels.folded(number)
+        )
         if ticket is None:
             raise TicketMissing(f"dispatch {command.id}: ticket {command.ticket.number} is not stored")
         if ticket.status != "dispatched":
@@ -88,7 +94,7 @@ class Workflow:
                 ticket, "no technician could be assigned", key=f"ops.unassigned.{command.id}"
             )
             return
-        body = await self.channels.dispatch_text(ticket)
+        body = await self.channels.dispatch_text(ticket, folded=folded)
         await self.channels.text_tech(tech, ticket, body, "tech_dispatch", key=f"dispatch.{command.id}")
         planned = timers.plan(
             ticket,
@@ -97,13 +103,11 @@ class Workflow:
             warn_before=self.channels.policy.delay_updates.warn_before,
             business_subtract=self.escalation.business_subtract(ticket),
         )
-        await self.escalation.arm_all(planned)
-        await self.channels.timeline(
-            ticket,
-            "tech_notified",
-            f"Texted {tech.name} ({tech.phone})",
-            f"tech_notified.{command.id}",
-            tech.id,
+        # Independent writes, each idempotent: they go out together, and a redelivery repeats both.
+        notified = f"Texted {tech.name} ({tech.phone})"
+        await asyncio.gather(
+            self.escalation.arm_all(planned),
+            self.channels.timeline(ticket, "tech_notified", notified, f"tech_notified.{command.id}", tech.id),
         )
 
     async def acknowledge(self, command: AcknowledgeClient) -> None:
