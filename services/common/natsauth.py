@@ -138,6 +138,8 @@ def permissions() -> dict[str, Grant]:
         + _objects(write=False),
         "notifier": _consume(s.STREAM_NOTIFY, "notifier")
         + _consume(s.STREAM_REPLIES, "notifier-replies")
+        + _consume(s.STREAM_REPLIES, "notifier-optout")
+        + _consume(s.STREAM_REPLIES, "notifier-status")
         + _consume(s.STREAM_OUTBOX, "notifier-sender")
         + _publish(s.OUTBOX_ALL, s.NOTIFY_ALL, s.TIMELINE_ALL)
         + _dead_letters()

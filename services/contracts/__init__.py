@@ -12,6 +12,7 @@ from services.contracts.commands import (
     SendSms,
 )
 from services.contracts.events import (
+    DeliveryFailed,
     OptOutChanged,
     RequestAmended,
     SmsStatusReported,
@@ -26,6 +27,7 @@ __all__ = [
     "Attachment",
     "Command",
     "Decision",
+    "DeliveryFailed",
     "DispatchTicket",
     "OptOutChanged",
     "RelayClientMessage",

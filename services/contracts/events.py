@@ -7,6 +7,8 @@ from typing import Literal
 
 import msgspec
 
+from services.contracts.commands import Purpose
+
 ReplyVerb = Literal["accept", "eta", "delay", "done", "unknown"]
 
 
@@ -42,6 +44,20 @@ class SmsStatusReported(msgspec.Struct, frozen=True, kw_only=True, tag=True):
     reported_at: datetime
     key: str = ""  # our idempotency key, carried in the callback URL we gave Twilio
     error_code: int | None = None
+
+
+class DeliveryFailed(msgspec.Struct, frozen=True, kw_only=True, tag=True):
+    """An SMS to a tech could not be delivered (refused by Twilio, or failed later at the carrier): the
+    notifier treats the tech as unreachable and escalates at once instead of waiting for the ack timer."""
+
+    id: str  # "failed.<key>": one event per failed message, whoever notices first
+    key: str  # idempotency key of the SMS that failed
+    to: str
+    purpose: Purpose
+    error_code: int
+    at: datetime
+    ticket_number: str | None = None
+    client_id: str | None = None
 
 
 class OptOutChanged(msgspec.Struct, frozen=True, kw_only=True, tag=True):

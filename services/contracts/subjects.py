@@ -20,6 +20,7 @@ SMS_STATUS_REPORTED = f"{PREFIX}.replies.status"
 STREAM_NOTIFY = "FD_NOTIFY"
 NOTIFY_ALL = f"{PREFIX}.notify.>"
 DESK_ALL = f"{PREFIX}.notify.desk.>"  # the console's actions, inside FD_NOTIFY
+DELIVERY_FAILED = f"{PREFIX}.notify.delivery_failed"  # the notifier's sender tells its workflow
 
 STREAM_OUTBOX = "FD_OUTBOX"
 OUTBOX_ALL = f"{PREFIX}.outbox.>"

@@ -15,8 +15,9 @@ from services.contracts import (
 )
 from services.contracts import subjects as s
 from services.notifier import compose, replies, timers
+from services.notifier.channels import Channels
+from services.notifier.escalation import Escalation
 from services.notifier.families import HELP
-from services.notifier.workflow import Workflow
 from services.policy.decide import UNKNOWN_CLIENT_ID
 from services.policy.model import Tech
 from services.state.contacts import LAST_TOUCH, OPT_OUT, UPDATE_STAMP, LastTouch, OptOut
@@ -25,49 +26,53 @@ from services.wording import times
 log = logging.getLogger(__name__)
 
 
-class Notifier(Workflow):
-    """The notifier's workflow: its commands (Workflow) and its techs' replies."""
+class Answers:
+    """Techs' replies and opt-outs, carried out with the notifier's channels and timers."""
 
-    # -- replies --------------------------------------------------------------------------------
+    def __init__(self, channels: Channels, escalation: Escalation) -> None:
+        self.channels = channels
+        self.escalation = escalation
 
-    async def handle_reply(self, event: TechReplied | OptOutChanged, delivery: Delivery) -> None:
-        if isinstance(event, OptOutChanged):
-            record = OptOut(opted_out=event.opted_out, at=event.received_at)
-            await self.contacts.put(OPT_OUT, event.phone, record)
-            return
+    async def handle_opt_out(self, event: OptOutChanged, delivery: Delivery) -> None:
+        # A plain put: the phone's lane keeps STOP and START in arrival order, and a redelivery
+        # writes the same record again.
+        record = OptOut(opted_out=event.opted_out, at=event.received_at)
+        await self.channels.contacts.put(OPT_OUT, event.phone, record)
+
+    async def handle_reply(self, event: TechReplied, delivery: Delivery) -> None:
         seen_key = s.kv_key(f"reply.{event.id}")
-        seen, _ = await self.bus.kv_get(s.KV_SEEN, seen_key)
+        seen, _ = await self.channels.bus.kv_get(s.KV_SEEN, seen_key)
         if seen is not None:
             return  # a redelivered DELAY must not push the time twice
-        tech = self.tech_by_phone(event.phone)
+        tech = self.channels.tech_by_phone(event.phone)
         if tech is None:
             log.info("reply from a number that is not a tech", extra={"id": event.id})
             return
-        now = self.clock.now()
-        candidates = await self.open_tickets_of(tech.id)
+        now = self.channels.clock.now()
+        candidates = await self.channels.open_tickets_of(tech.id)
         outcome = replies.apply(event, candidates, now)
         if isinstance(outcome, replies.Help):
             await self.help(tech, event, outcome)
         else:
             await self.applied(tech, event, outcome)
-        kv = await self.bus.kv(s.KV_SEEN)
+        kv = await self.channels.bus.kv(s.KV_SEEN)
         await kv.put(seen_key, b"1")
 
     async def help(self, tech: Tech, event: TechReplied, outcome: replies.Help) -> None:
-        allowed = await self.contacts.admit(
+        allowed = await self.channels.contacts.admit(
             HELP, event.phone, lambda counter: replies.next_help(counter or replies.HelpCounter())
         )
         if allowed:
-            now = self.clock.now()
+            now = self.channels.clock.now()
             body = compose.tech_help(
-                self.words,
+                self.channels.words,
                 outcome.why,
                 list(outcome.open_numbers),
-                zone=self.zone,
+                zone=self.channels.zone,
                 now=now,
                 named=outcome.named,
             )
-            await self.send(
+            await self.channels.send(
                 SendSms(
                     key=f"help.{event.id}", to=event.phone, body=body, purpose="tech_help", created_at=now
                 )
@@ -88,26 +93,26 @@ class Notifier(Workflow):
                 response_due=wanted.response_due,
             )
 
-        stored = await self.update_ticket(wanted.number, write)
-        await self.contacts.forget(HELP, event.phone)
+        stored = await self.channels.update_ticket(wanted.number, write)
+        await self.channels.contacts.forget(HELP, event.phone)
         if stored is None or stored.assignee != tech.id:
             return
         key = s.kv_key(f"{outcome.effect}.{event.id}")
         told: str | None = None
         if outcome.effect == "accepted":
-            told = await self.tell_client(
+            told = await self.channels.tell_client(
                 stored, "client_accepted", "client_update", key, tech=tech.name, eta=stored.eta
             )
-            eta = f", ETA {times.stamp(stored.eta, self.zone)}" if stored.eta else ""
-            await self.timeline(stored, "tech_accepted", f"{tech.name} accepted{eta}", key, tech.id)
+            eta = f", ETA {times.stamp(stored.eta, self.channels.zone)}" if stored.eta else ""
+            await self.channels.timeline(stored, "tech_accepted", f"{tech.name} accepted{eta}", key, tech.id)
         elif outcome.effect == "eta" and stored.eta is not None:
-            told = await self.tell_client(
+            told = await self.channels.tell_client(
                 stored, "client_eta", "client_update", key, tech=tech.name, eta=stored.eta
             )
-            text = f"{tech.name} gave an ETA of {times.stamp(stored.eta, self.zone)}"
-            await self.timeline(stored, "eta_given", text, key, tech.id)
+            text = f"{tech.name} gave an ETA of {times.stamp(stored.eta, self.channels.zone)}"
+            await self.channels.timeline(stored, "eta_given", text, key, tech.id)
         elif outcome.effect == "delayed" and stored.response_due is not None:
-            told = await self.tell_client(
+            told = await self.channels.tell_client(
                 stored,
                 "client_delay",
                 "client_delay",
@@ -116,40 +121,41 @@ class Notifier(Workflow):
                 eta=stored.response_due,
                 reason=event.reason,
             )
-            await self.contacts.put(UPDATE_STAMP, stored.number, self.clock.now())
+            await self.channels.contacts.put(UPDATE_STAMP, stored.number, self.channels.clock.now())
             # The commitment moved: the due and warn timers move with it.
-            for timer in timers.plan(
+            planned = timers.plan(
                 stored,
-                dispatched_at=self.clock.now(),
-                ack_timeout=self.policy.oncall.ack_timeout,
-                warn_before=self.policy.delay_updates.warn_before,
-                business_subtract=self.business_subtract(stored),
-            ):
-                if timer.kind != "ack":
-                    await self.arm(timer, replace=True)
-            until = times.stamp(stored.response_due, self.zone)
+                dispatched_at=self.channels.clock.now(),
+                ack_timeout=self.channels.policy.oncall.ack_timeout,
+                warn_before=self.channels.policy.delay_updates.warn_before,
+                business_subtract=self.escalation.business_subtract(stored),
+            )
+            await self.escalation.arm_all([timer for timer in planned if timer.kind != "ack"], replace=True)
+            until = times.stamp(stored.response_due, self.channels.zone)
             text = f"{tech.name} delayed it to {until}: {event.reason or 'no reason given'}"
-            await self.timeline(stored, "delay_update_sent", text, key, tech.id)
+            await self.channels.timeline(stored, "delay_update_sent", text, key, tech.id)
         elif outcome.effect == "resolved":
-            now = self.clock.now()
+            now = self.channels.clock.now()
             touch = LastTouch(
-                text=compose.last_touch(tech.name, stored, now, self.zone),
+                text=compose.last_touch(tech.name, stored, now, self.channels.zone),
                 ticket_number=stored.number,
                 at=now,
             )
             if stored.client_id != UNKNOWN_CLIENT_ID:
-                await self.contacts.put(LAST_TOUCH, stored.client_id, touch)
-            told = await self.tell_client(
+                await self.channels.contacts.put(LAST_TOUCH, stored.client_id, touch)
+            told = await self.channels.tell_client(
                 stored,
                 "client_resolved",
                 "client_resolved",
                 key,
                 tech=tech.name,
-                reopen_until=now + self.policy.reopen_window,
+                reopen_until=now + self.channels.policy.reopen_window,
             )
-            await self.timeline(stored, "resolved", f"{tech.name} resolved it", key, tech.id)
+            await self.channels.timeline(stored, "resolved", f"{tech.name} resolved it", key, tech.id)
         # Every understood reply gets a short confirmation, so the tech knows it landed.
-        confirm = self.tech_text(
+        confirm = self.channels.tech_text(
             "tech_confirm", stored, effect=outcome.effect, eta=stored.eta, client_told=told is not None
         )
-        await self.text_tech(tech, stored, confirm, "tech_confirm", key=s.kv_key(f"confirm.{event.id}"))
+        await self.channels.text_tech(
+            tech, stored, confirm, "tech_confirm", key=s.kv_key(f"confirm.{event.id}")
+        )

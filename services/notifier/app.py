@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 import msgspec
 from twilio.http.async_http_client import AsyncTwilioHttpClient
@@ -21,19 +23,46 @@ from services.contracts import (
     TechReplied,
 )
 from services.contracts import subjects as s
-from services.notifier.answers import Notifier
+from services.notifier.answers import Answers
+from services.notifier.channels import Channels
 from services.notifier.config import NotifierConfig
+from services.notifier.escalation import Escalation
 from services.notifier.internal import (
     NotifyCommand,
+    phone_lane,
     recipient_lane,
-    sender_lane,
+    report_lane,
     ticket_lane,
 )
 from services.notifier.outbound import Sender
+from services.notifier.workflow import Workflow
 from services.policy.load import load_policy
+from services.policy.model import Policy
 from services.wording import catalog as wording
+from services.wording.catalog import Wording
 
 __all__ = ["Notifier", "main"]
+
+Handler = Callable[[Any, Delivery], Awaitable[None]]
+
+
+class Notifier:
+    """The notifier's parts, each holding the ones it works with: channels (lookups, stores, sending),
+    escalation (timers), the workflow (commands) and answers (replies). No part inherits another."""
+
+    def __init__(
+        self, bus: Bus, cfg: NotifierConfig, policy: Policy, clock: Clock, words: Wording | None = None
+    ) -> None:
+        self.channels = Channels(bus, cfg, policy, clock, words)
+        self.escalation = Escalation(self.channels)
+        self.workflow = Workflow(self.channels, self.escalation)
+        self.answers = Answers(self.channels, self.escalation)
+
+    async def close(self) -> None:
+        """Delete the watch consumers of the views the parts keep."""
+        await self.escalation.timers.close()
+        await self.channels.tickets.close()
+        await self.channels.contacts.close()
 
 
 async def main(cfg: NotifierConfig, *, stop: asyncio.Event, clock: Clock | None = None) -> None:
@@ -49,53 +78,38 @@ async def main(cfg: NotifierConfig, *, stop: asyncio.Event, clock: Clock | None 
         twilio.api.base_url = cfg.twilio.api_base.rstrip("/")
     notifier = Notifier(bus, cfg, policy, clock, words)
     sender = Sender(bus, cfg, clock, twilio)
-    sender.metrics = notifier.metrics  # one registry per process, served on /metrics
+    sender.metrics = notifier.channels.metrics  # one registry per process, served on /metrics
 
-    async def on_reply(event: TechReplied | OptOutChanged | SmsStatusReported, delivery: Delivery) -> None:
-        if isinstance(event, SmsStatusReported):
-            await sender.reported(event)
-        else:
-            await notifier.handle_reply(event, delivery)
-
-    width = cfg.concurrency
+    # One durable per kind of message, each with its own handler and lanes: nothing forks by kind here.
+    work, answer, spec = notifier.workflow, notifier.answers, ConsumerSpec
+    notify, replies, outbox = s.STREAM_NOTIFY, s.STREAM_REPLIES, s.STREAM_OUTBOX
+    status, opt_out, outgoing = s.SMS_STATUS_REPORTED, s.OPT_OUT_CHANGED, SendSms | SendEmail
+    routes: list[tuple[ConsumerSpec, Any, Handler, Callable[[Any], frozenset[str]]]] = [
+        (spec(notify, "notifier", s.NOTIFY_ALL), NotifyCommand, work.handle_notify, ticket_lane),
+        (spec(replies, "notifier-replies", s.TECH_REPLIED), TechReplied, answer.handle_reply, phone_lane),
+        (spec(replies, "notifier-optout", opt_out), OptOutChanged, answer.handle_opt_out, phone_lane),
+        (spec(replies, "notifier-status", status), SmsStatusReported, sender.reported, report_lane),
+        (spec(outbox, "notifier-sender", s.OUTBOX_ALL, ack_wait=60), outgoing, sender.handle, recipient_lane),
+    ]  # fmt: skip
     consumers = [
         LaneConsumer(
-            bus,
-            ConsumerSpec(s.STREAM_NOTIFY, "notifier", s.NOTIFY_ALL),
-            msgspec.json.Decoder(NotifyCommand).decode,
-            notifier.handle_notify,
-            lanes=ticket_lane,
-            width=width,
-        ),
-        LaneConsumer(
-            bus,
-            ConsumerSpec(s.STREAM_REPLIES, "notifier-replies", s.REPLIES_ALL),
-            msgspec.json.Decoder(TechReplied | OptOutChanged | SmsStatusReported).decode,
-            on_reply,
-            lanes=sender_lane,
-            width=width,
-        ),
-        LaneConsumer(
-            bus,
-            ConsumerSpec(s.STREAM_OUTBOX, "notifier-sender", s.OUTBOX_ALL, ack_wait=60.0),
-            msgspec.json.Decoder(SendSms | SendEmail).decode,
-            sender.handle,
-            lanes=recipient_lane,
-            width=width,
-        ),
+            bus, route, msgspec.json.Decoder(kind).decode, handle, lanes=lanes, width=cfg.concurrency
+        )
+        for route, kind, handle, lanes in routes
     ]
     follow_storage(sender.metrics.registry, bus)
     server = HttpServer(health_app(lambda: bus.ready, None, sender.metrics.registry), cfg.host, cfg.http_port)
     await server.start()
     tasks = [asyncio.create_task(c.run(stop)) for c in consumers]
-    tasks.append(asyncio.create_task(notifier.timer_loop(stop)))
+    tasks.append(asyncio.create_task(notifier.escalation.timer_loop(stop)))
     lagging = [(c.spec.stream, c.spec.durable) for c in consumers]
-    tasks.append(asyncio.create_task(watch_consumer_lag(notifier.metrics, bus, lagging, stop)))
+    tasks.append(asyncio.create_task(watch_consumer_lag(notifier.channels.metrics, bus, lagging, stop)))
     try:
         await stop.wait()
     finally:
         await asyncio.gather(*tasks, return_exceptions=True)
-        await notifier.tickets.close()  # the replies consumer's view: its watch consumer is deleted
+        await notifier.close()
+        await sender.contacts.close()
         await server.stop()
         await http_client.close()
         await bus.close()

@@ -22,22 +22,22 @@ from services.contracts import (
 from services.contracts import subjects as s
 from services.contracts.commands import Purpose
 from services.contracts.events import TimelineKind
-from services.notifier import compose, replies, suppression, timers
+from services.notifier import compose, replies, suppression
 from services.notifier.config import NotifierConfig
 from services.notifier.delivery import Outbound
 from services.notifier.families import FOLD
-from services.notifier.timers import Timer
 from services.policy.decide import UNKNOWN_CLIENT_ID
 from services.policy.matching import matching_contact
 from services.policy.model import Client, Contact, Policy, Tech
 from services.state import tickets
-from services.state.contacts import LAST_TOUCH, ContactState
+from services.state.contacts import ContactState
 from services.state.tickets import TicketStore
 from services.wording.catalog import Wording
 
 
 class Channels:
-    """Lookups, stores and sending: what every part of the notifier stands on."""
+    """Lookups, stores and sending: what every part of the notifier stands on (a collaborator of
+    Escalation, Workflow and Answers, which each hold it)."""
 
     def __init__(
         self, bus: Bus, cfg: NotifierConfig, policy: Policy, clock: Clock, words: Wording | None = None
@@ -50,8 +50,7 @@ class Channels:
         self.zone = ZoneInfo(policy.desk.timezone)  # techs, ops and the desk read desk time
         self.metrics = Metrics()
         self.secret = cfg.thread_secret.reveal().encode()
-        # Live views kept by one watch each (see KvView: never kv.keys() per poll or per reply).
-        self.timers: KvView[Timer] = KvView(bus, s.KV_TIMERS, f"{timers.OWNER}.>", timers.decode_timer)
+        # A live view kept by one watch (see KvView: never kv.keys() per poll or per reply).
         self.tickets: KvView[Ticket] = KvView(bus, s.KV_TICKETS, ">", tickets.decode)
         self.store = TicketStore(bus)
         self.contacts = ContactState(bus)
@@ -94,7 +93,7 @@ class Channels:
         """The client's last finished job, unless it is this very ticket (a reopened one, say)."""
         if ticket.client_id == UNKNOWN_CLIENT_ID:
             return ""  # strangers share that id: one stranger's job is nothing to another's tech
-        touch = await self.contacts.get(LAST_TOUCH, ticket.client_id)
+        touch = await self.contacts.last_touch(ticket.client_id)
         return "" if touch is None or touch.ticket_number == ticket.number else touch.text
 
     async def ticket(self, number: str) -> Ticket | None:
@@ -110,8 +109,16 @@ class Channels:
         """What the client added while the ticket waited in the queue (see relay)."""
         return await self.contacts.get(FOLD, number) or compose.Folded()
 
-    async def dispatch_text(self, ticket: Ticket, *, escalated: bool = False) -> str:
-        """The text that hands a ticket to a tech: the job, the client's notes and last touch, follow-ups."""
+    async def dispatch_text(
+        self, ticket: Ticket, *, escalated: bool = False, folded: compose.Folded | None = None
+    ) -> str:
+        """The text that hands a ticket to a tech: the job, the client's notes and last touch, follow-ups.
+
+        Follow-ups are read from the store (here, or by the caller as `folded`), never from a view nor
+        skipped for an immediate dispatch: every ticket is stored "queued" until its dispatch, so a
+        follow-up may have been kept a moment ago, and a view could trail it."""
+        if folded is None:
+            folded = await self.folded(ticket.number)
         return compose.tech_dispatch(
             self.words,
             self.named(ticket),
@@ -120,7 +127,7 @@ class Channels:
             notes=self.notes(ticket.client_id),
             last_touch=await self.last_touch(ticket),
             escalated=escalated,
-            folded=await self.folded(ticket.number),
+            folded=folded,
         )
 
     async def all_tickets(self) -> list[Ticket]:

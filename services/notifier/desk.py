@@ -1,4 +1,4 @@
-"""Desk actions from the console (reassign, resolve, update the client), carried out by the notifier."""
+"""Desk actions from the console (reassign, resolve, update the client), carried out by the channels."""
 
 from __future__ import annotations
 
@@ -12,39 +12,42 @@ from services.contracts.tickets import Ticket
 from services.wording import sanitize
 
 if TYPE_CHECKING:
-    from services.notifier.workflow import Workflow as Notifier
+    from services.notifier.channels import Channels
+    from services.notifier.escalation import Escalation
 
 log = logging.getLogger(__name__)
 # Characters of a desk update the client receives (on one line; an SMS is cut further to its segments).
 UPDATE_LIMIT = 600
 
 
-async def handle(notifier: Notifier, command: DeskCommand) -> None:
+async def handle(channels: Channels, escalation: Escalation, command: DeskCommand) -> None:
     """Every step is idempotent (CAS, keys derived from the command id): a redelivery acts once."""
-    ticket = await notifier.ticket(command.ticket_number)
+    ticket = await channels.ticket(command.ticket_number)
     if ticket is None:
         log.warning("desk action for an unknown ticket", extra={"id": command.id})
         return
     if isinstance(command, ReassignTicket):
-        await reassign(notifier, ticket, command)
+        await reassign(channels, escalation, ticket, command)
     elif isinstance(command, ResolveTicket):
-        await resolve(notifier, ticket, command)
+        await resolve(channels, ticket, command)
     else:
-        await update(notifier, ticket, command)
+        await update(channels, ticket, command)
 
 
-async def refuse(notifier: Notifier, ticket: Ticket, command: DeskCommand, why: str) -> None:
+async def refuse(channels: Channels, ticket: Ticket, command: DeskCommand, why: str) -> None:
     """A refused action still lands on the timeline, so the user sees why nothing happened."""
-    await notifier.timeline(ticket, "note", why, f"desk.{command.id}", command.user)
+    await channels.timeline(ticket, "note", why, f"desk.{command.id}", command.user)
 
 
-async def reassign(notifier: Notifier, ticket: Ticket, command: ReassignTicket) -> None:
-    tech = notifier.tech(command.tech)
+async def reassign(
+    channels: Channels, escalation: Escalation, ticket: Ticket, command: ReassignTicket
+) -> None:
+    tech = channels.tech(command.tech)
     if tech is None:
-        await refuse(notifier, ticket, command, f"Reassign by {command.user} refused: no tech {command.tech}")
+        await refuse(channels, ticket, command, f"Reassign by {command.user} refused: no tech {command.tech}")
         return
     if ticket.status == "resolved":
-        await refuse(notifier, ticket, command, f"Reassign by {command.user} refused: already resolved")
+        await refuse(channels, ticket, command, f"Reassign by {command.user} refused: already resolved")
         return
 
     def move(current: Ticket | None) -> Ticket | None:
@@ -60,47 +63,47 @@ async def reassign(notifier: Notifier, ticket: Ticket, command: ReassignTicket) 
         )
         return None if new == current else new
 
-    moved = await notifier.update_ticket(ticket.number, move)
+    moved = await channels.update_ticket(ticket.number, move)
     if moved is None or moved.assignee != tech.id or moved.status != "dispatched":
         return
-    body = await notifier.dispatch_text(moved)
-    await notifier.text_tech(tech, moved, body, "tech_dispatch", key=f"desk.{command.id}")
-    await notifier.rearm_ack(moved.number, moved.escalation_step)
+    body = await channels.dispatch_text(moved)
+    await channels.text_tech(tech, moved, body, "tech_dispatch", key=f"desk.{command.id}")
+    await escalation.rearm_ack(moved.number, moved.escalation_step)
     text = f"Reassigned to {tech.name} by {command.user}; texted {tech.name}"
-    await notifier.timeline(moved, "tech_notified", text, f"desk.{command.id}", command.user)
+    await channels.timeline(moved, "tech_notified", text, f"desk.{command.id}", command.user)
 
 
-async def resolve(notifier: Notifier, ticket: Ticket, command: ResolveTicket) -> None:
-    now = notifier.clock.now()
+async def resolve(channels: Channels, ticket: Ticket, command: ResolveTicket) -> None:
+    now = channels.clock.now()
 
     def close(current: Ticket | None) -> Ticket | None:
         if current is None or current.status == "resolved":
             return None
         return msgspec.structs.replace(current, status="resolved", resolved_at=now)
 
-    stored = await notifier.update_ticket(ticket.number, close)
+    stored = await channels.update_ticket(ticket.number, close)
     if stored is None or stored.status != "resolved":
         return
-    tech = notifier.tech(stored.assignee)
-    await notifier.tell_client(
+    tech = channels.tech(stored.assignee)
+    await channels.tell_client(
         stored,
         "client_resolved",
         "client_resolved",
         f"desk.{command.id}",
-        tech=tech.name if tech is not None else notifier.policy.desk.name,
-        reopen_until=now + notifier.policy.reopen_window,
+        tech=tech.name if tech is not None else channels.policy.desk.name,
+        reopen_until=now + channels.policy.reopen_window,
     )
-    await notifier.timeline(
+    await channels.timeline(
         stored, "resolved", f"Resolved by {command.user} at the desk", f"desk.{command.id}", command.user
     )
 
 
-async def update(notifier: Notifier, ticket: Ticket, command: SendClientUpdate) -> None:
+async def update(channels: Channels, ticket: Ticket, command: SendClientUpdate) -> None:
     if not command.text.strip():
-        await refuse(notifier, ticket, command, f"Client update by {command.user} refused: empty text")
+        await refuse(channels, ticket, command, f"Client update by {command.user} refused: empty text")
         return
     text = sanitize.one_line(command.text, UPDATE_LIMIT)
-    sent = await notifier.tell_client(
+    sent = await channels.tell_client(
         ticket, "client_update", "client_update", f"desk.{command.id}", text=text
     )
     text = (
@@ -108,4 +111,4 @@ async def update(notifier: Notifier, ticket: Ticket, command: SendClientUpdate) 
         if sent
         else f"Client update by {command.user} not sent: no way to reach the client"
     )
-    await notifier.timeline(ticket, "note", text, f"desk.{command.id}", command.user)
+    await channels.timeline(ticket, "note", text, f"desk.{command.id}", command.user)

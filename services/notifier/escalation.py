@@ -4,54 +4,82 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from datetime import datetime
+from collections.abc import Callable
+from datetime import datetime, timedelta
 
 import msgspec
 from nats.js.errors import KeyNotFoundError
 
-from services.contracts import (
-    Ticket,
-)
+from services.common.kvview import KvView
+from services.contracts import DeliveryFailed, Ticket
 from services.contracts import subjects as s
 from services.notifier import timers
 from services.notifier.channels import Channels
-from services.notifier.internal import (
-    TIMER_FIRED,
-    DeliveryFailed,
-    TimerFired,
-)
+from services.notifier.internal import TIMER_FIRED, TimerFired
 from services.notifier.timers import Timer
+from services.policy.calendar import BusinessCalendar
 from services.state.contacts import UPDATE_STAMP
 from services.state.timers import run_timers
 from services.wording import times
 
-OPS = "ops"  # assignee once every tech was tried: the desk ops contact owns the ticket
+OPS = "ops"
+_encode_timer = (
+    msgspec.json.Encoder().encode
+)  # assignee once every tech was tried: the desk ops contact owns the ticket
 
 
-class Escalation(Channels):
-    # -- timers ---------------------------------------------------------------------------------
+class Escalation:
+    """The notifier's durable timers (arming, firing) and what a firing means for the ticket."""
+
+    def __init__(self, channels: Channels) -> None:
+        self.channels = channels
+        # Followed by one watch (see KvView: never kv.keys() per poll).
+        self.timers: KvView[Timer] = KvView(
+            channels.bus, s.KV_TIMERS, f"{timers.OWNER}.>", timers.decode_timer
+        )
 
     async def arm(self, timer: Timer, *, replace: bool = False) -> None:
-        """Create the timer unless one exists (a redelivered dispatch must not push it back)."""
-        encoded = msgspec.json.encode(timer)
+        """Create the timer unless one exists (a redelivered dispatch must not push it back); with
+        `replace`, overwrite it. Either way one write, no read first."""
+        encoded = _encode_timer(timer)
+        if replace:
+            kv = await self.channels.bus.kv(s.KV_TIMERS)
+            await kv.put(timer.key, encoded)
+        else:
+            await self.channels.bus.kv_create(s.KV_TIMERS, timer.key, encoded)
 
-        def put(current: bytes | None) -> bytes | None:
-            return encoded if current is None or replace else None
+    async def arm_all(self, planned: list[Timer], *, replace: bool = False) -> None:
+        """Several timers of one ticket: separate keys, so their writes go out together."""
+        await asyncio.gather(*(self.arm(timer, replace=replace) for timer in planned))
 
-        await self.bus.kv_update(s.KV_TIMERS, timer.key, put)
+    def business_subtract(self, ticket: Ticket) -> Callable[[datetime, timedelta], datetime] | None:
+        decision = ticket.decision
+        tier = self.channels.policy.tiers.get(decision.tier)
+        if tier is None:
+            return None
+        target = tier.targets.emergency if decision.priority == "emergency" else tier.targets.normal
+        business = timers.warn_uses_business_time(
+            business_clock=target.clock == "business",
+            tier=decision.tier,
+            emergency=decision.priority == "emergency",
+        )
+        if not business:
+            return None
+        calendar = self.channels.policy.calendars.get(self.channels.policy.desk.hours)
+        return BusinessCalendar(calendar).business_subtract if calendar is not None else None
 
     async def rearm_ack(self, number: str, step: int) -> None:
         """A fresh acceptance clock from now: the tech who has the ticket at `step` must accept in time."""
-        due = self.clock.now() + self.policy.oncall.ack_timeout
+        due = self.channels.clock.now() + self.channels.policy.oncall.ack_timeout
         await self.arm(Timer(kind="ack", ticket_number=number, due=due, step=step), replace=True)
 
     async def fire_due_timers(self) -> datetime | None:
         """Publish every due timer's command, then delete it; returns the next due instant."""
         await self.timers.ensure()
-        self.metrics.timers_pending.set(len(self.timers.items))
-        now = self.clock.now()
+        self.channels.metrics.timers_pending.set(len(self.timers.items))
+        now = self.channels.clock.now()
         upcoming: datetime | None = None
-        kv = await self.bus.kv(s.KV_TIMERS)
+        kv = await self.channels.bus.kv(s.KV_TIMERS)
         for key, seen in sorted(self.timers.items.items(), key=lambda item: item[1].due):
             if seen.due > now:
                 upcoming = seen.due if upcoming is None else min(upcoming, seen.due)
@@ -76,7 +104,7 @@ class Escalation(Channels):
                 due=timer.due,
                 step=timer.step,
             )
-            await self.bus.publish(s.notify_subject(TIMER_FIRED), fired, msg_id=fired.id)
+            await self.channels.bus.publish(s.notify_subject(TIMER_FIRED), fired, msg_id=fired.id)
             # Delete only the revision we fired: a timer re-armed meanwhile survives. The view learns
             # of the delete from the watch (forgetting here could drop a re-arm it already saw).
             with contextlib.suppress(Exception):
@@ -85,31 +113,36 @@ class Escalation(Channels):
 
     async def timer_loop(self, stop: asyncio.Event) -> None:
         await run_timers(
-            self.fire_due_timers, self.timers, self.clock, stop, poll=self.cfg.timer_poll, name="notifier"
+            self.fire_due_timers,
+            self.timers,
+            self.channels.clock,
+            stop,
+            poll=self.channels.cfg.timer_poll,
+            name="notifier",
         )
 
     async def fired(self, timer: Timer) -> None:
-        ticket = await self.ticket(timer.ticket_number)
+        ticket = await self.channels.ticket(timer.ticket_number)
         if ticket is None:
             return
         firing = timers.on_fire(
             timer,
             ticket,
-            rotation=self.policy.oncall.rotation,
-            warn_before=self.policy.delay_updates.warn_before,
+            rotation=self.channels.policy.oncall.rotation,
+            warn_before=self.channels.policy.delay_updates.warn_before,
         )
         if isinstance(firing, timers.Escalate):
             await self.escalate(ticket, firing)
         elif isinstance(firing, timers.WarnLate):
-            self.metrics.tickets_at_risk.inc()
+            self.channels.metrics.tickets_at_risk.inc()
             await self.warn_late(ticket, firing.new_estimate, timer)
         elif isinstance(firing, timers.Breach):
-            self.metrics.tickets_breached.inc()
-            ops = self.policy.desk.ops_contact
+            self.channels.metrics.tickets_breached.inc()
+            ops = self.channels.policy.desk.ops_contact
             key = f"breach.{ticket.number}"
-            await self.tell_client(ticket, "client_missed", "client_update", key, ops_name=ops.name)
-            await self.tell_ops(ticket, "response target missed, nobody accepted", key=f"ops.{key}")
-            await self.timeline(
+            await self.channels.tell_client(ticket, "client_missed", "client_update", key, ops_name=ops.name)
+            await self.channels.tell_ops(ticket, "response target missed, nobody accepted", key=f"ops.{key}")
+            await self.channels.timeline(
                 ticket, "breached", "Response target missed", f"breached.{ticket.number}", "system"
             )
 
@@ -121,41 +154,47 @@ class Escalation(Channels):
                 return None
             return msgspec.structs.replace(current, assignee=new_assignee, escalation_step=step.step)
 
-        moved = await self.update_ticket(ticket.number, move)
+        moved = await self.channels.update_ticket(ticket.number, move)
         if moved is None or moved.escalation_step != step.step or moved.assignee != new_assignee:
             return
-        tech = self.tech(step.tech)
+        tech = self.channels.tech(step.tech)
         if tech is not None:
-            body = await self.dispatch_text(moved, escalated=True)
-            await self.text_tech(
+            body = await self.channels.dispatch_text(moved, escalated=True)
+            await self.channels.text_tech(
                 tech, moved, body, "tech_escalation", key=f"escalate.{moved.number}.{step.step}"
             )
             await self.rearm_ack(moved.number, step.step)
             text = f"Escalated to {tech.name} ({tech.phone})"
         else:
-            await self.tell_ops(moved, "no technician accepted", key=f"escalate.{moved.number}.{step.step}")
+            await self.channels.tell_ops(
+                moved, "no technician accepted", key=f"escalate.{moved.number}.{step.step}"
+            )
             text = "Escalated to the operations desk"
-        await self.timeline(moved, "escalated", text, f"escalated.{moved.number}.{step.step}", new_assignee)
+        await self.channels.timeline(
+            moved, "escalated", text, f"escalated.{moved.number}.{step.step}", new_assignee
+        )
 
     async def warn_late(self, ticket: Ticket, estimate: datetime, timer: Timer) -> None:
-        now = self.clock.now()
-        interval = self.policy.delay_updates.min_interval
+        now = self.channels.clock.now()
+        interval = self.channels.policy.delay_updates.min_interval
 
         def stamp(last: datetime | None) -> tuple[bool, datetime]:
             return last is None or now - last >= interval, now
 
         # Throttle client updates per ticket so a DELAY and a warn do not arrive back to back.
-        if not await self.contacts.admit(UPDATE_STAMP, ticket.number, stamp):
+        if not await self.channels.contacts.admit(UPDATE_STAMP, ticket.number, stamp):
             return
         key = f"warn.{ticket.number}.{timer.due.isoformat()}"
-        await self.tell_client(
+        await self.channels.tell_client(
             ticket, "client_running_late", "client_delay", s.kv_key(key), estimate=estimate
         )
-        await self.tell_ops(ticket, "running late on the response target", key=s.kv_key(f"ops.{key}"))
-        await self.timeline(
+        await self.channels.tell_ops(
+            ticket, "running late on the response target", key=s.kv_key(f"ops.{key}")
+        )
+        await self.channels.timeline(
             ticket,
             "delay_update_sent",
-            f"Client told we are running late; new estimate {times.stamp(estimate, self.zone)}",
+            f"Client told we are running late; new estimate {times.stamp(estimate, self.channels.zone)}",
             s.kv_key(key),
             "system",
         )
@@ -163,10 +202,10 @@ class Escalation(Channels):
     async def delivery_failed(self, failed: DeliveryFailed) -> None:
         if failed.ticket_number is None:
             return
-        ticket = await self.ticket(failed.ticket_number)
+        ticket = await self.channels.ticket(failed.ticket_number)
         if ticket is None or ticket.status != "dispatched":
             return
-        tech = self.tech(ticket.assignee)
+        tech = self.channels.tech(ticket.assignee)
         if tech is None or tech.phone != failed.to:
             return
         # An unreachable tech cannot accept: treat it as an acceptance timeout now.

@@ -9,18 +9,16 @@ import msgspec
 from services.contracts.commands import (
     Command,
     DeskCommand,
-    Purpose,
     ReassignTicket,
     ResolveTicket,
     SendClientUpdate,
     SendEmail,
     SendSms,
 )
-from services.contracts.events import OptOutChanged, SmsStatusReported, TechReplied
+from services.contracts.events import DeliveryFailed, OptOutChanged, SmsStatusReported, TechReplied
 from services.notifier.timers import TimerKind
 
 TIMER_FIRED = "timer"
-DELIVERY_FAILED = "delivery_failed"
 
 
 class TimerFired(msgspec.Struct, frozen=True, kw_only=True, tag=True):
@@ -29,17 +27,6 @@ class TimerFired(msgspec.Struct, frozen=True, kw_only=True, tag=True):
     ticket_number: str
     due: datetime
     step: int = 0
-
-
-class DeliveryFailed(msgspec.Struct, frozen=True, kw_only=True, tag=True):
-    id: str
-    key: str  # idempotency key of the SMS that failed
-    to: str
-    purpose: Purpose
-    error_code: int
-    at: datetime
-    ticket_number: str | None = None
-    client_id: str | None = None
 
 
 NotifyCommand = Command | DeskCommand | TimerFired | DeliveryFailed
@@ -60,8 +47,11 @@ def recipient_lane(message: SendSms | SendEmail) -> frozenset[str]:
     return frozenset({message.to.lower()})
 
 
-def sender_lane(event: TechReplied | OptOutChanged | SmsStatusReported) -> frozenset[str]:
-    """One phone's replies in order (ACK before DONE); a status report with the message it reports."""
-    if isinstance(event, SmsStatusReported):
-        return frozenset({event.key or event.message_sid})
+def phone_lane(event: TechReplied | OptOutChanged) -> frozenset[str]:
+    """One phone's replies (or opt-outs) in order: ACK before DONE, STOP before START."""
     return frozenset({event.phone})
+
+
+def report_lane(event: SmsStatusReported) -> frozenset[str]:
+    """A status report in order with any other report on the message it reports."""
+    return frozenset({event.key or event.message_sid})

@@ -18,11 +18,11 @@ import msgspec
 from twilio.base.exceptions import TwilioException, TwilioRestException
 from twilio.rest import Client as TwilioClient
 
-from services.common.bus import Bus, Transient
+from services.common.bus import Bus, KvEntry, Transient
 from services.common.clock import Clock
 from services.common.consumer import Delivery
 from services.common.metrics import Metrics
-from services.contracts import SendEmail, SendSms, SmsStatusReported, TimelineEntry
+from services.contracts import DeliveryFailed, SendEmail, SendSms, SmsStatusReported, TimelineEntry
 from services.contracts import subjects as s
 from services.notifier import delivery as transitions
 from services.notifier import suppression
@@ -36,7 +36,6 @@ from services.notifier.delivery import (
     outbound_key,
 )
 from services.notifier.families import RATE
-from services.notifier.internal import DELIVERY_FAILED, DeliveryFailed
 from services.notifier.transport import Transport
 from services.state import records
 from services.state.contacts import ContactState
@@ -64,6 +63,8 @@ class LostClaim(Exception):
 
 
 FAILED_STATUSES = frozenset({"failed", "undelivered"})
+SETTLED_LIMIT = 4096  # settled records remembered for their status reports
+NEW = KvEntry(None, 0)  # "expected not to exist yet": a transition creates the record without a read
 
 
 @dataclass(frozen=True)
@@ -85,6 +86,15 @@ class Sender:
         self.cfg = cfg
         self.clock = clock
         self.transport = Transport(cfg, clock, twilio)
+        # Each sent SMS's record as this process settled it: its status report (usually a second or two
+        # later, on this process's status consumer) is written at that revision without a read. A
+        # stale one is refused by the server and re-read (records.transition); forgetting costs a read.
+        self._settled: dict[str, KvEntry] = {}
+
+    def remember(self, key: str, entry: KvEntry) -> None:
+        if len(self._settled) >= SETTLED_LIMIT:
+            self._settled.clear()
+        self._settled[key] = entry
 
     async def handle(self, message: Outbound, delivery: Delivery) -> None:
         key = outbound_key(message.key)
@@ -92,11 +102,17 @@ class Sender:
         now = self.clock.now()
         wall = time.time()
         mine = uuid.uuid4().hex
-        claimed = await self._step(
+        # Nearly every message is new: try to create its record outright (one round trip); a record
+        # that exists refuses the create and the claim runs again on what is stored.
+        entry, claimed = await records.transition(
+            self.bus,
+            s.KV_OUTBOUND,
             key,
+            decode_record,
             lambda current: transitions.claim(
                 current, message, now=now, wall=wall, mine=mine, reconcile_after=self.cfg.reconcile_after
             ),
+            seen=NEW,
         )
         outcome, first_at, previous = claimed.outcome, claimed.first_at, claimed.previous
         if outcome == "done":
@@ -109,19 +125,20 @@ class Sender:
             await self._failed(previous.message, previous.error_code, previous.error)
             return
         job = Job(message=message, key=key, channel=channel, claim=mine, first_at=first_at)
+        held = Held(self, job, entry)
         try:
-            await self._deliver(job, now=now, fresh=outcome == "new", unsure=outcome == "reconcile")
+            await self._deliver(job, held, now=now, fresh=outcome == "new", unsure=outcome == "reconcile")
         except (Transient, asyncio.CancelledError):
             raise
         except Exception:
             # Whatever broke after the claim, leave a record the next delivery can act on at once,
             # asking Twilio first, instead of a "sending" it must wait out.
             with contextlib.suppress(Exception):
-                await self._release(job, "unexpected error", unsure=True)
+                await held.release("unexpected error", unsure=True)
             raise
 
-    async def _deliver(self, job: Job, *, now: datetime, fresh: bool, unsure: bool) -> None:
-        message, key, channel, mine, first_at = job.message, job.key, job.channel, job.claim, job.first_at
+    async def _deliver(self, job: Job, held: Held, *, now: datetime, fresh: bool, unsure: bool) -> None:
+        message, key, channel, first_at = job.message, job.key, job.channel, job.first_at
         if fresh and message.purpose not in RATE_EXEMPT and not await self._admitted(message.to, now):
             await self._record(key, DeliveryRecord(state="suppressed", at=now, channel=channel, error="rate"))
             await self._timeline(
@@ -135,8 +152,6 @@ class Sender:
         # Twilio whether it has the message. Email has no such list: it is sent again with the same
         # Message-ID, which mail systems collapse, so an interrupted email is at-least-once.
         unsure = unsure and isinstance(message, SendSms)
-        # The claim was written a moment ago: the first request needs no renewal, later ones do.
-        renewals = _Renewals(self, key, mine)
         error = ""
         attempts = max(1, self.cfg.send_attempts)
         for attempt in range(1, attempts + 1):
@@ -144,7 +159,7 @@ class Sender:
                 await asyncio.sleep(min(self.cfg.retry_base * 2 ** (attempt - 2), 5.0))
             try:
                 if unsure and isinstance(message, SendSms):
-                    await renewals.before_request()
+                    await held.before_request()
                     found = await self.transport.find_sent(message, first_at)
                     unsure = False
                     if found is not None:
@@ -152,9 +167,9 @@ class Sender:
                         if found.status in FAILED_STATUSES:
                             await self._permanent(message, key, found.error_code, f"carrier: {found.status}")
                         else:
-                            await self._settle(key, channel, found.sid, attempts=attempt)
+                            await held.settle(found.sid, attempts=attempt)
                         return
-                await renewals.before_request()
+                await held.before_request()
                 sid = await (
                     self.transport.sms(message)
                     if isinstance(message, SendSms)
@@ -179,7 +194,7 @@ class Sender:
                 error = repr(exc)
                 unsure = True  # e.g. a read timeout after Twilio accepted the request
             else:
-                await self._settle(key, channel, sid, attempts=attempt)
+                await held.settle(sid, attempts=attempt)
                 self.metrics.outbound_sent.labels(channel).inc()
                 log.info(
                     f"{channel} sent",
@@ -189,50 +204,31 @@ class Sender:
             log.warning("send failed, retrying", extra={"key": message.key, "error": error, "count": attempt})
         # Let the next delivery try again (JetStream backoff, then dead letter); if we never learned
         # whether Twilio took the last attempt, that delivery asks Twilio first.
-        await self._release(job, error, unsure=unsure)
+        await held.release(error, unsure=unsure)
         raise Transient(f"{message.key}: {error}")
-
-    async def _refresh(self, key: str, mine: str) -> None:
-        """Renew our claim before a request to Twilio, or learn that another sender took it over."""
-        if not await self._step(key, lambda current: transitions.renew(current, mine, time.time())):
-            raise LostClaim(key)
 
     async def _step(
         self, key: str, change: Callable[[DeliveryRecord | None], tuple[DeliveryRecord | None, R]]
     ) -> R:
         """Apply one transition of the delivery state machine to the record as stored now."""
-        return await records.step(self.bus, s.KV_OUTBOUND, key, decode_record, change)
+        _, result = await records.transition(self.bus, s.KV_OUTBOUND, key, decode_record, change)
+        return result
 
-    async def _release(self, job: Job, error: str, *, unsure: bool) -> None:
-        """Hand the message back as "retry", unless another sender holds it now."""
-        await self._step(
-            job.key,
-            lambda current: transitions.release(
-                current,
-                job.message,
-                mine=job.claim,
-                first_at=job.first_at,
-                error=error,
-                unsure=unsure,
-                wall=time.time(),
-            ),
-        )
-
-    async def _settle(self, key: str, channel: Channel, sid: str, *, attempts: int) -> None:
-        """Record the send, unless a status callback already said delivered or failed."""
-        now = self.clock.now()
-        await self._step(
-            key, lambda current: transitions.settle(current, channel, sid, attempts=attempts, now=now)
-        )
-
-    async def reported(self, event: SmsStatusReported) -> None:
+    async def reported(self, event: SmsStatusReported, delivery: Delivery) -> None:
         """Twilio's status callback: a carrier failure after acceptance falls back like a refusal."""
         if not event.key:
             log.info("status callback without our key", extra={"id": event.id})
             return
         key = outbound_key(event.key)
         code = event.error_code or 0
-        failed = await self._step(key, lambda current: transitions.report(current, event))
+        _, failed = await records.transition(
+            self.bus,
+            s.KV_OUTBOUND,
+            key,
+            decode_record,
+            lambda current: transitions.report(current, event),
+            seen=self._settled.pop(key, None),
+        )
         if failed is not None and failed.message is not None:
             await self._failed(failed.message, code, f"carrier reported {event.status}")
 
@@ -283,7 +279,7 @@ class Sender:
                 ticket_number=message.ticket_number,
                 client_id=message.client_id,
             )
-            await self.bus.publish(s.notify_subject(DELIVERY_FAILED), failed, msg_id=failed.id)
+            await self.bus.publish(s.DELIVERY_FAILED, failed, msg_id=failed.id)
 
     async def _record(self, key: str, record: DeliveryRecord) -> None:
         kv = await self.bus.kv(s.KV_OUTBOUND)
@@ -313,14 +309,52 @@ class Sender:
         await self.bus.publish(s.timeline_subject(message.client_id), entry, msg_id=entry.id)
 
 
-class _Renewals:
-    """Our claim is renewed before every request but the first (the claim itself was just written)."""
+class Held:
+    """Our claim on one message's record, and the record's entry as we last wrote it: the transitions
+    that follow (renew, settle, release) write at that revision without reading it first. Anyone
+    else's write in between makes the server refuse ours, and the transition runs again on a read."""
 
-    def __init__(self, sender: Sender, key: str, mine: str) -> None:
-        self.sender, self.key, self.mine = sender, key, mine
-        self.fresh = True
+    def __init__(self, sender: Sender, job: Job, entry: KvEntry) -> None:
+        self.sender, self.job, self.entry = sender, job, entry
+        self.fresh = True  # the claim was written a moment ago: the first request needs no renewal
+
+    async def _transition(
+        self, change: Callable[[DeliveryRecord | None], tuple[DeliveryRecord | None, R]]
+    ) -> R:
+        bus = self.sender.bus
+        self.entry, result = await records.transition(
+            bus, s.KV_OUTBOUND, self.job.key, decode_record, change, seen=self.entry
+        )
+        return result
 
     async def before_request(self) -> None:
+        """Renew our claim before a request to Twilio, or learn that another sender took it over."""
         if not self.fresh:
-            await self.sender._refresh(self.key, self.mine)
+            mine = self.job.claim
+            if not await self._transition(lambda current: transitions.renew(current, mine, time.time())):
+                raise LostClaim(self.job.key)
         self.fresh = False
+
+    async def settle(self, sid: str, *, attempts: int) -> None:
+        """Record the send, unless a status callback already said delivered or failed."""
+        now, channel = self.sender.clock.now(), self.job.channel
+        await self._transition(
+            lambda current: transitions.settle(current, channel, sid, attempts=attempts, now=now)
+        )
+        if self.job.channel == "sms" and self.entry.written:
+            self.sender.remember(self.job.key, self.entry)
+
+    async def release(self, error: str, *, unsure: bool) -> None:
+        """Hand the message back as "retry", unless another sender holds it now."""
+        job = self.job
+        await self._transition(
+            lambda current: transitions.release(
+                current,
+                job.message,
+                mine=job.claim,
+                first_at=job.first_at,
+                error=error,
+                unsure=unsure,
+                wall=time.time(),
+            )
+        )

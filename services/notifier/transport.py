@@ -102,6 +102,14 @@ class Transport:
         if refs:
             mail["References"] = sanitize.header(" ".join(dict.fromkeys(refs)), 2000)
         mail.set_content(sanitize.strip_controls(message.body))
-        await aiosmtplib.send(mail, hostname=self.cfg.relay_host, port=self.cfg.relay_port, timeout=10)
+        # Our own name for EHLO: left unset, aiosmtplib asks socket.getfqdn in a worker thread for every
+        # message (a thread hop and possibly a reverse DNS lookup each time).
+        await aiosmtplib.send(
+            mail,
+            hostname=self.cfg.relay_host,
+            port=self.cfg.relay_port,
+            timeout=10,
+            local_hostname=self.cfg.mail_domain,
+        )
         self.sent_email += 1
         return msg_id

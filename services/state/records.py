@@ -8,11 +8,12 @@ from typing import Generic, TypeVar
 
 import msgspec
 
-from services.common.bus import Bus
+from services.common.bus import Bus, KvEntry
 from services.contracts import subjects as s
 
 T = TypeVar("T")
 R = TypeVar("R")
+_encode = msgspec.json.Encoder().encode  # built once: every record write goes through it
 
 
 class Family(Generic[T]):
@@ -25,32 +26,53 @@ class Family(Generic[T]):
     def key(self, ident: str) -> str:
         return s.kv_key(f"{self.name}.{ident}")
 
+    @property
+    def pattern(self) -> str:
+        """Every key of the family, for a watch (KvView)."""
+        return f"{self.name}.>"
 
-async def step(
+
+async def transition(
     bus: Bus,
     bucket: str,
     key: str,
     decoder: msgspec.json.Decoder[T],
     change: Callable[[T | None], tuple[T | None, R]],
-) -> R:
+    *,
+    seen: KvEntry | None = None,
+) -> tuple[KvEntry, R]:
     """Compare-and-set one record: `change` returns (the new record or None to leave it, a result).
 
-    Returns the result of the step that stood (the one applied to the record as it was stored).
+    Returns the entry as stored afterwards with the result of the step that stood (the one applied to
+    the record as it was stored).
+
+    With `seen` (the entry a previous transition returned, or `KvEntry(None, 0)` for a key expected to
+    be new) the first read is skipped: one round trip, not two. A write at a stale `seen` is refused by
+    the server's revision check and the step runs again on a fresh read; a step that decided to write
+    nothing was checked by no server, so it runs again on a fresh read too. Never wrong, only slower.
     """
 
     def raw(current: bytes | None) -> tuple[bytes | None, R]:
         new, result = change(decoder.decode(current) if current else None)
-        return (None if new is None else msgspec.json.encode(new)), result
+        return (None if new is None else _encode(new)), result
 
-    _, result = await bus.kv_step(bucket, key, raw)
-    return result
+    entry, result = await bus.kv_step(bucket, key, raw, seen=seen)
+    if seen is not None and not entry.written:
+        entry, result = await bus.kv_step(bucket, key, raw)
+    return entry, result
 
 
 class Records:
     """Typed get, put, forget and compare-and-set over record families."""
 
+    KNOWN_LIMIT = 4096  # entries remembered for admissions; forgetting one costs a read, never a mistake
+
     def __init__(self, bus: Bus) -> None:
         self.bus = bus
+        # The entry of each window or counter as this process last wrote or read it: the next admission
+        # compares-and-sets against it without reading first. Another writer (a replica), an expiry or
+        # a delete makes the server refuse that revision, and the admission re-reads and runs again.
+        self._known: dict[str, KvEntry] = {}
 
     async def get(self, family: Family[T], ident: str) -> T | None:
         value, _ = await self.bus.kv_get(family.bucket, family.key(ident))
@@ -58,10 +80,11 @@ class Records:
 
     async def put(self, family: Family[T], ident: str, record: T) -> None:
         kv = await self.bus.kv(family.bucket)
-        await kv.put(family.key(ident), msgspec.json.encode(record))
+        await kv.put(family.key(ident), _encode(record))
 
     async def forget(self, family: Family[T], ident: str) -> None:
         """Best effort: a record left behind in a bucket with a TTL expires by itself."""
+        self._known.pop(f"{family.bucket}/{family.key(ident)}", None)
         with contextlib.suppress(Exception):
             kv = await self.bus.kv(family.bucket)
             await kv.delete(family.key(ident))
@@ -75,7 +98,8 @@ class Records:
             new = change(current)
             return new, (current if new is None else new)
 
-        return await step(self.bus, family.bucket, family.key(ident), family.decoder, keep)
+        _, stored = await transition(self.bus, family.bucket, family.key(ident), family.decoder, keep)
+        return stored
 
     async def admit(
         self, family: Family[T], ident: str, decide: Callable[[T | None], tuple[bool, T]]
@@ -89,4 +113,13 @@ class Records:
             allowed, updated = decide(current)
             return (updated if allowed else None), allowed
 
-        return await step(self.bus, family.bucket, family.key(ident), family.decoder, admitted)
+        key = f"{family.bucket}/{family.key(ident)}"
+        seen = self._known.pop(key, None)
+        entry, allowed = await transition(
+            self.bus, family.bucket, family.key(ident), family.decoder, admitted, seen=seen
+        )
+        if entry.written:
+            if len(self._known) >= self.KNOWN_LIMIT:
+                self._known.clear()
+            self._known[key] = entry
+        return allowed

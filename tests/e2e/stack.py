@@ -42,6 +42,8 @@ DURABLES = (
     (s.STREAM_REQUESTS, "router"),
     (s.STREAM_NOTIFY, "notifier"),
     (s.STREAM_REPLIES, "notifier-replies"),
+    (s.STREAM_REPLIES, "notifier-optout"),
+    (s.STREAM_REPLIES, "notifier-status"),
     (s.STREAM_OUTBOX, "notifier-sender"),
 )
 ALICE, BOB, CAROL = "+13125550101", "+13125550102", "+13125550103"

@@ -21,6 +21,7 @@ from services.contracts import subjects as s
 from services.notifier.app import main
 from services.notifier.config import NotifierConfig, TwilioConfig
 from services.sandbox.app import Sandbox
+from services.state.tickets import TicketStore
 from tests.support import settled, until
 
 POLICY = Path(__file__).resolve().parents[2] / "deploy" / "policy.example.yaml"
@@ -28,6 +29,8 @@ NOW = datetime(2026, 11, 23, 15, 0, tzinfo=UTC)  # Monday 09:00 in Chicago: in h
 DURABLES = (
     (s.STREAM_NOTIFY, "notifier"),
     (s.STREAM_REPLIES, "notifier-replies"),
+    (s.STREAM_REPLIES, "notifier-optout"),
+    (s.STREAM_REPLIES, "notifier-status"),
     (s.STREAM_OUTBOX, "notifier-sender"),
 )
 ALICE, BOB, CAROL = "+13125550101", "+13125550102", "+13125550103"
@@ -143,6 +146,8 @@ def make_ticket(number: str = "SR-1042", channel: Any = "email") -> Ticket:
 async def dispatch(
     stack: Stack, ticket: Ticket, command_id: str = "cmd-1", msg_id: str | None = None
 ) -> None:
+    """As the router does: the ticket is stored (unless it is already), then the command names it."""
+    await TicketStore(stack.bus).create(ticket)
     command = DispatchTicket(id=command_id, ticket=ticket)
     await stack.bus.publish(s.notify_subject("dispatch"), command, msg_id=msg_id or command_id)
 

@@ -8,8 +8,18 @@ from datetime import UTC, datetime, timedelta
 
 import httpx
 import msgspec
+from nats.js.api import AckPolicy, ConsumerConfig
 
-from services.contracts import AcknowledgeClient, OptOutChanged, RelayClientMessage, SendSms, threading
+from services.common.bus import Bus
+from services.common.config import BusConfig
+from services.contracts import (
+    AcknowledgeClient,
+    OptOutChanged,
+    RelayClientMessage,
+    SendSms,
+    SmsStatusReported,
+    threading,
+)
 from services.contracts import subjects as s
 from services.contracts.threading import SubjectToken
 from services.notifier.app import Notifier
@@ -25,6 +35,7 @@ from tests.notifier.stack import (
     dispatch,
     make_ticket,
     reply,
+    running,
     stored,
     timeline,
 )
@@ -283,12 +294,13 @@ async def test_polling_timers_and_replies_leave_no_consumers_behind(stack: Stack
     idle = Notifier(stack.bus, stack.cfg, load_policy(stack.cfg.policy), stack.clock)
     try:
         for _ in range(600):
-            assert await idle.fire_due_timers() == NOW + timedelta(minutes=10)  # alice's ack timeout
+            assert await idle.escalation.fire_due_timers() == NOW + timedelta(
+                minutes=10
+            )  # alice's ack timeout
         for _ in range(50):
-            assert [t.number for t in await idle.all_tickets()] == ["SR-1042"]
+            assert [t.number for t in await idle.channels.all_tickets()] == ["SR-1042"]
     finally:
-        await idle.timers.close()
-        await idle.tickets.close()
+        await idle.close()
     for stream in (f"KV_{s.KV_TIMERS}", f"KV_{s.KV_TICKETS}"):
         info = await stack.bus.js.stream_info(stream)
         assert (info.state.consumer_count or 0) <= 1, stream  # at most the running notifier's own view
@@ -314,3 +326,35 @@ async def test_a_follow_up_before_dispatch_rides_with_the_dispatch(stack: Stack)
     await reply(stack, "SM-a", ALICE, "accept")
     await stack.until(lambda: len(stack.sms(ALICE)) == 2)
     assert stack.sms(ALICE)[1]["body"] == "SR-1042 accepted; Jane Roe was told."
+
+
+async def test_each_reply_kind_has_its_own_durable_under_the_notifier_user(
+    bus: Bus, bus_config: BusConfig, service_bus_config: Callable[[str], BusConfig]
+) -> None:
+    """Tech replies, opt-outs and status reports each have a durable (granted to the notifier user); the
+    catch-all `notifier-replies` an older release left behind is narrowed to tech replies."""
+    old = ConsumerConfig(
+        durable_name="notifier-replies", ack_policy=AckPolicy.EXPLICIT, filter_subject=s.REPLIES_ALL
+    )
+    await bus.js.add_consumer(s.STREAM_REPLIES, old)
+    async with running(bus, service_bus_config("notifier")) as stack:
+        stop = OptOutChanged(id="SM-stop", phone=JANE, opted_out=True, received_at=NOW, keyword="STOP")
+        await bus.publish(s.OPT_OUT_CHANGED, stop, msg_id=stop.id)
+        report = SmsStatusReported(
+            id="SM-x.delivered", message_sid="SM-x", status="delivered", to=JANE, reported_at=NOW, key="k"
+        )
+        await bus.publish(s.SMS_STATUS_REPORTED, report, msg_id=report.id)
+        await reply(stack, "SM-a", ALICE, "accept")
+        await stack.settled()
+        filters = {}
+        for durable in ("notifier-replies", "notifier-optout", "notifier-status"):
+            info = await bus.js.consumer_info(s.STREAM_REPLIES, durable)
+            assert info.delivered.stream_seq > 0 and (info.num_ack_pending or 0) == 0, durable
+            filters[durable] = info.config.filter_subject
+        assert filters == {
+            "notifier-replies": s.TECH_REPLIED,
+            "notifier-optout": s.OPT_OUT_CHANGED,
+            "notifier-status": s.SMS_STATUS_REPORTED,
+        }
+        value, _ = await bus.kv_get(s.KV_CONTACTS, s.kv_key(f"optout.{JANE}"))
+        assert value is not None and b'"opted_out":true' in value

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import AsyncIterator
 from datetime import timedelta
@@ -13,14 +14,14 @@ import pytest
 from twilio.http.async_http_client import AsyncTwilioHttpClient
 from twilio.rest import Client as TwilioClient
 
-from services.common.bus import Bus
+from services.common.bus import Bus, KvEntry
 from services.common.config import BusConfig
 from services.contracts import AcknowledgeClient, Sender, SendSms, SmsStatusReported, Ticket
 from services.contracts import subjects as s
 from services.notifier import outbound
 from services.notifier.delivery import DeliveryRecord
 from services.notifier.outbound import LostClaim
-from tests.notifier.stack import ALICE, BOB, CAROL, JANE, Stack, dispatch, make_ticket, running, timeline
+from tests.notifier.stack import ALICE, BOB, CAROL, JANE, NOW, Stack, dispatch, make_ticket, running, timeline
 
 
 @pytest.fixture
@@ -269,6 +270,14 @@ async def test_a_sender_whose_claim_was_taken_over_stops(stack: Stack) -> None:
     sms = client_sms(stack, "upd.4")
     await put_record(stack, sms.key, left(sms, "sending", claim="someone-else", claimed=time.time()))
     sender = outbound.Sender(stack.bus, stack.cfg, stack.clock, TwilioClient("AC0", "unused"))
+    job = outbound.Job(message=sms, key=f"out.{sms.key}", channel="sms", claim="mine", first_at=NOW)
+    # Each remembers the record as new (a stale revision): the renewal re-reads and decides on it.
+    mine = outbound.Held(sender, job, KvEntry(None, 0))
+    mine.fresh = False
     with pytest.raises(LostClaim):
-        await sender._refresh(f"out.{sms.key}", "mine")
-    await sender._refresh(f"out.{sms.key}", "someone-else")  # the holder renews without trouble
+        await mine.before_request()
+    holder = outbound.Held(sender, dataclasses.replace(job, claim="someone-else"), KvEntry(None, 0))
+    holder.fresh = False
+    await holder.before_request()  # the holder renews without trouble
+    renewed = await record(stack, sms.key)
+    assert renewed is not None and renewed.claim == "someone-else" and holder.entry.written

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 
 from services.common.bus import Bus
@@ -21,12 +22,50 @@ def test_keys_are_family_dot_id_and_kv_safe() -> None:
 
 async def test_records_round_trip_and_opt_out_reads_false_when_absent(bus: Bus) -> None:
     contacts = ContactState(bus)
-    assert not await contacts.opted_out("+15550100")
-    await contacts.put(OPT_OUT, "+15550100", OptOut(opted_out=True, at=AT))
-    assert await contacts.opted_out("+15550100")
-    touch = LastTouch(text="done", ticket_number="SR-1001", at=AT)
-    await contacts.put(LAST_TOUCH, "acme", touch)
-    assert await contacts.get(LAST_TOUCH, "acme") == touch
+    try:
+        assert not await contacts.opted_out("+15550100")
+        await contacts.put(OPT_OUT, "+15550100", OptOut(opted_out=True, at=AT))
+        await until_true(lambda: contacts.opted_out("+15550100"))  # the view follows within a moment
+        touch = LastTouch(text="done", ticket_number="SR-1001", at=AT)
+        await contacts.put(LAST_TOUCH, "acme", touch)
+        assert await contacts.get(LAST_TOUCH, "acme") == touch
+        await until_true(lambda: _equal(contacts.last_touch("acme"), touch))
+        # START: an opt-out the view still shows is confirmed on the stored record, so it ends at once.
+        await contacts.put(OPT_OUT, "+15550100", OptOut(opted_out=False, at=AT))
+        assert not await contacts.opted_out("+15550100")
+    finally:
+        await contacts.close()
+
+
+async def _equal(read: Awaitable[LastTouch | None], expected: LastTouch) -> bool:
+    return await read == expected
+
+
+async def until_true(check: Callable[[], Awaitable[bool]]) -> None:
+    for _ in range(200):
+        if await check():
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError("never true")
+
+
+async def test_admissions_remember_their_entry_and_are_never_fooled_by_it(bus: Bus) -> None:
+    """Two replicas share a counter: each writes at the revision it last wrote, a stale one is refused
+    and re-read, and a refusal decided on a remembered value is checked on the stored one."""
+    one, two = ContactState(bus), ContactState(bus)
+    counter = Family("count", s.KV_WINDOWS, int)
+
+    def three(current: int | None) -> tuple[bool, int]:
+        seen = current or 0
+        return seen < 3, seen + 1
+
+    answers = [await replica.admit(counter, "y", three) for replica in (one, one, two, one, two, one)]
+    assert answers == [True, True, True, False, False, False]
+    assert await one.get(counter, "y") == 3
+    await two.forget(counter, "y")  # the window expired, say: `one` still remembers it full
+    assert await one.admit(counter, "y", three)
+    assert await two.admit(counter, "y", three)
+    assert await one.get(counter, "y") == 2
 
 
 async def test_admit_stores_only_what_it_allows(bus: Bus) -> None:
