@@ -170,7 +170,10 @@ class Bus:
         hdrs = {"Nats-Msg-Id": msg_id, **(headers or {})}
         wait = self.cfg.publish_timeout if timeout is None else timeout
         try:
-            ack = await asyncio.wait_for(self.js.publish(subject, payload, timeout=wait, headers=hdrs), wait)
+            # The outer bound also covers nats-py's own flush of a full pending buffer (disconnected),
+            # which has no timeout. asyncio.timeout, unlike wait_for, wraps no task around the publish.
+            async with asyncio.timeout(wait):
+                ack = await self.js.publish(subject, payload, timeout=wait, headers=hdrs)
         except Exception as exc:
             self.storage.observe(exc)
             raise PublishFailed(f"{subject}: {exc!r}") from exc
@@ -190,7 +193,8 @@ class Bus:
         name = f"{prefix}/{digest.hex()}"
         wait = self.cfg.publish_timeout if timeout is None else timeout
         try:
-            await asyncio.wait_for(self._put(name, data, digest), max(wait, len(data) / 2_000_000))
+            async with asyncio.timeout(max(wait, len(data) / 2_000_000)):
+                await self._put(name, data, digest)
         except Exception as exc:
             self.storage.observe(exc)
             raise PublishFailed(f"object {name}: {exc!r}") from exc
