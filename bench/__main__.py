@@ -24,6 +24,8 @@ from services.policy.load import load_policy
 RESULTS = Path(__file__).resolve().parent / "results.json"
 DECISIONS = int(os.environ.get("BENCH_DECISIONS", "20000"))
 E2E_TWILIO = os.environ.get("BENCH_E2E_TWILIO", "sink,sandbox").split(",")
+# Routers and notifiers in the end-to-end stack: one each, then two each sharing their durables.
+E2E_REPLICAS = [int(n) for n in os.environ.get("BENCH_E2E_REPLICAS", "1,2").split(",") if n]
 
 
 def bench_policy() -> dict[str, Any]:
@@ -57,7 +59,8 @@ USAGE = """usage: python -m bench [all|router|notifier|e2e|smtp|webhooks|console
   notifier the notifier alone, fed DispatchTicket commands, 1 then 2 replicas, SMS counted at the sink
           (BENCH_NOTIFIER_DISPATCHES, default 1000)
   e2e     the whole stack against the counting sink at BENCH_E2E_RATE/s then BENCH_E2E_SWEEP rates
-          for BENCH_E2E_SECONDS each, then against the sandbox at BENCH_E2E_RATE (its CPU share)
+          for BENCH_E2E_SECONDS each, with BENCH_E2E_REPLICAS routers and notifiers (default 1, then 2),
+          then against the sandbox at BENCH_E2E_RATE (its CPU share)
   smtp    only SMTP intake against the bare sink, smtp-source (BENCH_SMTP_ROUNDS alternating rounds)
   webhooks only the Twilio webhooks against bare FastAPI, wrk (BENCH_WEBHOOK_ROUNDS rounds)
   console the console's budgets: projection rate, Now page and 90-day report over 100,000 events
@@ -69,10 +72,11 @@ async def end_to_end() -> dict[str, Any]:
     """The pipeline against the counting sink (the figure), then against the sandbox at the goal rate
     (what our fake Twilio costs), each on a fresh bus: the intake benchmarks' backlog is not timed."""
     results: dict[str, Any] = {}
-    if "sink" in E2E_TWILIO:
+    for copies in E2E_REPLICAS if "sink" in E2E_TWILIO else ():
         with stack.run() as bench:
-            results["end_to_end"] = await endtoend.bench_stack(
-                bench.nats.url, bench.logs, bench.tmp, bench.nats_pid, twilio="sink"
+            name = "end_to_end" if copies == 1 else f"end_to_end_{copies}_replicas"
+            results[name] = await endtoend.bench_stack(
+                bench.nats.url, bench.logs, bench.tmp, bench.nats_pid, twilio="sink", replicas=copies
             )
     if "sandbox" in E2E_TWILIO:
         with stack.run() as bench:

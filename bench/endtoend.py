@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import re
 import time
@@ -39,6 +40,7 @@ EMAIL_SENDER = "jane@acme.example"
 SMS_SENDER = "+13125550150"
 MARKER = re.compile(r"E2EM(\d{6})")
 SERVICES = ("router", "notifier", "intake_email", "intake_voice")
+REPLICATED = ("router", "notifier")  # share their durable consumers; the intakes have workers instead
 
 
 def _tech_phones() -> set[str]:
@@ -71,6 +73,23 @@ async def _backlog(bus: Bus) -> int:
         for info in await bus.js.consumers_info(stream):
             total += int(info.num_pending or 0) + int(info.num_ack_pending or 0)
     return total
+
+
+async def _queues(nats_url: str, peaks: dict[str, int], stop: asyncio.Event) -> None:
+    """The deepest each durable's queue (pending + unacked) got while `stop` is unset: where a backlog
+    forms is the stage that limits the rate."""
+    bus = await Bus.connect(BusConfig(url=(nats_url,)), "bench-queues")
+    try:
+        while not stop.is_set():
+            for stream in (s.STREAM_REQUESTS, s.STREAM_NOTIFY, s.STREAM_REPLIES, s.STREAM_OUTBOX):
+                for info in await bus.js.consumers_info(stream):
+                    depth = int(info.num_pending or 0) + int(info.num_ack_pending or 0)
+                    name = str(info.name)
+                    peaks[name] = max(peaks.get(name, 0), depth)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), 0.5)
+    finally:
+        await bus.close()
 
 
 async def _drain(nats_url: str, timeout: float = 120.0) -> dict[str, Any]:
@@ -222,16 +241,20 @@ async def bench_stack(
     *,
     twilio: str = "sink",
     rates: tuple[float, ...] = (RATE, *SWEEP),
+    replicas: int = 1,
 ) -> dict[str, Any]:
-    """Run the whole stack once against `twilio` ("sink" or "sandbox"); offer each of `rates` in turn
-    (stopping once p99 crosses SATURATED_P99 or a request is lost)."""
+    """Run the whole stack once against `twilio` ("sink" or "sandbox") with `replicas` routers and
+    notifiers; offer each of `rates` in turn (stopping once p99 crosses SATURATED_P99 or one is lost)."""
     env, ports = twilio_side(twilio, nats_url, tmp, logs)
     await topology(nats_url)
     procs: dict[str, ChildProcess] = {}
     try:
         procs |= start_twilio(twilio, env, ports, logs)
         for name in SERVICES:
-            procs[name] = stack.service(name, env, logs)
+            for i in range(replicas if name in REPLICATED else 1):
+                label = name if i == 0 else f"{name}#{i + 1}"
+                own = env | ({f"FRONTDESK_{name.upper()}_HTTP_PORT": str(free_port())} if i else {})
+                procs[label] = ChildProcess(label, f"services.{name}", own, log=logs / f"{label}.log")
         procs[next(iter(procs))].wait_port(ports["twilio"])
         procs["sandbox" if twilio == "sandbox" else "relay"].wait_port(ports["relay"])
         procs["intake_email"].wait_port(ports["smtp"])
@@ -243,13 +266,15 @@ async def bench_stack(
         stages: list[dict[str, Any]] = []
         for rate in rates:
             await _drain(nats_url)
-            step = await _end_to_end(ledger, ports["smtp"], f"http://127.0.0.1:{ports['voice']}", rate, pids)
+            voice = f"http://127.0.0.1:{ports['voice']}"
+            step = await _end_to_end(nats_url, ledger, ports["smtp"], voice, rate=rate, pids=pids)
             stages.append(step)
             if step["p99_ms"] > SATURATED_P99 * 1000 or step["lost"]:
                 break
-        result = stages[0] | {"twilio": twilio, "before": drained}
+        result = stages[0] | {"twilio": twilio, "replicas": replicas, "before": drained}
         result["peak_rss_mb"] = {name: round(tree_peak_rss_mb(p.pid), 1) for name, p in procs.items()}
-        keys = ("offered_per_s", "p50_ms", "p99_ms", "delivered", "lost", "refused", "cpu_ms_per_request")
+        keys = ["offered_per_s", "p50_ms", "p99_ms", "delivered", "lost", "refused", "cpu_ms_per_request"]
+        keys.append("peak_queue_by_durable")
         result["sweep"] = [{k: step[k] for k in keys} for step in stages[1:]]
         held = [step["offered_per_s"] for step in stages if step["p99_ms"] <= SATURATED_P99 * 1000]
         result["highest_rate_p99_under_1s"] = max(held, default=None)
@@ -260,7 +285,7 @@ async def bench_stack(
 
 
 async def _end_to_end(
-    sandbox: str, smtp_port: int, voice: str, rate: float, pids: dict[str, int]
+    nats_url: str, sandbox: str, smtp_port: int, voice: str, *, rate: float, pids: dict[str, int]
 ) -> dict[str, Any]:
     techs = _tech_phones()
     accepted: dict[int, float] = {}
@@ -269,8 +294,15 @@ async def _end_to_end(
     async with httpx.AsyncClient(base_url=sandbox, timeout=30) as client:
         (await client.delete("/api/messages")).raise_for_status()
     before = {name: cpu_seconds(pid) for name, pid in pids.items()}
-    sent = await _offer(smtp_port, voice, rate, accepted, failures)
-    seen = await _delivered(sandbox, techs, accepted)
+    peaks: dict[str, int] = {}
+    watched = asyncio.Event()
+    watch = asyncio.create_task(_queues(nats_url, peaks, watched))
+    try:
+        sent = await _offer(smtp_port, voice, rate, accepted, failures)
+        seen = await _delivered(sandbox, techs, accepted)
+    finally:
+        watched.set()
+        await watch
     # CPU per request by process, the sandbox (our fake Twilio) shown on its own: its share is the
     # part of the figure that production (real Twilio) would not pay.
     cpu = {
@@ -291,5 +323,6 @@ async def _end_to_end(
         "p99_ms": _ms(latencies, 99),
         "max_ms": round(max(latencies) * 1000, 1) if latencies else float("nan"),
         "cpu_ms_per_request": cpu,
+        "peak_queue_by_durable": peaks,
         "goal": "p50 < 20 ms, p99 < 100 ms at 100/s, lost 0",
     }

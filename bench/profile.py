@@ -40,10 +40,14 @@ def top_frames(collapsed: Path) -> tuple[list[tuple[str, float]], list[tuple[str
     )
 
 
-def record(pid: int, seconds: int, out: Path) -> subprocess.Popen[bytes]:
+def record(pid: int, seconds: int, out: Path, *, gil: bool = False) -> subprocess.Popen[bytes]:
+    """`gil`: sample only while the process holds the GIL. A service that talks to nats-server over
+    loopback is often preempted inside its socket write by the server it just woke (most of its
+    switches are involuntary while /proc shows little system time), and without this those waits
+    read as a hot `_SelectorSocketTransport.write`."""
     spy = str(Path(sys.executable).parent / "py-spy")
     argv = [spy, "record", "--pid", str(pid), "--duration", str(seconds), "--rate", "200"]
-    argv += ["--format", "raw", "--output", str(out), "--nonblocking"]
+    argv += ["--format", "raw", "--output", str(out), "--nonblocking", *(["--gil"] if gil else [])]
     return subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
 
@@ -61,7 +65,7 @@ def _load(kind: str, port: int, *, pid: int, seconds: int, tmp: Path, out: Path)
 
 def _feed_router(nats_url: str, *, pid: int, seconds: int, out: Path) -> None:
     """Sample the router while it works through a backlog of requests big enough to outlast the window."""
-    spy = record(pid, seconds, out)
+    spy = record(pid, seconds, out, gil=True)
     asyncio.run(replicas.feed_router(nats_url, replicas.ROUTER_REQUESTS * max(1, seconds // 5)))
     spy.wait()
 

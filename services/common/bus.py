@@ -24,6 +24,7 @@ from nats.nuid import NUID
 
 from services.common import natsauth, topology
 from services.common.config import BusConfig
+from services.common.pubacks import WRONG_LAST, PubAcks
 from services.common.storage import StorageHealth
 from services.contracts import subjects as s
 
@@ -68,6 +69,7 @@ class Bus:
         self._nuid = NUID()
         self._cleanups: set[asyncio.Task[None]] = set()
         self.storage = StorageHealth()
+        self._writes = PubAcks(nc)  # every publish and KV write: see PubAcks for why not js.publish
 
     @classmethod
     async def connect(cls, cfg: BusConfig, name: str, *, stop: asyncio.Event | None = None) -> Bus:
@@ -170,10 +172,7 @@ class Bus:
         hdrs = {"Nats-Msg-Id": msg_id, **(headers or {})}
         wait = self.cfg.publish_timeout if timeout is None else timeout
         try:
-            # The outer bound also covers nats-py's own flush of a full pending buffer (disconnected),
-            # which has no timeout. asyncio.timeout, unlike wait_for, wraps no task around the publish.
-            async with asyncio.timeout(wait):
-                ack = await self.js.publish(subject, payload, timeout=wait, headers=hdrs)
+            ack = await self._writes.publish(subject, payload, headers=hdrs, timeout=wait)
         except Exception as exc:
             self.storage.observe(exc)
             raise PublishFailed(f"{subject}: {exc!r}") from exc
@@ -331,10 +330,7 @@ class Bus:
             if new is None:
                 return current._replace(written=False), result
             try:
-                if current.revision == 0:
-                    revision = await kv.create(key, new)
-                else:
-                    revision = await kv.update(key, new, last=current.revision)
+                revision = await self._kv_write(kv, bucket, key, new, last=current.revision)
             except Exception as exc:
                 if _raced(exc):
                     await asyncio.sleep(0)
@@ -344,6 +340,20 @@ class Bus:
             self.storage.stored()
             return KvEntry(new, revision, written=True), result
         raise Transient(f"kv {bucket}/{key}: too much contention")
+
+    async def _kv_write(self, kv: KeyValue, bucket: str, key: str, value: bytes, *, last: int) -> int:
+        """Store `value` at `key` if its last revision is `last` (0: the key holds nothing); its revision."""
+        headers = {"Nats-Expected-Last-Subject-Sequence": str(last)}
+        try:
+            ack = await self._writes.publish(
+                f"$KV.{bucket}.{key}", value, headers=headers, timeout=self.cfg.publish_timeout
+            )
+        except Exception as exc:
+            if last == 0 and _raced(exc):
+                # A value (a real race) or a delete marker, which nats-py's create looks up and writes over.
+                return int(await kv.create(key, value))
+            raise
+        return int(ack.seq)
 
     async def next_number(self, name: str, *, start: int) -> int:
         """Allocate the next integer of a named counter atomically across replicas."""
@@ -365,12 +375,8 @@ class Bus:
 
 def _raced(exc: Exception) -> bool:
     """Someone else wrote the key between our read and our write: read it again and retry."""
-    # nats-py reports an update at a stale revision as KeyWrongLastSequenceError, and a create on a
-    # key that holds a value as an APIError with code 10071.
-    return isinstance(exc, KeyWrongLastSequenceError) or getattr(exc, "err_code", None) == _KEY_EXISTS
-
-
-_KEY_EXISTS = 10071
+    # nats-py's KeyWrongLastSequenceError, or JetStream's own code for it in an APIError.
+    return isinstance(exc, KeyWrongLastSequenceError) or getattr(exc, "err_code", None) in WRONG_LAST
 
 
 async def _log_error(exc: Exception) -> None:
