@@ -17,14 +17,14 @@ import nats
 from nats.aio.client import Client as NatsClient
 from nats.js import JetStreamContext
 from nats.js.api import ObjectInfo, ObjectMetaOptions, PubAck
-from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError, NotFoundError
+from nats.js.errors import KeyWrongLastSequenceError, NotFoundError
 from nats.js.kv import KeyValue
 from nats.js.object_store import ObjectStore
 from nats.nuid import NUID
 
 from services.common import natsauth, topology
 from services.common.config import BusConfig
-from services.common.pubacks import WRONG_LAST, PubAcks
+from services.common.jsapi import WRONG_LAST, JetStreamCalls
 from services.common.storage import StorageHealth
 from services.contracts import subjects as s
 
@@ -69,7 +69,7 @@ class Bus:
         self._nuid = NUID()
         self._cleanups: set[asyncio.Task[None]] = set()
         self.storage = StorageHealth()
-        self._writes = PubAcks(nc)  # every publish and KV write: see PubAcks for why not js.publish
+        self._calls = JetStreamCalls(nc)  # publishes, KV writes and reads: see there why not nats-py's
 
     @classmethod
     async def connect(cls, cfg: BusConfig, name: str, *, stop: asyncio.Event | None = None) -> Bus:
@@ -172,7 +172,7 @@ class Bus:
         hdrs = {"Nats-Msg-Id": msg_id, **(headers or {})}
         wait = self.cfg.publish_timeout if timeout is None else timeout
         try:
-            ack = await self._writes.publish(subject, payload, headers=hdrs, timeout=wait)
+            ack = await self._calls.publish(subject, payload, headers=hdrs, timeout=wait)
         except Exception as exc:
             self.storage.observe(exc)
             raise PublishFailed(f"{subject}: {exc!r}") from exc
@@ -272,12 +272,9 @@ class Bus:
 
     async def kv_get(self, bucket: str, key: str) -> tuple[bytes | None, int]:
         """(value, revision); (None, 0) when absent or deleted."""
-        kv = await self.kv(bucket)
-        try:
-            entry = await kv.get(key)
-        except KeyNotFoundError:
-            return None, 0
-        return entry.value, entry.revision or 0
+        return await self._calls.last_value(
+            f"KV_{bucket}", f"$KV.{bucket}.{key}", timeout=self.cfg.publish_timeout
+        )
 
     async def kv_update(
         self,
@@ -345,7 +342,7 @@ class Bus:
         """Store `value` at `key` if its last revision is `last` (0: the key holds nothing); its revision."""
         headers = {"Nats-Expected-Last-Subject-Sequence": str(last)}
         try:
-            ack = await self._writes.publish(
+            ack = await self._calls.publish(
                 f"$KV.{bucket}.{key}", value, headers=headers, timeout=self.cfg.publish_timeout
             )
         except Exception as exc:

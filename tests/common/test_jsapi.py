@@ -1,4 +1,4 @@
-"""PubAcks: JetStream's answers on our own inbox, as nats-py's js.publish would have reported them."""
+"""JetStreamCalls: answers on our own inbox, as nats-py's js.publish and kv.get would have reported them."""
 
 from __future__ import annotations
 
@@ -10,12 +10,12 @@ from nats.js.errors import APIError, NoStreamResponseError
 
 from services.common.bus import Bus
 from services.common.config import BusConfig
-from services.common.pubacks import WRONG_LAST, PubAcks
+from services.common.jsapi import WRONG_LAST, JetStreamCalls
 from services.contracts import subjects as s
 
 
 async def test_concurrent_publishes_each_get_their_own_ack_and_a_repeated_id_is_a_duplicate(bus: Bus) -> None:
-    acks = PubAcks(bus.nc)
+    acks = JetStreamCalls(bus.nc)
     subject = s.timeline_subject("acks")
     answers = await asyncio.gather(
         *(acks.publish(subject, b"{}", headers={"Nats-Msg-Id": f"m{i}"}, timeout=5) for i in range(50))
@@ -27,7 +27,7 @@ async def test_concurrent_publishes_each_get_their_own_ack_and_a_repeated_id_is_
 
 
 async def test_no_stream_and_a_refused_write_raise_what_nats_py_raises(bus: Bus) -> None:
-    acks = PubAcks(bus.nc)
+    acks = JetStreamCalls(bus.nc)
     with pytest.raises(NoStreamResponseError):
         await acks.publish("fd.nothing.here", b"x", headers=None, timeout=5)
     subject = f"$KV.{s.KV_ROUTER}.pubacks"
@@ -62,3 +62,22 @@ async def test_a_deleted_key_can_be_created_again(bus: Bus) -> None:
     await kv.delete("again")
     assert (await bus.kv_get(s.KV_ROUTER, "again"))[0] is None
     assert await bus.kv_create(s.KV_ROUTER, "again", b"2") == b"2"
+
+
+async def test_last_value_reads_a_key_as_stored_and_a_removed_one_as_absent(bus: Bus) -> None:
+    calls = JetStreamCalls(bus.nc)
+    stream, subject = f"KV_{s.KV_ROUTER}", f"$KV.{s.KV_ROUTER}.read"
+    assert await calls.last_value(stream, subject, timeout=5) == (None, 0)
+    assert await bus.kv_create(s.KV_ROUTER, "read", b"v1") == b"v1"
+    value, revision = await calls.last_value(stream, subject, timeout=5)
+    assert value == b"v1" and revision > 0
+    assert await bus.kv_update(s.KV_ROUTER, "read", lambda _: b"v2") == b"v2"
+    assert await bus.kv_get(s.KV_ROUTER, "read") == (b"v2", revision + 1)
+    kv = await bus.kv(s.KV_ROUTER)
+    await kv.delete("read")
+    assert await calls.last_value(stream, subject, timeout=5) == (None, 0)
+    await kv.put("read", b"v3")
+    await kv.purge("read")
+    assert await bus.kv_get(s.KV_ROUTER, "read") == (None, 0)
+    with pytest.raises(APIError):  # no such bucket: an error, never "absent"
+        await calls.last_value("KV_no_such_bucket", "$KV.no_such_bucket.read", timeout=5)
