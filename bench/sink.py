@@ -188,10 +188,14 @@ class _Connection(asyncio.Protocol):
             self.transport.close()
 
 
-async def serve(sink: Sink, port: int, stop: asyncio.Event) -> None:
+async def listen(sink: Sink, port: int) -> asyncio.Server:
+    """Serve `sink` on 127.0.0.1:`port` (0: any free port, see the server's sockets)."""
     loop = asyncio.get_running_loop()
-    server = await loop.create_server(lambda: _Connection(sink), "127.0.0.1", port)
-    async with server:
+    return await loop.create_server(lambda: _Connection(sink), "127.0.0.1", port)
+
+
+async def serve(sink: Sink, port: int, stop: asyncio.Event) -> None:
+    async with await listen(sink, port):
         await stop.wait()
 
 

@@ -24,7 +24,7 @@ from nats.nuid import NUID
 
 from services.common import natsauth, topology
 from services.common.config import BusConfig
-from services.common.jsapi import WRONG_LAST, JetStreamCalls
+from services.common.jsapi import JetStreamCalls
 from services.common.storage import StorageHealth
 from services.contracts import subjects as s
 
@@ -374,6 +374,10 @@ def _raced(exc: Exception) -> bool:
     """Someone else wrote the key between our read and our write: read it again and retry."""
     # nats-py's KeyWrongLastSequenceError, or JetStream's own code for it in an APIError.
     return isinstance(exc, KeyWrongLastSequenceError) or getattr(exc, "err_code", None) in WRONG_LAST
+
+
+# JSStreamWrongLastSequenceErrF / ...ConstantErr: a KV write at a revision the key has moved past.
+WRONG_LAST = (10071, 10164)
 
 
 async def _log_error(exc: Exception) -> None:

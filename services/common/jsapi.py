@@ -45,8 +45,6 @@ class _Found(msgspec.Struct):
 _answer = msgspec.json.Decoder(_Answer).decode
 _found = msgspec.json.Decoder(_Found).decode
 _NO_RESPONDERS = "503"
-# JSStreamWrongLastSequenceErrF / ...ConstantErr: a KV write at a revision the key has moved past.
-WRONG_LAST = (10071, 10164)
 _NO_MESSAGE = 10037  # JSNoMessageFoundErr: the subject holds nothing (also code 404, as a missing stream)
 _KV_OPERATION = b"kv-operation"
 _REMOVED = (b"DEL", b"PURGE")

@@ -8,9 +8,9 @@ from collections.abc import Callable
 import pytest
 from nats.js.errors import APIError, NoStreamResponseError
 
-from services.common.bus import Bus
+from services.common.bus import WRONG_LAST, Bus
 from services.common.config import BusConfig
-from services.common.jsapi import WRONG_LAST, JetStreamCalls
+from services.common.jsapi import JetStreamCalls
 from services.contracts import subjects as s
 
 
