@@ -60,24 +60,24 @@ async def test_the_sdk_creates_and_lists_messages_and_the_driver_reads_the_ledge
     assert counting.created == 2  # the count survives a cleared ledger: doubled sends stay visible
 
 
+async def refusal(base: str, token: str, body: str) -> TwilioRestException:
+    client, http = twilio(base, token=token)
+    try:
+        with pytest.raises(TwilioRestException) as refused:
+            await client.messages.create_async(to="+13125550123", from_="+13125550199", body=body)
+    finally:
+        await http.close()
+    return refused.value
+
+
 async def test_wrong_credentials_missing_fields_and_oversized_bodies_are_refused(
     sink: tuple[Sink, str],
 ) -> None:
     counting, base = sink
-    client, http = twilio(base, token="wrong")
-    try:
-        with pytest.raises(TwilioRestException) as refused:
-            await client.messages.create_async(to="+13125550123", from_="+13125550199", body="x")
-        assert refused.value.status == 401 and refused.value.code == 20003
-    finally:
-        await http.close()
-    client, http = twilio(base)
-    try:
-        with pytest.raises(TwilioRestException) as missing:
-            await client.messages.create_async(to="+13125550123", from_="+13125550199", body="")
-        assert missing.value.status == 400 and missing.value.code == 21602
-    finally:
-        await http.close()
+    wrong = await refusal(base, "wrong", "x")
+    assert wrong.status == 401 and wrong.code == 20003
+    missing = await refusal(base, TOKEN, "")
+    assert missing.status == 400 and missing.code == 21602
     async with httpx.AsyncClient(base_url=base) as raw:
         big = await raw.post(counting.messages_path, content=b"x" * (MAX_BODY + 1), auth=(ACCOUNT, TOKEN))
         assert big.status_code == 413
