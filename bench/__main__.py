@@ -16,13 +16,16 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench import console, endtoend, smtp, stack, webhooks
+from bench import console, endtoend, replicas, smtp, stack, webhooks
 from services.common.process import ROOT
 from services.policy.decide import decide
 from services.policy.load import load_policy
 
 RESULTS = Path(__file__).resolve().parent / "results.json"
 DECISIONS = int(os.environ.get("BENCH_DECISIONS", "20000"))
+E2E_TWILIO = os.environ.get("BENCH_E2E_TWILIO", "sink,sandbox").split(",")
+# Routers and notifiers in the end-to-end stack: one each, then two each sharing their durables.
+E2E_REPLICAS = [int(n) for n in os.environ.get("BENCH_E2E_REPLICAS", "1,2").split(",") if n]
 
 
 def bench_policy() -> dict[str, Any]:
@@ -47,13 +50,17 @@ def table(results: dict[str, Any]) -> str:
     return "\n".join(rows)
 
 
-USAGE = """usage: python -m bench [all|router|e2e|smtp|webhooks|console]
+USAGE = """usage: python -m bench [all|router|notifier|e2e|smtp|webhooks|console]
 
   all     every benchmark (default), written to bench/results.json: policy, SMTP, voice webhooks,
-          end to end, router through NATS
-  router  only the router through NATS, with the router as the only service on the bus
-          (BENCH_ROUTER_REQUESTS requests, default 500)
-  e2e     only the whole stack at a fixed offered rate (BENCH_E2E_RATE/s for BENCH_E2E_SECONDS)
+          end to end (sink, then the sandbox at the goal rate), router and notifier replicas
+  router  the router alone through NATS, 1 then 2 replicas on one durable (BENCH_ROUTER_REQUESTS,
+          default 2000, BENCH_REPLICA_ROUNDS interleaved rounds, default 2)
+  notifier the notifier alone, fed DispatchTicket commands, 1 then 2 replicas, SMS counted at the sink
+          (BENCH_NOTIFIER_DISPATCHES, default 1000)
+  e2e     the whole stack against the counting sink at BENCH_E2E_RATE/s then BENCH_E2E_SWEEP rates
+          for BENCH_E2E_SECONDS each, with BENCH_E2E_REPLICAS routers and notifiers (default 1, then 2),
+          then against the sandbox at BENCH_E2E_RATE (its CPU share)
   smtp    only SMTP intake against the bare sink, smtp-source (BENCH_SMTP_ROUNDS alternating rounds)
   webhooks only the Twilio webhooks against bare FastAPI, wrk (BENCH_WEBHOOK_ROUNDS rounds)
   console the console's budgets: projection rate, Now page and 90-day report over 100,000 events
@@ -61,14 +68,40 @@ USAGE = """usage: python -m bench [all|router|e2e|smtp|webhooks|console]
 """
 
 
+async def end_to_end() -> dict[str, Any]:
+    """The pipeline against the counting sink (the figure), then against the sandbox at the goal rate
+    (what our fake Twilio costs), each on a fresh bus: the intake benchmarks' backlog is not timed."""
+    results: dict[str, Any] = {}
+    for copies in E2E_REPLICAS if "sink" in E2E_TWILIO else ():
+        with stack.run() as bench:
+            name = "end_to_end" if copies == 1 else f"end_to_end_{copies}_replicas"
+            results[name] = await endtoend.bench_stack(
+                bench.nats.url, bench.logs, bench.tmp, bench.nats_pid, twilio="sink", replicas=copies
+            )
+    if "sandbox" in E2E_TWILIO:
+        with stack.run() as bench:
+            results["end_to_end_sandbox"] = await endtoend.bench_stack(
+                bench.nats.url,
+                bench.logs,
+                bench.tmp,
+                bench.nats_pid,
+                twilio="sandbox",
+                rates=(endtoend.RATE,),
+            )
+    return results
+
+
 async def only(mode: str) -> None:
+    if mode in ("router", "notifier"):
+        results = {f"{mode}_replicas": await replicas.bench_replicas(mode)}
+        print(table(results))
+        return
+    if mode == "e2e":
+        print(table(await end_to_end()))
+        return
     with stack.run() as bench:
-        if mode == "router":
-            results = {"router_through_nats": await endtoend.bench_router(bench.nats.url, bench.logs)}
-        elif mode == "console":
+        if mode == "console":
             results = await console.bench_console(bench.nats.url, bench.tmp)
-        elif mode == "e2e":
-            results = await endtoend.bench_stack(bench.nats.url, bench.logs, bench.tmp, bench.nats_pid)
         elif mode == "webhooks":
             voice = webhooks.bench_webhooks(bench.nats.url, bench.logs, bench.tmp, bench.nats_pid)
             results = {"voice_webhooks": voice}
@@ -88,10 +121,9 @@ async def main() -> None:
         results["smtp_intake"] = smtp.bench_smtp(bench.nats.url, bench.logs, bench.nats_pid)
         voice = webhooks.bench_webhooks(bench.nats.url, bench.logs, bench.tmp, bench.nats_pid)
         results["voice_webhooks"] = voice
-    # A fresh bus: the intake benchmarks leave a hundred thousand requests that no router consumed, and
-    # the end-to-end figure must time the path, not that backlog.
-    with stack.run() as bench:
-        results.update(await endtoend.bench_stack(bench.nats.url, bench.logs, bench.tmp, bench.nats_pid))
+    results.update(await end_to_end())
+    for service in ("router", "notifier"):
+        results[f"{service}_replicas"] = await replicas.bench_replicas(service)
     RESULTS.write_text(json.dumps(results, indent=2) + "\n")
     print(table(results))
     print(f"\nwritten to {RESULTS}")
@@ -99,7 +131,15 @@ async def main() -> None:
 
 if __name__ == "__main__":
     mode = sys.argv[1] if len(sys.argv) > 1 else "all"
-    if mode in ("-h", "--help") or mode not in ("all", "router", "e2e", "smtp", "webhooks", "console"):
+    if mode in ("-h", "--help") or mode not in (
+        "all",
+        "router",
+        "notifier",
+        "e2e",
+        "smtp",
+        "webhooks",
+        "console",
+    ):
         print(USAGE, end="")
         sys.exit(0 if mode in ("-h", "--help") else 2)
     asyncio.run(main() if mode == "all" else only(mode))

@@ -1,13 +1,14 @@
-"""End-to-end latency (intake accepted -> tech SMS at the sandbox) and router decisions/s through NATS."""
+"""End-to-end latency, open loop: intake accepted -> tech SMS at the Twilio stand-in (sink or sandbox)."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import re
 import time
 import uuid
-from datetime import UTC, datetime
+from datetime import datetime
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
@@ -23,7 +24,6 @@ from services.common.config import BusConfig
 from services.common.natsserver import free_port
 from services.common.process import ROOT, ChildProcess
 from services.contracts import subjects as s
-from services.contracts.requests import Sender, ServiceRequest
 from services.policy.load import load_policy
 
 RATE = float(os.environ.get("BENCH_E2E_RATE", "100"))
@@ -32,7 +32,6 @@ SECONDS = float(os.environ.get("BENCH_E2E_SECONDS", "20"))
 SWEEP = tuple(float(r) for r in os.environ.get("BENCH_E2E_SWEEP", "150,200,300").split(",") if r)
 SATURATED_P99 = 1.0
 DRAIN_WAIT = float(os.environ.get("BENCH_E2E_DRAIN", "20"))  # after the last send: later = lost
-ROUTER_REQUESTS = int(os.environ.get("BENCH_ROUTER_REQUESTS", "500"))
 TOKEN = "bench-token"
 SUPPORT_NUMBER = "+13125550199"
 # A premium client's emergency is dispatched (in hours) or paged (after hours) at once, whatever
@@ -40,7 +39,8 @@ SUPPORT_NUMBER = "+13125550199"
 EMAIL_SENDER = "jane@acme.example"
 SMS_SENDER = "+13125550150"
 MARKER = re.compile(r"E2EM(\d{6})")
-ORDER = ("sandbox", "router", "notifier", "intake_email", "intake_voice")
+SERVICES = ("router", "notifier", "intake_email", "intake_voice")
+REPLICATED = ("router", "notifier")  # share their durable consumers; the intakes have workers instead
 
 
 def _tech_phones() -> set[str]:
@@ -59,7 +59,7 @@ def _email(i: int) -> bytes:
     return msg.as_bytes()
 
 
-async def _topology(nats_url: str) -> None:
+async def topology(nats_url: str) -> None:
     bus = await Bus.connect(BusConfig(url=(nats_url,)), "bench-topology")
     try:
         await bus.ensure_topology()
@@ -73,6 +73,27 @@ async def _backlog(bus: Bus) -> int:
         for info in await bus.js.consumers_info(stream):
             total += int(info.num_pending or 0) + int(info.num_ack_pending or 0)
     return total
+
+
+async def _queues(nats_url: str, peaks: dict[str, int], stop: asyncio.Event) -> None:
+    """The deepest each durable's queue (pending + unacked) got while `stop` is unset: where a backlog
+    forms is the stage that limits the rate."""
+    bus = await Bus.connect(BusConfig(url=(nats_url,)), "bench-queues")
+    try:
+        while not stop.is_set():
+            for stream in (s.STREAM_REQUESTS, s.STREAM_NOTIFY, s.STREAM_REPLIES, s.STREAM_OUTBOX):
+                try:
+                    infos = await bus.js.consumers_info(stream)
+                except Exception:  # a slow answer on a busy machine: skip this sample
+                    continue
+                for info in infos:
+                    depth = int(info.num_pending or 0) + int(info.num_ack_pending or 0)
+                    name = str(info.name)
+                    peaks[name] = max(peaks.get(name, 0), depth)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), 0.5)
+    finally:
+        await bus.close()
 
 
 async def _drain(nats_url: str, timeout: float = 120.0) -> dict[str, Any]:
@@ -169,67 +190,106 @@ def _ms(values: list[float], p: float) -> float:
     return round(load.percentile(values, p) * 1000, 1)
 
 
-async def bench_stack(nats_url: str, logs: Path, tmp: Path, nats_pid: int | None = None) -> dict[str, Any]:
-    """Run the whole stack once; measure end-to-end latency, then router decisions/s on the same bus."""
-    sandbox_port, sandbox_smtp, smtp_port, voice_port = (free_port() for _ in range(4))
-    sandbox = f"http://127.0.0.1:{sandbox_port}"
+def twilio_side(kind: str, nats_url: str, tmp: Path, logs: Path) -> tuple[dict[str, str], dict[str, Any]]:
+    """The environment and the processes standing in for Twilio and the SMTP relay.
+
+    "sink": bench/sink.py (counts SMS, a fraction of a ms each) and the bare aiosmtpd relay, so the
+    figure measures our services; it posts no status callbacks, so none are asked for. "sandbox": the
+    full fake Twilio (SMS ledger, signed status callbacks through intake_voice, SMTP sink), as in
+    `make run`: its CPU is reported on its own, the share production would not pay.
+    """
+    twilio_port, relay_port, smtp_port, voice_port = (free_port() for _ in range(4))
     voice = f"http://127.0.0.1:{voice_port}"
-    env = stack.service_env(
-        nats_url,
-        FRONTDESK_TWILIO_API_BASE=sandbox,
-        FRONTDESK_TWILIO_AUTH_TOKEN=TOKEN,
-        FRONTDESK_TWILIO_FROM=SUPPORT_NUMBER,
-        FRONTDESK_SANDBOX_PHONE_NUMBER=SUPPORT_NUMBER,
-        FRONTDESK_SANDBOX_PORT=str(sandbox_port),
-        FRONTDESK_SANDBOX_SMTP_PORT=str(sandbox_smtp),
-        FRONTDESK_SANDBOX_WEBHOOK_BASE=voice,
-        FRONTDESK_NOTIFIER_RELAY_HOST="127.0.0.1",
-        FRONTDESK_NOTIFIER_RELAY_PORT=str(sandbox_smtp),
-        # As in production: Twilio reports each SMS's final status back through intake_voice.
-        FRONTDESK_NOTIFIER_STATUS_CALLBACK=f"{voice}/twilio/sms/status",
-        FRONTDESK_SMTP_PORT=str(smtp_port),
-        FRONTDESK_VOICE_PORT=str(voice_port),
-        FRONTDESK_VOICE_PUBLIC_URL=voice,
-        FRONTDESK_VOICE_SPOOL_DIR=str(tmp / "e2e-spool"),
-    )
-    await _topology(nats_url)
+    extra = {
+        "FRONTDESK_TWILIO_API_BASE": f"http://127.0.0.1:{twilio_port}",
+        "FRONTDESK_TWILIO_AUTH_TOKEN": TOKEN,
+        "FRONTDESK_TWILIO_FROM": SUPPORT_NUMBER,
+        "FRONTDESK_SANDBOX_PHONE_NUMBER": SUPPORT_NUMBER,
+        "FRONTDESK_NOTIFIER_RELAY_HOST": "127.0.0.1",
+        "FRONTDESK_NOTIFIER_RELAY_PORT": str(relay_port),
+        "FRONTDESK_SMTP_PORT": str(smtp_port),
+        "FRONTDESK_VOICE_PORT": str(voice_port),
+        "FRONTDESK_VOICE_PUBLIC_URL": voice,
+        "FRONTDESK_VOICE_SPOOL_DIR": str(tmp / f"e2e-spool-{kind}"),
+    }
+    if kind == "sandbox":
+        extra |= {
+            "FRONTDESK_SANDBOX_PORT": str(twilio_port),
+            "FRONTDESK_SANDBOX_SMTP_PORT": str(relay_port),
+            "FRONTDESK_SANDBOX_WEBHOOK_BASE": voice,
+            # As in production: Twilio reports each SMS's final status back through intake_voice.
+            "FRONTDESK_NOTIFIER_STATUS_CALLBACK": f"{voice}/twilio/sms/status",
+        }
+    env = stack.service_env(nats_url, **extra)
+    if kind == "sink":
+        env.pop("FRONTDESK_NOTIFIER_STATUS_CALLBACK", None)  # the caller's own, if any
+    ports = {"twilio": twilio_port, "relay": relay_port, "smtp": smtp_port, "voice": voice_port}
+    return env, ports
+
+
+def start_twilio(
+    kind: str, env: dict[str, str], ports: dict[str, int], logs: Path
+) -> dict[str, ChildProcess]:
+    if kind == "sandbox":
+        sandbox = stack.service("sandbox", env, logs)
+        return {"sandbox": sandbox}
+    sink = ChildProcess("sink", "bench.sink", env, log=logs / "sink.log", args=(str(ports["twilio"]),))
+    return {"sink": sink, "relay": stack.baseline("smtp", ports["relay"], logs)}
+
+
+async def bench_stack(
+    nats_url: str,
+    logs: Path,
+    tmp: Path,
+    nats_pid: int | None = None,
+    *,
+    twilio: str = "sink",
+    rates: tuple[float, ...] = (RATE, *SWEEP),
+    replicas: int = 1,
+) -> dict[str, Any]:
+    """Run the whole stack once against `twilio` ("sink" or "sandbox") with `replicas` routers and
+    notifiers; offer each of `rates` in turn (stopping once p99 crosses SATURATED_P99 or one is lost)."""
+    env, ports = twilio_side(twilio, nats_url, tmp, logs)
+    await topology(nats_url)
     procs: dict[str, ChildProcess] = {}
     try:
-        for name in ORDER:
-            procs[name] = stack.service(name, env, logs)
-        procs["sandbox"].wait_port(sandbox_port)
-        procs["sandbox"].wait_port(sandbox_smtp)
-        procs["intake_email"].wait_port(smtp_port)
-        procs["intake_voice"].wait_port(voice_port)
+        procs |= start_twilio(twilio, env, ports, logs)
+        for name in SERVICES:
+            for i in range(replicas if name in REPLICATED else 1):
+                label = name if i == 0 else f"{name}#{i + 1}"
+                own = env | ({f"FRONTDESK_{name.upper()}_HTTP_PORT": str(free_port())} if i else {})
+                procs[label] = ChildProcess(label, f"services.{name}", own, log=logs / f"{label}.log")
+        procs[next(iter(procs))].wait_port(ports["twilio"])
+        procs["sandbox" if twilio == "sandbox" else "relay"].wait_port(ports["relay"])
+        procs["intake_email"].wait_port(ports["smtp"])
+        procs["intake_voice"].wait_port(ports["voice"])
         await asyncio.sleep(1.0)  # router and notifier have no port: give their consumers a moment
         drained = await _drain(nats_url)
         pids = {name: p.pid for name, p in procs.items()} | ({"nats": nats_pid} if nats_pid else {})
-        end_to_end = await _end_to_end(sandbox, smtp_port, voice, RATE, pids)
-        end_to_end["before"] = drained
-        end_to_end["peak_rss_mb"] = {name: round(tree_peak_rss_mb(p.pid), 1) for name, p in procs.items()}
-        sweep = []
-        for rate in SWEEP:
+        ledger = f"http://127.0.0.1:{ports['twilio']}"
+        stages: list[dict[str, Any]] = []
+        for rate in rates:
             await _drain(nats_url)
-            step = await _end_to_end(sandbox, smtp_port, voice, rate, pids)
-            sweep.append({k: step[k] for k in ("offered_per_s", "p50_ms", "p99_ms", "lost", "refused")})
+            voice = f"http://127.0.0.1:{ports['voice']}"
+            step = await _end_to_end(nats_url, ledger, ports["smtp"], voice, rate=rate, pids=pids)
+            stages.append(step)
             if step["p99_ms"] > SATURATED_P99 * 1000 or step["lost"]:
                 break
-        end_to_end["sweep"] = sweep
-        limit_ms = SATURATED_P99 * 1000
-        held = [RATE] if end_to_end["p99_ms"] <= limit_ms else []
-        held += [step["offered_per_s"] for step in sweep if step["p99_ms"] <= limit_ms]
-        end_to_end["highest_rate_p99_under_1s"] = max(held, default=None)
-        await _drain(nats_url)
-        router = await _router_through_nats(nats_url)
+        result = stages[0] | {"twilio": twilio, "replicas": replicas, "before": drained}
+        result["peak_rss_mb"] = {name: round(tree_peak_rss_mb(p.pid), 1) for name, p in procs.items()}
+        keys = ["offered_per_s", "p50_ms", "p99_ms", "delivered", "lost", "refused", "cpu_ms_per_request"]
+        keys.append("peak_queue_by_durable")
+        result["sweep"] = [{k: step[k] for k in keys} for step in stages[1:]]
+        held = [step["offered_per_s"] for step in stages if step["p99_ms"] <= SATURATED_P99 * 1000]
+        result["highest_rate_p99_under_1s"] = max(held, default=None)
     finally:
-        for name in reversed(ORDER):
-            if name in procs:
-                procs[name].stop()
-    return {"end_to_end": end_to_end, "router_through_nats": router}
+        for name in reversed(list(procs)):
+            procs[name].stop()
+    return result
 
 
 async def _end_to_end(
-    sandbox: str, smtp_port: int, voice: str, rate: float, pids: dict[str, int]
+    nats_url: str, sandbox: str, smtp_port: int, voice: str, *, rate: float, pids: dict[str, int]
 ) -> dict[str, Any]:
     techs = _tech_phones()
     accepted: dict[int, float] = {}
@@ -238,8 +298,15 @@ async def _end_to_end(
     async with httpx.AsyncClient(base_url=sandbox, timeout=30) as client:
         (await client.delete("/api/messages")).raise_for_status()
     before = {name: cpu_seconds(pid) for name, pid in pids.items()}
-    sent = await _offer(smtp_port, voice, rate, accepted, failures)
-    seen = await _delivered(sandbox, techs, accepted)
+    peaks: dict[str, int] = {}
+    watched = asyncio.Event()
+    watch = asyncio.create_task(_queues(nats_url, peaks, watched))
+    try:
+        sent = await _offer(smtp_port, voice, rate, accepted, failures)
+        seen = await _delivered(sandbox, techs, accepted)
+    finally:
+        watched.set()
+        await watch
     # CPU per request by process, the sandbox (our fake Twilio) shown on its own: its share is the
     # part of the figure that production (real Twilio) would not pay.
     cpu = {
@@ -260,64 +327,6 @@ async def _end_to_end(
         "p99_ms": _ms(latencies, 99),
         "max_ms": round(max(latencies) * 1000, 1) if latencies else float("nan"),
         "cpu_ms_per_request": cpu,
+        "peak_queue_by_durable": peaks,
         "goal": "p50 < 20 ms, p99 < 100 ms at 100/s, lost 0",
-    }
-
-
-async def _ticket_count(bus: Bus) -> int:
-    # Subjects of the bucket's stream, not kv.keys(): every keys() leaves an ephemeral consumer on
-    # the server for five minutes, and polling it would run into the stream's consumer limit.
-    info = await bus.js.stream_info(f"KV_{s.KV_TICKETS}", subjects_filter=f"$KV.{s.KV_TICKETS}.>")
-    return len(info.state.subjects or {})
-
-
-async def bench_router(nats_url: str, logs: Path) -> dict[str, Any]:
-    """The router alone (its own process, nothing else on the bus): decisions/s through NATS."""
-    await _topology(nats_url)
-    http_port = free_port()
-    env = stack.service_env(nats_url, FRONTDESK_ROUTER_HTTP_PORT=str(http_port))
-    proc = stack.service("router", env, logs)
-    try:
-        proc.wait_port(http_port)
-        return await _router_through_nats(nats_url)
-    finally:
-        proc.stop()
-
-
-async def _router_through_nats(nats_url: str) -> dict[str, Any]:
-    """Publish requests straight to the bus and time until the router has opened a ticket for each."""
-    bus = await Bus.connect(BusConfig(url=(nats_url,)), "bench-router")
-    try:
-        before = await _ticket_count(bus)
-        run = uuid.uuid4().hex[:8]
-        t0 = time.perf_counter()
-        for i in range(ROUTER_REQUESTS):
-            req = ServiceRequest(
-                id=f"bench-{run}-{i}",
-                channel="email",
-                received_at=datetime.now(UTC),
-                sender=Sender(email=EMAIL_SENDER, name="Jane Roe"),
-                recipient="support@frontdesk.test",
-                subject=f"Printer on floor {i % 5} jammed ({run} {i})",
-                body="The printer shows error 50.4 after every third page.",
-            )
-            await bus.publish(s.request_subject("email"), req, msg_id=req.id)
-        published = time.perf_counter() - t0
-        made = 0
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            made = await _ticket_count(bus) - before
-            if made >= ROUTER_REQUESTS:
-                break
-            await asyncio.sleep(0.1)
-        seconds = time.perf_counter() - t0
-    finally:
-        await bus.close()
-    return {
-        "requests": ROUTER_REQUESTS,
-        "tickets": made,
-        "publish_s": round(published, 2),
-        "seconds": round(seconds, 2),
-        # Counted by polling the bucket, so the rate is a lower bound (poll interval 0.1 s).
-        "decisions_per_s": round(min(made, ROUTER_REQUESTS) / seconds, 1),
     }

@@ -1,17 +1,18 @@
 """Where a service spends its CPU under load: py-spy samples it while the C load generator runs.
 
-`python -m bench.profile smtp|sms|voice [SECONDS]` prints the top frames by own time and by
+`python -m bench.profile smtp|sms|voice|router [SECONDS]` prints the top frames by own time and by
 inclusive time (share of samples), the figures the performance notes quote before and after a change.
 """
 
 from __future__ import annotations
 
+import asyncio
 import collections
 import subprocess
 import sys
 from pathlib import Path
 
-from bench import smtp, stack, tools, webhooks
+from bench import endtoend, replicas, smtp, stack, tools, webhooks
 from services.common.natsserver import free_port
 
 TOP = 15
@@ -39,10 +40,14 @@ def top_frames(collapsed: Path) -> tuple[list[tuple[str, float]], list[tuple[str
     )
 
 
-def record(pid: int, seconds: int, out: Path) -> subprocess.Popen[bytes]:
+def record(pid: int, seconds: int, out: Path, *, gil: bool = False) -> subprocess.Popen[bytes]:
+    """`gil`: sample only while the process holds the GIL. A service that talks to nats-server over
+    loopback is often preempted inside its socket write by the server it just woke (most of its
+    switches are involuntary while /proc shows little system time), and without this those waits
+    read as a hot `_SelectorSocketTransport.write`."""
     spy = str(Path(sys.executable).parent / "py-spy")
     argv = [spy, "record", "--pid", str(pid), "--duration", str(seconds), "--rate", "200"]
-    argv += ["--format", "raw", "--output", str(out), "--nonblocking"]
+    argv += ["--format", "raw", "--output", str(out), "--nonblocking", *(["--gil"] if gil else [])]
     return subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
 
@@ -58,11 +63,27 @@ def _load(kind: str, port: int, *, pid: int, seconds: int, tmp: Path, out: Path)
     spy.wait()
 
 
+def _feed_router(nats_url: str, *, pid: int, seconds: int, out: Path) -> None:
+    """Sample the router while it works through a backlog of requests big enough to outlast the window."""
+    spy = record(pid, seconds, out, gil=True)
+    asyncio.run(replicas.feed_router(nats_url, replicas.ROUTER_REQUESTS * max(1, seconds // 5)))
+    spy.wait()
+
+
 def main(kind: str, seconds: int) -> None:
     with stack.run() as run:
         out = run.tmp / "profile.txt"
         port = free_port()
-        if kind == "smtp":
+        if kind == "router":
+            asyncio.run(endtoend.topology(run.nats.url))
+            env = stack.service_env(run.nats.url, FRONTDESK_ROUTER_HTTP_PORT=str(port))
+            service = stack.service("router", env, run.logs)
+            try:
+                service.wait_port(port)
+                _feed_router(run.nats.url, pid=service.pid, seconds=seconds, out=out)
+            finally:
+                service.stop()
+        elif kind == "smtp":
             env = stack.service_env(run.nats.url, FRONTDESK_SMTP_PORT=str(port), FRONTDESK_SMTP_WORKERS="1")
             service = stack.service("intake_email", env, run.logs)
         else:
@@ -74,11 +95,12 @@ def main(kind: str, seconds: int) -> None:
                 FRONTDESK_VOICE_WORKERS="1",  # py-spy samples one process: let it be the only one
             )
             service = stack.service("intake_voice", env, run.logs)
-        try:  # a failed load run must not leave the service behind
-            service.wait_port(port)
-            _load(kind, port, pid=service.pid, seconds=seconds, tmp=run.tmp, out=out)
-        finally:
-            service.stop()
+        if kind != "router":
+            try:  # a failed load run must not leave the service behind
+                service.wait_port(port)
+                _load(kind, port, pid=service.pid, seconds=seconds, tmp=run.tmp, out=out)
+            finally:
+                service.stop()
         own, inclusive = top_frames(out)
     print(f"## {kind}: own time")
     for frame, pct in own:

@@ -17,13 +17,14 @@ import nats
 from nats.aio.client import Client as NatsClient
 from nats.js import JetStreamContext
 from nats.js.api import ObjectInfo, ObjectMetaOptions, PubAck
-from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError, NotFoundError
+from nats.js.errors import KeyWrongLastSequenceError, NotFoundError
 from nats.js.kv import KeyValue
 from nats.js.object_store import ObjectStore
 from nats.nuid import NUID
 
 from services.common import natsauth, topology
 from services.common.config import BusConfig
+from services.common.jsapi import JetStreamCalls
 from services.common.storage import StorageHealth
 from services.contracts import subjects as s
 
@@ -68,6 +69,7 @@ class Bus:
         self._nuid = NUID()
         self._cleanups: set[asyncio.Task[None]] = set()
         self.storage = StorageHealth()
+        self._calls = JetStreamCalls(nc)  # publishes, KV writes and reads: see there why not nats-py's
 
     @classmethod
     async def connect(cls, cfg: BusConfig, name: str, *, stop: asyncio.Event | None = None) -> Bus:
@@ -170,7 +172,7 @@ class Bus:
         hdrs = {"Nats-Msg-Id": msg_id, **(headers or {})}
         wait = self.cfg.publish_timeout if timeout is None else timeout
         try:
-            ack = await asyncio.wait_for(self.js.publish(subject, payload, timeout=wait, headers=hdrs), wait)
+            ack = await self._calls.publish(subject, payload, headers=hdrs, timeout=wait)
         except Exception as exc:
             self.storage.observe(exc)
             raise PublishFailed(f"{subject}: {exc!r}") from exc
@@ -190,7 +192,8 @@ class Bus:
         name = f"{prefix}/{digest.hex()}"
         wait = self.cfg.publish_timeout if timeout is None else timeout
         try:
-            await asyncio.wait_for(self._put(name, data, digest), max(wait, len(data) / 2_000_000))
+            async with asyncio.timeout(max(wait, len(data) / 2_000_000)):
+                await self._put(name, data, digest)
         except Exception as exc:
             self.storage.observe(exc)
             raise PublishFailed(f"object {name}: {exc!r}") from exc
@@ -269,12 +272,9 @@ class Bus:
 
     async def kv_get(self, bucket: str, key: str) -> tuple[bytes | None, int]:
         """(value, revision); (None, 0) when absent or deleted."""
-        kv = await self.kv(bucket)
-        try:
-            entry = await kv.get(key)
-        except KeyNotFoundError:
-            return None, 0
-        return entry.value, entry.revision or 0
+        return await self._calls.last_value(
+            f"KV_{bucket}", f"$KV.{bucket}.{key}", timeout=self.cfg.publish_timeout
+        )
 
     async def kv_update(
         self,
@@ -327,10 +327,7 @@ class Bus:
             if new is None:
                 return current._replace(written=False), result
             try:
-                if current.revision == 0:
-                    revision = await kv.create(key, new)
-                else:
-                    revision = await kv.update(key, new, last=current.revision)
+                revision = await self._kv_write(kv, bucket, key, new, last=current.revision)
             except Exception as exc:
                 if _raced(exc):
                     await asyncio.sleep(0)
@@ -340,6 +337,20 @@ class Bus:
             self.storage.stored()
             return KvEntry(new, revision, written=True), result
         raise Transient(f"kv {bucket}/{key}: too much contention")
+
+    async def _kv_write(self, kv: KeyValue, bucket: str, key: str, value: bytes, *, last: int) -> int:
+        """Store `value` at `key` if its last revision is `last` (0: the key holds nothing); its revision."""
+        headers = {"Nats-Expected-Last-Subject-Sequence": str(last)}
+        try:
+            ack = await self._calls.publish(
+                f"$KV.{bucket}.{key}", value, headers=headers, timeout=self.cfg.publish_timeout
+            )
+        except Exception as exc:
+            if last == 0 and _raced(exc):
+                # A value (a real race) or a delete marker, which nats-py's create looks up and writes over.
+                return int(await kv.create(key, value))
+            raise
+        return int(ack.seq)
 
     async def next_number(self, name: str, *, start: int) -> int:
         """Allocate the next integer of a named counter atomically across replicas."""
@@ -361,12 +372,12 @@ class Bus:
 
 def _raced(exc: Exception) -> bool:
     """Someone else wrote the key between our read and our write: read it again and retry."""
-    # nats-py reports an update at a stale revision as KeyWrongLastSequenceError, and a create on a
-    # key that holds a value as an APIError with code 10071.
-    return isinstance(exc, KeyWrongLastSequenceError) or getattr(exc, "err_code", None) == _KEY_EXISTS
+    # nats-py's KeyWrongLastSequenceError, or JetStream's own code for it in an APIError.
+    return isinstance(exc, KeyWrongLastSequenceError) or getattr(exc, "err_code", None) in WRONG_LAST
 
 
-_KEY_EXISTS = 10071
+# JSStreamWrongLastSequenceErrF / ...ConstantErr: a KV write at a revision the key has moved past.
+WRONG_LAST = (10071, 10164)
 
 
 async def _log_error(exc: Exception) -> None:

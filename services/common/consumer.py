@@ -35,6 +35,13 @@ class ConsumerSpec:
 
 
 @dataclass(frozen=True)
+class Undecodable:
+    """A payload the decoder refused: it is dead-lettered with the decoder's reason."""
+
+    error: str
+
+
+@dataclass(frozen=True)
 class Delivery:
     subject: str
     num_delivered: int
@@ -118,6 +125,16 @@ class Consumer(Generic[T]):
                 await sub.unsubscribe()
 
     async def _process(self, msg: Msg) -> None:
+        await self._settle(msg, self._decoded(msg))
+
+    def _decoded(self, msg: Msg) -> T | Undecodable:
+        try:
+            return self.decode(msg.data)
+        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+            return Undecodable(str(exc))
+
+    async def _settle(self, msg: Msg, value: T | Undecodable) -> None:
+        """Handle a decoded message and ack, nak or dead-letter it."""
         meta = msg.metadata
         delivery = Delivery(
             subject=msg.subject,
@@ -125,10 +142,8 @@ class Consumer(Generic[T]):
             stream_seq=int(meta.sequence.stream if meta.sequence else 0),
             headers=dict(msg.headers or {}),
         )
-        try:
-            value = self.decode(msg.data)
-        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
-            await self._dead_letter(msg, delivery, f"undecodable: {exc}")
+        if isinstance(value, Undecodable):
+            await self._dead_letter(msg, delivery, f"undecodable: {value.error}")
             return
         try:
             await self.handle(value, delivery)
@@ -240,23 +255,23 @@ class LaneConsumer(Consumer[T]):
                 await asyncio.wait(self._inflight)
 
     async def _process(self, msg: Msg) -> None:
-        try:
-            keys = self.lanes(self.decode(msg.data))
-        except (msgspec.DecodeError, msgspec.ValidationError):
-            keys = frozenset()  # the base class dead-letters it; it depends on nothing
+        # Decoded once: the lanes and the handler read the same value.
+        value = self._decoded(msg)
+        # An undecodable message depends on nothing: it is dead-lettered in its own lane.
+        keys = frozenset() if isinstance(value, Undecodable) else self.lanes(value)
         await self._slots.acquire()
         before = {self._last[k] for k in keys if k in self._last and not self._last[k].done()}
-        task = asyncio.create_task(self._in_lane(msg, before))
+        task = asyncio.create_task(self._in_lane(msg, value, before))
         self._inflight.add(task)
         for key in keys:
             self._last[key] = task
         task.add_done_callback(lambda t: self._finished(t, keys))
 
-    async def _in_lane(self, msg: Msg, before: set[asyncio.Task[None]]) -> None:
+    async def _in_lane(self, msg: Msg, value: T | Undecodable, before: set[asyncio.Task[None]]) -> None:
         try:
             if before:
                 await asyncio.wait(before)
-            await super()._process(msg)
+            await self._settle(msg, value)
         except asyncio.CancelledError:
             raise
         except Exception as exc:

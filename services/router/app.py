@@ -71,6 +71,7 @@ async def main(cfg: RouterConfig, *, stop: asyncio.Event, clock: Clock | None = 
     policy = load_policy(cfg.policy)
     bus = await Bus.connect(cfg.bus, "router", stop=stop)
     http: HttpServer | None = None
+    router: Router | None = None
     tasks: list[asyncio.Task[None]] = []
     try:
         await bus.ensure_topology(stop=stop)
@@ -112,4 +113,8 @@ async def main(cfg: RouterConfig, *, stop: asyncio.Event, clock: Clock | None = 
                 await asyncio.wait_for(task, cfg.timer_poll + 5)
         if http is not None:
             await http.stop()
+        if router is not None:
+            # Its watch and its hot-key writer end before the connection does.
+            with contextlib.suppress(Exception):
+                await router.close()
         await bus.close()

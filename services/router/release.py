@@ -19,7 +19,7 @@ from services.contracts import (
 from services.contracts import subjects as s
 from services.policy.model import Policy
 from services.router import routing as r
-from services.state.cell import CasCell
+from services.router.sequencing import GroupedCell
 from services.state.tickets import TicketStore
 from services.state.timers import run_timers
 
@@ -39,8 +39,9 @@ class Releases:
         # The release timers, followed by one watch (see KvView: never kv.keys() per poll).
         self.pending = KvView(bus, s.KV_TIMERS, f"{r.TIMER_PREFIX}>", _release_timer.decode)
         # Same keys and encoding as Bus.next_number("ticket", start=1001) and the old cursor updates.
-        self._numbers = CasCell(bus, s.KV_SEQUENCES, "ticket")
-        self._cursor = CasCell(bus, s.KV_ROUTER, r.CURSOR_KEY)
+        # Every new ticket steps both: concurrent requests share one write per key (GroupedCell).
+        self._numbers = GroupedCell(bus, s.KV_SEQUENCES, "ticket")
+        self._cursor = GroupedCell(bus, s.KV_ROUTER, r.CURSOR_KEY)
         self.tickets = TicketStore(bus)
 
     async def _ticket(self, number: str) -> Ticket | None:
@@ -109,3 +110,5 @@ class Releases:
 
     async def close(self) -> None:
         await self.pending.close()
+        await self._numbers.close()
+        await self._cursor.close()

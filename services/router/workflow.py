@@ -110,12 +110,12 @@ class Router(Releases):
         return _record.decode(stored)
 
     async def _decide(self, req: ServiceRequest) -> Decision:
-        holder: list[Decision] = []
         trusted = req.sender_auth.trusted
         # Nobody may page on-call or claim a client's tier with a forged From.
         emergency = trusted and r.is_emergency(req, self.policy.emergency_keywords)
 
-        def advance(current: bytes | None) -> bytes | None:
+        def advance(current: bytes | None) -> tuple[bytes | None, Decision]:
+            # Pure: a lost race runs it again on the cursor as stored then (GroupedCell).
             cursor = int(current) if current else 0
             decision, after = decide(
                 self.policy,
@@ -126,11 +126,12 @@ class Router(Releases):
                 billable=req.billable_accepted and trusted,
                 rotation_cursor=cursor,
             )
-            holder[:] = [decision if trusted else r.unauthenticated(decision, req.sender_auth)]
-            return None if after == cursor and current is not None else str(after).encode()
+            unchanged = after == cursor and current is not None
+            return None if unchanged else str(after).encode(), (
+                decision if trusted else r.unauthenticated(decision, req.sender_auth)
+            )
 
-        await self._cursor.update(advance)
-        return holder[0]
+        return await self._cursor.step(advance)
 
     async def _next_number(self) -> int:
         def bump(current: bytes | None) -> bytes:
