@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import parse_qsl
 
-from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse, Response
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from services.common.bus import Bus
@@ -75,14 +78,14 @@ def _refuse(status: int, text: str, **headers: str) -> Response:
 
 
 class _WebhookLane:
-    """POSTs to a webhook path go straight to their endpoint; everything else goes to FastAPI.
+    """POSTs to a webhook path go straight to their endpoint; everything else goes to the router app.
 
-    Why: per webhook, FastAPI's middleware stack, route matching and dependency solving cost more
-    than the webhook's own work. The endpoint is the very function FastAPI routes to (and documents
+    Why: per webhook, the framework's middleware stack and route matching cost more than the
+    webhook's own work. The endpoint is the very function the router app routes to (and documents
     in development), so answers are the same; an unexpected error still becomes uvicorn's 500.
     """
 
-    def __init__(self, app: FastAPI, endpoints: dict[str, Endpoint]) -> None:
+    def __init__(self, app: ASGIApp, endpoints: dict[str, Endpoint]) -> None:
         self.app = app
         self.endpoints = endpoints
 
@@ -98,14 +101,6 @@ class _WebhookLane:
 
 def build_app(voice: Voice) -> ASGIApp:
     cfg = voice.cfg
-    # API docs describe every route to whoever asks: only on a developer's machine.
-    docs = cfg.environment == "development"
-    app = FastAPI(
-        title="frontdesk intake_voice",
-        docs_url="/docs" if docs else None,
-        redoc_url="/redoc" if docs else None,
-        openapi_url="/openapi.json" if docs else None,
-    )
 
     async def signed(request: Request) -> Params | None:
         """The form params when X-Twilio-Signature matches the URL Twilio called, else None."""
@@ -159,7 +154,6 @@ def build_app(voice: Voice) -> ASGIApp:
                     return _refuse(413, "event too large to publish")
 
             endpoint.__name__ = handler.__name__
-            app.add_api_route(path, endpoint, methods=["POST"], response_class=Response)
             endpoints[path] = endpoint
             return handler
 
@@ -289,16 +283,55 @@ def build_app(voice: Voice) -> ASGIApp:
 
     # Probes for a proxy or orchestrator in front of the public port say only up/ready; the details
     # and /metrics are on the internal port (internal_app).
-    @app.get("/healthz")
-    async def healthz() -> JSONResponse:
+    async def healthz(_: Request) -> Response:
         return JSONResponse({"status": "ok"})
 
-    @app.get("/readyz")
-    async def readyz() -> JSONResponse:
+    async def readyz(_: Request) -> Response:
         ok = voice.ready()
         return JSONResponse({"status": "ready" if ok else "not ready"}, status_code=200 if ok else 503)
 
+    probes: dict[str, Endpoint] = {"/healthz": healthz, "/readyz": readyz}
+    routes = [Route(path, probe, methods=["GET"]) for path, probe in probes.items()]
+    routes += [Route(path, endpoint, methods=["POST"]) for path, endpoint in endpoints.items()]
+    app: ASGIApp = Starlette(routes=routes)
+    # API docs describe every route to whoever asks: only on a developer's machine.
+    if cfg.environment == "development":
+        app = _DocsOnDemand(app, lambda: _documented(endpoints, probes))
     return _WebhookLane(app, endpoints)
+
+
+class _DocsOnDemand:
+    """Development: /docs, /redoc and /openapi.json from a FastAPI app built at the first such request.
+
+    Why: FastAPI and pydantic hold about 14 MB resident; a process nobody asks for docs never loads them.
+    """
+
+    PATHS = frozenset({"/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json"})
+
+    def __init__(self, app: ASGIApp, build: Callable[[], ASGIApp]) -> None:
+        self.app = app
+        self.build = build
+        self.docs: ASGIApp | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"] in self.PATHS:
+            if self.docs is None:
+                self.docs = self.build()
+            await self.docs(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
+
+
+def _documented(endpoints: dict[str, Endpoint], probes: dict[str, Endpoint]) -> ASGIApp:
+    """The same routes on FastAPI, which describes them."""
+    from fastapi import FastAPI  # see _DocsOnDemand: imported only when docs are asked for
+
+    app = FastAPI(title="frontdesk intake_voice")
+    for path, endpoint in endpoints.items():
+        app.add_api_route(path, endpoint, methods=["POST"], response_class=Response)
+    for path, probe in probes.items():
+        app.add_api_route(path, probe, methods=["GET"], response_class=JSONResponse)
+    return app
 
 
 def internal_app(voice: Voice) -> Any:
@@ -337,6 +370,12 @@ async def main(cfg: VoiceConfig, *, stop: asyncio.Event, clock: Clock | None = N
         follow_storage(voice.metrics.registry, bus)
         outbox.bus = bus
 
+    # What start-up built (modules, policy, templates, the app) lives as long as the process. Frozen,
+    # the collector stops scanning it: a full collection had paused every request for as long as it
+    # took to walk all of it, the webhooks' p99 (bench/webhooks.py). The start-up garbage frozen with
+    # it is a few dozen objects; no gc.collect() first, which would cost a test process that runs
+    # main() many times a full walk of its heap each time.
+    gc.freeze()
     connector = asyncio.create_task(connect())
     flusher = asyncio.create_task(outbox.run(stop, cfg.respool_interval))
     # Worker 0 starts and keeps the others (each its own NATS connection; the spool folder is shared,
