@@ -14,7 +14,7 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp
 
 from services.common.bus import Bus
 from services.common.clock import Clock, SystemClock
@@ -24,6 +24,14 @@ from services.contracts import subjects as s
 from services.contracts.events import RequestAmended, SmsStatusReported
 from services.intake_voice import form, menu, parse
 from services.intake_voice.config import VoiceConfig
+from services.intake_voice.lanes import (
+    BodyTooLarge,
+    DocsOnDemand,
+    Endpoint,
+    WebhookLane,
+    capped_body,
+    documented,
+)
 from services.intake_voice.outbox import Outbox
 from services.intake_voice.signature import signed_url, valid
 from services.intake_voice.spool import Spool, Unpublishable
@@ -39,7 +47,6 @@ __all__ = ["Voice", "build_app", "internal_app", "main"]
 log = logging.getLogger(__name__)
 XML = "application/xml"
 Handler = Callable[[Params], Awaitable[str]]
-Endpoint = Callable[[Request], Awaitable[Response]]
 
 _DAY_SECONDS = 86_400  # no recording outlasts a day (Twilio stops calls at 24 hours)
 _MAX_ERROR_CODE = 99_999  # Twilio error codes have five digits
@@ -50,53 +57,8 @@ def _xml(body: str) -> Response:
     return Response(content=body, media_type=XML)
 
 
-class _BodyTooLarge(Exception):
-    """The body is over the cap: answered 413 and the connection closed, the rest never read."""
-
-
-async def _capped_body(request: Request, cap: int) -> bytes:
-    """The request body, refused as soon as it is known to exceed `cap` bytes.
-
-    A declared Content-Length over the cap is refused before one body byte is read; a chunked body
-    is read only until it passes the cap. Nothing larger than the cap is ever held in memory.
-    """
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > cap:
-        raise _BodyTooLarge
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > cap:
-            raise _BodyTooLarge
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
 def _refuse(status: int, text: str, **headers: str) -> Response:
     return Response(text, status_code=status, media_type="text/plain", headers=headers)
-
-
-class _WebhookLane:
-    """POSTs to a webhook path go straight to their endpoint; everything else goes to the router app.
-
-    Why: per webhook, the framework's middleware stack and route matching cost more than the
-    webhook's own work. The endpoint is the very function the router app routes to (and documents
-    in development), so answers are the same; an unexpected error still becomes uvicorn's 500.
-    """
-
-    def __init__(self, app: ASGIApp, endpoints: dict[str, Endpoint]) -> None:
-        self.app = app
-        self.endpoints = endpoints
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["method"] == "POST":
-            endpoint = self.endpoints.get(scope["path"])
-            if endpoint is not None:
-                response = await endpoint(Request(scope, receive))
-                await response(scope, receive, send)
-                return
-        await self.app(scope, receive, send)
 
 
 def build_app(voice: Voice) -> ASGIApp:
@@ -104,7 +66,7 @@ def build_app(voice: Voice) -> ASGIApp:
 
     async def signed(request: Request) -> Params | None:
         """The form params when X-Twilio-Signature matches the URL Twilio called, else None."""
-        body = (await _capped_body(request, form.MAX_BODY_BYTES)).decode("utf-8", "replace")
+        body = (await capped_body(request, form.MAX_BODY_BYTES)).decode("utf-8", "replace")
         pairs = parse_qsl(body, keep_blank_values=True)
         # Raw path and query from the ASGI scope: building Starlette's URL object costs more than the check.
         path: str = request.scope["path"]
@@ -133,7 +95,7 @@ def build_app(voice: Voice) -> ASGIApp:
             async def endpoint(request: Request) -> Response:
                 try:
                     params = await signed(request)
-                except _BodyTooLarge:
+                except BodyTooLarge:
                     voice.metrics.messages_refused.labels("body_too_large").inc()
                     # Close the connection: the rest of the body is never read, not even to drain it.
                     body = f"body over {form.MAX_BODY_BYTES} bytes"
@@ -296,42 +258,8 @@ def build_app(voice: Voice) -> ASGIApp:
     app: ASGIApp = Starlette(routes=routes)
     # API docs describe every route to whoever asks: only on a developer's machine.
     if cfg.environment == "development":
-        app = _DocsOnDemand(app, lambda: _documented(endpoints, probes))
-    return _WebhookLane(app, endpoints)
-
-
-class _DocsOnDemand:
-    """Development: /docs, /redoc and /openapi.json from a FastAPI app built at the first such request.
-
-    Why: FastAPI and pydantic hold about 14 MB resident; a process nobody asks for docs never loads them.
-    """
-
-    PATHS = frozenset({"/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json"})
-
-    def __init__(self, app: ASGIApp, build: Callable[[], ASGIApp]) -> None:
-        self.app = app
-        self.build = build
-        self.docs: ASGIApp | None = None
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["path"] in self.PATHS:
-            if self.docs is None:
-                self.docs = self.build()
-            await self.docs(scope, receive, send)
-            return
-        await self.app(scope, receive, send)
-
-
-def _documented(endpoints: dict[str, Endpoint], probes: dict[str, Endpoint]) -> ASGIApp:
-    """The same routes on FastAPI, which describes them."""
-    from fastapi import FastAPI  # see _DocsOnDemand: imported only when docs are asked for
-
-    app = FastAPI(title="frontdesk intake_voice")
-    for path, endpoint in endpoints.items():
-        app.add_api_route(path, endpoint, methods=["POST"], response_class=Response)
-    for path, probe in probes.items():
-        app.add_api_route(path, probe, methods=["GET"], response_class=JSONResponse)
-    return app
+        app = DocsOnDemand(app, lambda: documented(endpoints, probes))
+    return WebhookLane(app, endpoints)
 
 
 def internal_app(voice: Voice) -> Any:
@@ -374,7 +302,7 @@ async def main(cfg: VoiceConfig, *, stop: asyncio.Event, clock: Clock | None = N
     # the collector stops scanning it: a full collection had paused every request for as long as it
     # took to walk all of it, the webhooks' p99 (bench/webhooks.py). The start-up garbage frozen with
     # it is a few dozen objects; no gc.collect() first, which would cost a test process that runs
-    # main() many times a full walk of its heap each time.
+    # main() many times a full walk of its heap each time (and unfreeze at stop leaks nothing there).
     gc.freeze()
     connector = asyncio.create_task(connect())
     flusher = asyncio.create_task(outbox.run(stop, cfg.respool_interval))
@@ -398,3 +326,4 @@ async def main(cfg: VoiceConfig, *, stop: asyncio.Event, clock: Clock | None = N
             await keeper
         if outbox.bus is not None:
             await outbox.bus.close()
+        gc.unfreeze()
