@@ -73,4 +73,3 @@ def test_e164() -> None:
     assert parse.e164("(312) 555-0123") == "+13125550123"
     assert parse.e164("+44 20 7946 0958") == "+442079460958"
     assert parse.e164("anonymous") is None
-
