@@ -139,7 +139,7 @@ def bench_webhooks(nats_url: str, logs: Path, tmp: Path, nats_pid: int | None = 
             server.wait_port(ports[side])
         for path in PATHS:
             per: dict[str, dict[str, list[float]]] = {side: {} for side in SIDES}
-            ratios: dict[str, list[float]] = {"ratio": [], "ratio_workers": []}
+            ratios: dict[str, list[float]] = {name: [] for name in RATIOS}
             for round_no in range(ROUNDS):
                 rate: dict[str, float] = {}
                 # Interleaved: each round starts with a different side.
@@ -153,6 +153,11 @@ def bench_webhooks(nats_url: str, logs: Path, tmp: Path, nats_pid: int | None = 
                     )
                 ratios["ratio"].append(rate["voice"] / rate["bare"])
                 ratios["ratio_workers"].append(rate["voice_workers"] / rate["bare"])
+                # The tail as a ratio per round too: on a shared machine both sides of one round saw
+                # about the same neighbours, unlike medians taken over rounds apart.
+                p99 = {side: per[side]["p99_ms"][-1] for side in SIDES}
+                ratios["p99_ratio"].append(p99["voice"] / p99["bare"])
+                ratios["p99_ratio_workers"].append(p99["voice_workers"] / p99["bare"])
             results[path] = {
                 side: {k: round(statistics.median(v), 2) for k, v in row.items()}
                 | {"req_per_s_range": [round(min(row["req_per_s"])), round(max(row["req_per_s"]))]}
@@ -168,11 +173,13 @@ def bench_webhooks(nats_url: str, logs: Path, tmp: Path, nats_pid: int | None = 
             server.stop()
     results["load"] = f"wrk -t2 -c{CONNECTIONS} -d{SECONDS}s, {DISTINCT} distinct pre-signed requests"
     results["workers"] = WORKERS
-    results["goal"] = "ratio (one process each) >= 0.9, p99 within 2x of bare; ratio_workers > ratio"
+    results["goal"] = "ratio (one process each) >= 0.9, p99_ratio <= 2; ratio_workers > ratio; RSS <= 80 MB"
     return results
 
 
 SIDES = ("bare", "voice", "voice_workers")
+# Ours over bare per round: throughput (higher is better) and p99 latency (lower is better).
+RATIOS = ("ratio", "ratio_workers", "p99_ratio", "p99_ratio_workers")
 
 
 def _pids(server: int, nats: int | None) -> dict[str, int]:

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import parse_qsl
 
-from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse, Response
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+from starlette.types import ASGIApp
 
 from services.common.bus import Bus
 from services.common.clock import Clock, SystemClock
@@ -21,6 +24,14 @@ from services.contracts import subjects as s
 from services.contracts.events import RequestAmended, SmsStatusReported
 from services.intake_voice import form, menu, parse
 from services.intake_voice.config import VoiceConfig
+from services.intake_voice.lanes import (
+    BodyTooLarge,
+    DocsOnDemand,
+    Endpoint,
+    WebhookLane,
+    capped_body,
+    documented,
+)
 from services.intake_voice.outbox import Outbox
 from services.intake_voice.signature import signed_url, valid
 from services.intake_voice.spool import Spool, Unpublishable
@@ -36,7 +47,6 @@ __all__ = ["Voice", "build_app", "internal_app", "main"]
 log = logging.getLogger(__name__)
 XML = "application/xml"
 Handler = Callable[[Params], Awaitable[str]]
-Endpoint = Callable[[Request], Awaitable[Response]]
 
 _DAY_SECONDS = 86_400  # no recording outlasts a day (Twilio stops calls at 24 hours)
 _MAX_ERROR_CODE = 99_999  # Twilio error codes have five digits
@@ -47,69 +57,16 @@ def _xml(body: str) -> Response:
     return Response(content=body, media_type=XML)
 
 
-class _BodyTooLarge(Exception):
-    """The body is over the cap: answered 413 and the connection closed, the rest never read."""
-
-
-async def _capped_body(request: Request, cap: int) -> bytes:
-    """The request body, refused as soon as it is known to exceed `cap` bytes.
-
-    A declared Content-Length over the cap is refused before one body byte is read; a chunked body
-    is read only until it passes the cap. Nothing larger than the cap is ever held in memory.
-    """
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > cap:
-        raise _BodyTooLarge
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > cap:
-            raise _BodyTooLarge
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
 def _refuse(status: int, text: str, **headers: str) -> Response:
     return Response(text, status_code=status, media_type="text/plain", headers=headers)
 
 
-class _WebhookLane:
-    """POSTs to a webhook path go straight to their endpoint; everything else goes to FastAPI.
-
-    Why: per webhook, FastAPI's middleware stack, route matching and dependency solving cost more
-    than the webhook's own work. The endpoint is the very function FastAPI routes to (and documents
-    in development), so answers are the same; an unexpected error still becomes uvicorn's 500.
-    """
-
-    def __init__(self, app: FastAPI, endpoints: dict[str, Endpoint]) -> None:
-        self.app = app
-        self.endpoints = endpoints
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["method"] == "POST":
-            endpoint = self.endpoints.get(scope["path"])
-            if endpoint is not None:
-                response = await endpoint(Request(scope, receive))
-                await response(scope, receive, send)
-                return
-        await self.app(scope, receive, send)
-
-
 def build_app(voice: Voice) -> ASGIApp:
     cfg = voice.cfg
-    # API docs describe every route to whoever asks: only on a developer's machine.
-    docs = cfg.environment == "development"
-    app = FastAPI(
-        title="frontdesk intake_voice",
-        docs_url="/docs" if docs else None,
-        redoc_url="/redoc" if docs else None,
-        openapi_url="/openapi.json" if docs else None,
-    )
 
     async def signed(request: Request) -> Params | None:
         """The form params when X-Twilio-Signature matches the URL Twilio called, else None."""
-        body = (await _capped_body(request, form.MAX_BODY_BYTES)).decode("utf-8", "replace")
+        body = (await capped_body(request, form.MAX_BODY_BYTES)).decode("utf-8", "replace")
         pairs = parse_qsl(body, keep_blank_values=True)
         # Raw path and query from the ASGI scope: building Starlette's URL object costs more than the check.
         path: str = request.scope["path"]
@@ -138,7 +95,7 @@ def build_app(voice: Voice) -> ASGIApp:
             async def endpoint(request: Request) -> Response:
                 try:
                     params = await signed(request)
-                except _BodyTooLarge:
+                except BodyTooLarge:
                     voice.metrics.messages_refused.labels("body_too_large").inc()
                     # Close the connection: the rest of the body is never read, not even to drain it.
                     body = f"body over {form.MAX_BODY_BYTES} bytes"
@@ -159,7 +116,6 @@ def build_app(voice: Voice) -> ASGIApp:
                     return _refuse(413, "event too large to publish")
 
             endpoint.__name__ = handler.__name__
-            app.add_api_route(path, endpoint, methods=["POST"], response_class=Response)
             endpoints[path] = endpoint
             return handler
 
@@ -289,16 +245,21 @@ def build_app(voice: Voice) -> ASGIApp:
 
     # Probes for a proxy or orchestrator in front of the public port say only up/ready; the details
     # and /metrics are on the internal port (internal_app).
-    @app.get("/healthz")
-    async def healthz() -> JSONResponse:
+    async def healthz(_: Request) -> Response:
         return JSONResponse({"status": "ok"})
 
-    @app.get("/readyz")
-    async def readyz() -> JSONResponse:
+    async def readyz(_: Request) -> Response:
         ok = voice.ready()
         return JSONResponse({"status": "ready" if ok else "not ready"}, status_code=200 if ok else 503)
 
-    return _WebhookLane(app, endpoints)
+    probes: dict[str, Endpoint] = {"/healthz": healthz, "/readyz": readyz}
+    routes = [Route(path, probe, methods=["GET"]) for path, probe in probes.items()]
+    routes += [Route(path, endpoint, methods=["POST"]) for path, endpoint in endpoints.items()]
+    app: ASGIApp = Starlette(routes=routes)
+    # API docs describe every route to whoever asks: only on a developer's machine.
+    if cfg.environment == "development":
+        app = DocsOnDemand(app, lambda: documented(endpoints, probes))
+    return WebhookLane(app, endpoints)
 
 
 def internal_app(voice: Voice) -> Any:
@@ -337,6 +298,12 @@ async def main(cfg: VoiceConfig, *, stop: asyncio.Event, clock: Clock | None = N
         follow_storage(voice.metrics.registry, bus)
         outbox.bus = bus
 
+    # What start-up built (modules, policy, templates, the app) lives as long as the process. Frozen,
+    # the collector stops scanning it: a full collection had paused every request for as long as it
+    # took to walk all of it, the webhooks' p99 (bench/webhooks.py). The start-up garbage frozen with
+    # it is a few dozen objects; no gc.collect() first, which would cost a test process that runs
+    # main() many times a full walk of its heap each time (and unfreeze at stop leaks nothing there).
+    gc.freeze()
     connector = asyncio.create_task(connect())
     flusher = asyncio.create_task(outbox.run(stop, cfg.respool_interval))
     # Worker 0 starts and keeps the others (each its own NATS connection; the spool folder is shared,
@@ -359,3 +326,4 @@ async def main(cfg: VoiceConfig, *, stop: asyncio.Event, clock: Clock | None = N
             await keeper
         if outbox.bus is not None:
             await outbox.bus.close()
+        gc.unfreeze()

@@ -67,6 +67,9 @@ def load_config(env: Mapping[str, str] | None = None) -> VoiceConfig:
             wording.load(cfg.templates)  # every line a caller hears renders, or the start is refused
         except WordingError as exc:
             raise ConfigError(f"FRONTDESK_TEMPLATES: {exc}") from None
+    if any(url.strip().lower().startswith(("ws://", "wss://")) for url in cfg.bus.url):
+        # The process runs without aiohttp, nats-py's WebSocket transport (__main__.py: memory).
+        raise ConfigError("FRONTDESK_NATS_URL: intake_voice connects with nats:// or tls://, not WebSocket")
     if not cfg.auth_token:
         # Without the token no signature can be checked: never fail open.
         raise ConfigError("FRONTDESK_TWILIO_AUTH_TOKEN: required (webhook signatures cannot be checked)")

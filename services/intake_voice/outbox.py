@@ -47,8 +47,9 @@ class Outbox:
                 if _permanent(exc) is not None:
                     raise Unpublishable(f"{subject}: refused by NATS ({exc})") from exc
                 log.warning("publish failed, spooling", extra={"subject": subject, "error": repr(exc)})
-        # Blocking file write on purpose: it is small, and it must be on disk before we answer Twilio.
-        self.spool.put(subject, msg_id, payload)
+        # On disk (fsync) before we answer Twilio, written in a worker thread: an fsync takes milliseconds
+        # and, on the event loop, stalled every other webhook meanwhile (a NATS outage's p99).
+        await asyncio.to_thread(self.spool.put, subject, msg_id, payload)
         self.spooled += 1
         return False
 

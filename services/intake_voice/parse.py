@@ -105,12 +105,3 @@ def e164(raw: str, region: str = "US") -> str | None:
     if not phonenumbers.is_possible_number(number):
         return None
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
-
-
-def emergency_hit(text: str, keywords: tuple[str, ...]) -> str | None:
-    """The first emergency keyword present as a whole word (case-insensitive)."""
-    lowered = text.lower()
-    for keyword in keywords:
-        if re.search(rf"\b{re.escape(keyword.lower())}\b", lowered):
-            return keyword
-    return None

@@ -7,6 +7,7 @@ import fcntl
 import hashlib
 import logging
 import os
+import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -57,7 +58,8 @@ class Spool:
             raise Unpublishable(f"{subject}: {len(payload)} bytes, at most {self.max_bytes} are spooled")
         self.folder.mkdir(parents=True, exist_ok=True)
         final = self.path(msg_id)
-        tmp = final.with_suffix(f".{os.getpid()}.tmp")
+        # Our own temporary name per process and thread: a retried webhook may spool its id twice at once.
+        tmp = final.with_suffix(f".{os.getpid()}.{threading.get_ident()}.tmp")
         data = _encoder.encode(Spooled(subject=subject, msg_id=msg_id, payload=msgspec.Raw(payload)))
         with open(tmp, "wb") as handle:
             handle.write(data)

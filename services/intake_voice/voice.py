@@ -18,6 +18,7 @@ from services.intake_voice.config import VoiceConfig
 from services.intake_voice.outbox import Outbox
 from services.policy.coverage import Coverage, describe
 from services.policy.decide import identify
+from services.policy.matching import first_emergency, matching_contact
 from services.policy.model import Client, Policy
 from services.wording.catalog import Wording
 
@@ -105,10 +106,9 @@ class Voice:
         # Any caller id at all still hears the menu; only an E.164 one is ever texted back.
         phone = parse.e164(raw, self.cfg.region) if raw else None
         client = identify(self.policy, email=None, phone=phone) if phone else None
-        name = None
-        if client is not None:
-            name = next((c.name for c in client.contacts if c.phone and parse.e164(c.phone) == phone), None)
-        return Caller(phone=phone, raw=raw, client=client, name=name)
+        # Policy phones are validated E.164 at load, so the exact match of the one matcher suffices.
+        contact = matching_contact(client.contacts, email=None, phone=phone) if client is not None else None
+        return Caller(phone=phone, raw=raw, client=client, name=contact.name if contact else None)
 
     def request(
         self,
@@ -188,7 +188,7 @@ class Voice:
             )
             for i, (url, kind) in enumerate(found_media)
         )
-        keyword = parse.emergency_hit(text, self.policy.emergency_keywords)
+        keyword = first_emergency(text, self.policy.emergency_keywords)
         hints = (f"keyword:{keyword}",) if keyword else ()
         first_line = text.strip().splitlines()[0][:80] if text.strip() else "Picture message"
         req = ServiceRequest(

@@ -302,8 +302,9 @@ async def test_public_port_serves_webhooks_and_bare_probes_only(harness: Harness
     assert (await harness.http.get("/healthz")).json() == {"status": "ok"}
     assert (await harness.http.get("/readyz")).json() == {"status": "ready"}
     # Production (the default): no API description and no metrics for the internet.
-    for path in ("/docs", "/redoc", "/openapi.json", "/metrics"):
+    for path in ("/docs", "/redoc", "/openapi.json", "/metrics", "/twilio/unknown"):
         assert (await harness.http.get(path)).status_code == 404, path
+    assert (await harness.http.get("/twilio/sms")).status_code == 405  # webhooks are POSTs only
     ready = await harness.internal.get("/readyz")
     assert ready.status_code == 200 and ready.json() == {
         "status": "ready",

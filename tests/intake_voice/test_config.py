@@ -92,3 +92,12 @@ def test_workers_default_to_one_per_core_and_are_bounded() -> None:
     for bad in ("-1", "65", "many"):
         with pytest.raises(ConfigError, match="FRONTDESK_VOICE_WORKERS"):
             load_config({**env, "FRONTDESK_VOICE_WORKERS": bad})
+
+
+def test_a_websocket_nats_url_is_refused_at_start() -> None:
+    # The process runs without nats-py's WebSocket transport: say so at start, not at every reconnect.
+    env = {"FRONTDESK_ENV": "development", "FRONTDESK_TWILIO_AUTH_TOKEN": REAL_LOOKING}
+    for url in ("ws://127.0.0.1:8443", "nats://a:4222, WSS://b:443"):
+        with pytest.raises(ConfigError, match="FRONTDESK_NATS_URL"):
+            load_config({**env, "FRONTDESK_NATS_URL": url})
+    assert load_config({**env, "FRONTDESK_NATS_URL": "tls://a:4222"}).bus.url == ("tls://a:4222",)

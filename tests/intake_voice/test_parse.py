@@ -73,8 +73,3 @@ def test_e164() -> None:
     assert parse.e164("(312) 555-0123") == "+13125550123"
     assert parse.e164("+44 20 7946 0958") == "+442079460958"
     assert parse.e164("anonymous") is None
-
-
-def test_emergency_keyword_is_a_whole_word() -> None:
-    assert parse.emergency_hit("Server is DOWN again", ("outage", "down")) == "down"
-    assert parse.emergency_hit("download failed", ("down",)) is None

@@ -86,6 +86,22 @@ async def test_outbox_refuses_oversized_events_even_while_nats_is_away(
     assert spool.count() == 1 and outbox.spooled == 1
 
 
+async def test_one_event_spooled_many_times_at_once_leaves_one_whole_file(tmp_path: Path) -> None:
+    # Spool writes run in threads; a webhook Twilio retried may spool its id again while the first
+    # write is still under way. Each write must finish whole, and one file stays.
+    spool = Spool(tmp_path)
+    outbox = Outbox(spool, 0.5)  # no bus: everything is spooled
+    note = msgspec.defstruct("Note", [("n", int), ("text", str)])
+    copies = [note(n=i, text=str(i) * 100_000) for i in range(8)]
+    sent = await asyncio.gather(*(outbox.send(s.TECH_REPLIED, c, msg_id="SM1") for c in copies))
+    assert sent == [False] * 8 and outbox.spooled == 8
+    assert os.listdir(tmp_path) == [spool.path("SM1").name]  # no temporary file left behind
+    with spool.claim(spool.path("SM1")) as entry:
+        assert entry is not None and entry.msg_id == "SM1"
+        kept = msgspec.json.decode(entry.payload, type=note)
+        assert kept in copies
+
+
 async def test_webhook_spool_rejections_show_in_metrics_and_readiness(harness: Harness) -> None:
     _spool_files(harness.spool, 1)
     (harness.spool.folder / ("2" * 32 + ".json")).write_bytes(b"{truncated")  # a crash mid-write

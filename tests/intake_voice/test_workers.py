@@ -48,6 +48,12 @@ def _wait(condition: Callable[[], object], what: str, timeout: float = 20.0) -> 
         time.sleep(0.05)
 
 
+def _native_packages(pid: int) -> set[str]:
+    """Third-party packages whose compiled extensions a process has loaded (they show in its maps)."""
+    maps = Path(f"/proc/{pid}/maps").read_text().splitlines()
+    return {line.split("/site-packages/")[1].split("/")[0] for line in maps if "/site-packages/" in line}
+
+
 def _voice_connections(nats: NatsServer) -> list[dict[str, int]]:
     url = f"http://127.0.0.1:{nats.monitor_port}/connz"
     with urllib.request.urlopen(url, timeout=5) as answer:
@@ -95,6 +101,11 @@ async def test_two_workers_share_the_port_and_each_publishes_on_its_own_connecti
     assert len(published) == 2 and all(n > 0 for n in published), published
     found = await stored(bus, s.STREAM_REQUESTS)
     assert sorted(h["Nats-Msg-Id"] for _, h, _ in found) == [f"SM{i:04d}" for i in range(SENT)]
+    # Resident memory: having served, neither worker holds pydantic (FastAPI's docs are built only when
+    # asked for) or aiohttp (nats-py's WebSocket transport), while it does hold what it uses.
+    for pid in (proc.pid, child):
+        loaded = _native_packages(pid)
+        assert "msgspec" in loaded and not loaded & {"pydantic_core", "aiohttp"}, loaded
 
     # A worker that crashes is started again by worker 0, and the port keeps answering meanwhile.
     os.kill(child, signal.SIGKILL)
