@@ -19,6 +19,9 @@ from services.common.config import (
     load_environment,
     load_thread_secret,
 )
+from services.intake_email.mail.message import DEFAULT_EMERGENCY
+
+MAX_INLINE_RAW = 256 * 1024
 
 
 class SmtpConfig(msgspec.Struct, frozen=True, kw_only=True):
@@ -37,7 +40,8 @@ class SmtpConfig(msgspec.Struct, frozen=True, kw_only=True):
     tls_cert: str = ""
     tls_key: str = ""
     publish_timeout: float = 5.0  # store + publish must finish within this, else 451
-    emergency_keywords: tuple[str, ...] = ("down", "outage", "urgent", "emergency", "offline", "not working")
+    # Marked in the request's hints by policy.matching's one matcher; the router also applies the policy's.
+    emergency_keywords: tuple[str, ...] = DEFAULT_EMERGENCY
     thread_secret: Secret = Secret("")
     # Who vouches for the From address: we check DMARC ourselves over DNS ("dmarc"), the organisation's
     # own relay does and says so in Authentication-Results with `authserv_id` ("upstream"), or nobody
@@ -51,6 +55,9 @@ class SmtpConfig(msgspec.Struct, frozen=True, kw_only=True):
     dns_timeout: float = 5.0
     # Above this many characters the body and text travel as excerpts; the whole text is an object.
     max_inline_text: int = 64 * 1024
+    # Up to this many bytes the raw mail travels inside its request (base64: a third bigger) instead of
+    # as an object; at most MAX_INLINE_RAW, so the request stays far under NATS's 1 MiB message limit.
+    max_inline_raw: int = 64 * 1024
     # Processes serving the SMTP port (SO_REUSEPORT), each with its own bus connection. From the
     # environment the default is one per core; a config built in code (tests) runs in one process.
     workers: int = 1
@@ -71,6 +78,8 @@ def check(cfg: SmtpConfig) -> None:
             ipaddress.ip_network(relay, strict=False)
         except ValueError:
             raise ConfigError(f"FRONTDESK_SMTP_UPSTREAM_RELAYS: {relay!r} is not an IP or network") from None
+    if not 0 <= cfg.max_inline_raw <= MAX_INLINE_RAW:
+        raise ConfigError(f"FRONTDESK_SMTP_MAX_INLINE_RAW must be between 0 and {MAX_INLINE_RAW}")
     if cfg.workers < 1:
         raise ConfigError("FRONTDESK_SMTP_WORKERS must be at least 1")
     if cfg.max_sessions_per_ip < 1 or cfg.idle_timeout <= 0:
