@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import smtplib
 import socket
+import time
 
 import pytest
 
@@ -55,6 +56,47 @@ async def test_an_idle_session_is_closed(bus: Bus, bus_config: BusConfig) -> Non
         farewell = await asyncio.to_thread(wait_idle)
     # Closed by the server well before the client's own 5 s timeout (aiosmtpd may say 421 first).
     assert farewell == b"" or farewell.startswith(b"421")
+
+
+async def test_the_idle_timeout_counts_from_the_last_bytes_also_during_data(
+    bus: Bus, bus_config: BusConfig
+) -> None:
+    raw = message(message_id="<slow@example.com>").replace(b"\n", b"\r\n")
+    async with running(config(bus_config, idle_timeout=0.6)) as cfg:
+
+        def converse() -> tuple[bytes, bytes, float]:
+            sock, _ = _greeting("127.0.0.1", cfg.port)
+            with sock, sock.makefile("rb") as replies:
+                sock.settimeout(5)
+                for command in (
+                    b"HELO c.test",
+                    b"MAIL FROM:<alice@example.com>",
+                    f"RCPT TO:<{SUPPORT}>".encode(),
+                ):
+                    sock.sendall(command + b"\r\n")
+                    assert replies.readline().startswith(b"250")
+                sock.sendall(b"DATA\r\n")
+                assert replies.readline().startswith(b"354")
+                # A slow link: the whole message takes longer than the idle timeout, no pause does.
+                for start in range(0, len(raw), len(raw) // 5 + 1):
+                    sock.sendall(raw[start : start + len(raw) // 5 + 1])
+                    time.sleep(0.25)
+                sock.sendall(b".\r\n")
+                accepted = replies.readline()
+                # A client that stops in the middle of its data is dropped after the idle timeout.
+                sock.sendall(
+                    b"MAIL FROM:<alice@example.com>\r\n" + f"RCPT TO:<{SUPPORT}>\r\nDATA\r\n".encode()
+                )
+                assert [replies.readline()[:3] for _ in range(3)] == [b"250", b"250", b"354"]
+                sock.sendall(b"Subject: half a message\r\n")
+                started = time.monotonic()
+                rest = replies.read()  # until the server closes the connection
+                return accepted, rest, time.monotonic() - started
+
+        accepted, rest, waited = await asyncio.to_thread(converse)
+    assert accepted.startswith(b"250 2.0.0 OK em-")
+    assert rest == b"" and 0.4 < waited < 3
+    assert [r.thread.message_id for r in await stored(bus)] == ["<slow@example.com>"]
 
 
 async def test_postmaster_is_accepted(bus: Bus, bus_config: BusConfig) -> None:
