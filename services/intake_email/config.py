@@ -58,8 +58,10 @@ class SmtpConfig(msgspec.Struct, frozen=True, kw_only=True):
     # Up to this many bytes the raw mail travels inside its request (base64: a third bigger) instead of
     # as an object; at most MAX_INLINE_RAW, so the request stays far under NATS's 1 MiB message limit.
     max_inline_raw: int = 64 * 1024
-    # Processes serving the SMTP port (SO_REUSEPORT), each with its own bus connection. From the
-    # environment the default is one per core; a config built in code (tests) runs in one process.
+    # Processes serving the SMTP port (SO_REUSEPORT), each with its own bus connection. One by default:
+    # on a 2-core host shared with nats-server and the other services, a second process cost about a
+    # third more CPU per message and gave no more throughput (bench/smtp.py measures 1 and 2). More pay
+    # only where the intake has cores to itself.
     workers: int = 1
     # Which of them this process is: 0 for the primary (it serves HTTP and starts the others).
     worker: int = 0
@@ -95,7 +97,6 @@ def load_config(env: Mapping[str, str] | None = None) -> SmtpConfig:
         bus=load_bus(source),
         thread_secret=load_thread_secret(source),
         environment=load_environment(source),
-        **({} if "FRONTDESK_SMTP_WORKERS" in source else {"workers": len(os.sched_getaffinity(0))}),
     )
     check(cfg)
     return cfg
