@@ -47,7 +47,8 @@ class BlockData(SMTP):
     aiosmtpd reads DATA with a `readuntil` per line and cancels and re-creates its idle timer on every
     command: with the greeting and QUIT, most of a small mail's server time. The limits (data size, line
     length, idle timeout) and every reply stay as they were; the idle timeout now also counts from the
-    last DATA bytes received, so a big message on a slow link is not cut while it is still flowing.
+    last DATA bytes received, so a big message on a slow link is not cut while it is still flowing
+    (aiosmtpd allowed the whole DATA phase one idle timeout), until the message is refused.
     """
 
     def __init__(self, handler: Any, **kwargs: Any) -> None:
@@ -91,7 +92,10 @@ class BlockData(SMTP):
                 if not chunk:
                     self._writer.close()  # the client is gone: there is nobody to answer
                     return
-                self._reset_timeout()
+                if phase.state == "nominal":
+                    # Still a message worth waiting for; once it is refused, the idle timeout runs from
+                    # the refusal, so a client streaming on past the size limit cannot hold the session.
+                    self._reset_timeout()
                 rest = phase.feed(chunk)
         except asyncio.CancelledError:
             self._writer.close()  # the connection was reset during DATA

@@ -99,6 +99,34 @@ async def test_the_idle_timeout_counts_from_the_last_bytes_also_during_data(
     assert [r.thread.message_id for r in await stored(bus)] == ["<slow@example.com>"]
 
 
+async def test_a_client_streaming_past_the_size_limit_is_dropped_after_the_idle_timeout(
+    bus: Bus, bus_config: BusConfig
+) -> None:
+    async with running(config(bus_config, idle_timeout=0.6, max_size=4000)) as cfg:
+
+        def stream_until_dropped() -> float:
+            sock, _ = _greeting("127.0.0.1", cfg.port)
+            with sock:
+                sock.settimeout(5)
+                sock.sendall(
+                    b"HELO c.test\r\nMAIL FROM:<alice@example.com>\r\n" + f"RCPT TO:<{SUPPORT}>\r\n".encode()
+                )
+                sock.sendall(b"DATA\r\n")
+                started = time.monotonic()
+                try:
+                    while time.monotonic() - started < 10:  # never the end line, never a pause
+                        sock.sendall(b"x" * 70 + b"\r\n")
+                        time.sleep(0.05)
+                except OSError:  # the server closed the connection: a reset on our next send
+                    pass
+                return time.monotonic() - started
+
+        streamed = await asyncio.to_thread(stream_until_dropped)
+    # 4000 bytes take about 3 s at this pace; then the idle timeout (0.6 s) runs out, pauses or not.
+    assert streamed < 6
+    assert await stored(bus) == []
+
+
 async def test_postmaster_is_accepted(bus: Bus, bus_config: BusConfig) -> None:
     async with running(config(bus_config)) as cfg:
         bare = await send(cfg.port, message(message_id="<p1@example.com>"), ["postmaster"])
