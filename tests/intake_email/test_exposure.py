@@ -11,7 +11,7 @@ import pytest
 
 from services.common.bus import Bus
 from services.common.config import BusConfig, ConfigError
-from services.intake_email.config import check, load_config
+from services.intake_email.config import MAX_INLINE_RAW, check, load_config
 from tests.intake_email.senders import AUTHSERV_ID
 from tests.intake_email.test_app import SUPPORT, config, message, running, send, stored
 
@@ -217,3 +217,11 @@ def test_sender_auth_off_is_development_only() -> None:
             {**base, "FRONTDESK_SMTP_SENDER_AUTH": "upstream", "FRONTDESK_SMTP_AUTHSERV_ID": "mx.test"}
         )
     )
+
+
+def test_the_inline_raw_limit_stays_far_under_a_nats_message() -> None:
+    env = {"FRONTDESK_ENV": "development"}
+    assert load_config(env).max_inline_raw == 64 * 1024
+    assert load_config({**env, "FRONTDESK_SMTP_MAX_INLINE_RAW": "0"}).max_inline_raw == 0  # every raw stored
+    with pytest.raises(ConfigError, match="FRONTDESK_SMTP_MAX_INLINE_RAW"):
+        load_config({**env, "FRONTDESK_SMTP_MAX_INLINE_RAW": str(MAX_INLINE_RAW + 1)})
