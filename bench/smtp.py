@@ -21,11 +21,15 @@ import httpx
 from bench import stack, tools
 from bench.proc import cpu_seconds, tree_peak_rss_mb
 from services.common.natsserver import free_port
+from services.common.process import ChildProcess
 
 SMTP_MESSAGES = int(os.environ.get("BENCH_SMTP_MESSAGES", "3000"))
 SMTP_SESSIONS = int(os.environ.get("BENCH_SMTP_SESSIONS", "20"))
 SMTP_LENGTH = int(os.environ.get("BENCH_SMTP_LENGTH", "2048"))
 SMTP_ROUNDS = int(os.environ.get("BENCH_SMTP_ROUNDS", "3"))
+# Intake worker processes to measure, each against the same bare sink: the first is the headline (the
+# service's default, FRONTDESK_SMTP_WORKERS=1), the others show whether more processes pay on this host.
+WORKER_COUNTS = [int(n) for n in os.environ.get("BENCH_SMTP_WORKER_COUNTS", "1,2").split(",")]
 SENDER = "jane@acme.example"
 RECIPIENT = "support@frontdesk.test"
 
@@ -65,56 +69,82 @@ def wait_workers(env: dict[str, str], timeout: float = 30.0) -> None:
 
 
 def bench_smtp(nats_url: str, logs: Path, nats_pid: int | None = None, **env: str) -> dict[str, Any]:
-    """`nats_pid` lets the result split CPU per message between the intake, nats-server and the load."""
+    """`nats_pid` lets the result split CPU per message between the intake, nats-server and the load.
+
+    The intake runs once per worker count in WORKER_COUNTS, all of them and the bare sink interleaved
+    round by round; the headline figures are the first count's (the service's default).
+    """
     tool = tools.smtp_source()
-    bare_port, real_port = free_port(), free_port()
-    bare = stack.baseline("smtp", bare_port, logs)
-    real_env = stack.service_env(nats_url, FRONTDESK_SMTP_PORT=str(real_port), **env)
-    real = stack.service("intake_email", real_env, logs)
-    ports = {"bare": bare_port, "intake": real_port}
-    servers = {"bare": bare, "intake": real}
-    rates: dict[str, list[float]] = {"bare": [], "intake": []}
-    ratios: list[float] = []
+    bare_port = free_port()
+    sides: dict[str, tuple[ChildProcess, int]] = {
+        "bare": (stack.baseline("smtp", bare_port, logs), bare_port)
+    }
+    envs = {}
+    for count in WORKER_COUNTS:
+        port, folder = free_port(), logs / f"intake-{count}w"
+        folder.mkdir(exist_ok=True)
+        envs[count] = stack.service_env(
+            nats_url, FRONTDESK_SMTP_PORT=str(port), **{**env, "FRONTDESK_SMTP_WORKERS": str(count)}
+        )
+        sides[f"{count}w"] = (stack.service("intake_email", envs[count], folder), port)
+    rates: dict[str, list[float]] = {side: [] for side in sides}
+    ratios: dict[str, list[float]] = {side: [] for side in sides if side != "bare"}
     # CPU milliseconds per message, by process: where the time goes on each side (the profile).
-    cpu: dict[str, dict[str, list[float]]] = {"bare": {}, "intake": {}}
+    cpu: dict[str, dict[str, list[float]]] = {side: {} for side in sides}
     try:
-        bare.wait_port(bare_port)
-        real.wait_port(real_port)
-        wait_workers(real_env)
-        for side in ("bare", "intake"):
-            smtp_source_run(tool, ports[side], 200)  # warm-up: imports, JIT-free caches, streams
+        for server, port in sides.values():
+            server.wait_port(port)
+        for count in WORKER_COUNTS:
+            wait_workers(envs[count])
+        for _, port in sides.values():
+            smtp_source_run(tool, port, 200)  # warm-up: imports, JIT-free caches, streams
         for round_no in range(SMTP_ROUNDS):
             seconds: dict[str, float] = {}
-            for side in ("bare", "intake") if round_no % 2 == 0 else ("intake", "bare"):
-                pids = {"server": servers[side].pid}
+            order = list(sides) if round_no % 2 == 0 else list(reversed(sides))
+            for side in order:
+                server, port = sides[side]
+                pids = {"server": server.pid}
                 if nats_pid is not None:
                     pids["nats"] = nats_pid
                 before = {name: cpu_seconds(pid) for name, pid in pids.items()}
-                took, load_cpu = smtp_source_run(tool, ports[side], SMTP_MESSAGES)
+                took, load_cpu = smtp_source_run(tool, port, SMTP_MESSAGES)
                 for name, pid in pids.items():
                     used = (cpu_seconds(pid) - before[name]) * 1000 / SMTP_MESSAGES
                     cpu[side].setdefault(name, []).append(used)
                 cpu[side].setdefault("load", []).append(load_cpu * 1000 / SMTP_MESSAGES)
                 seconds[side] = took
                 rates[side].append(SMTP_MESSAGES / took)
-            ratios.append(seconds["bare"] / seconds["intake"])
-        rss = tree_peak_rss_mb(real.pid)
+            for side, measured in ratios.items():
+                measured.append(seconds["bare"] / seconds[side])
+        rss = {side: tree_peak_rss_mb(server.pid) for side, (server, _) in sides.items() if side != "bare"}
     finally:
-        bare.stop()
-        real.stop()
+        for server, _ in sides.values():
+            server.stop()
+
+    def median_cpu(side: str) -> dict[str, float]:
+        return {name: round(statistics.median(values), 2) for name, values in cpu[side].items()}
+
+    head = f"{WORKER_COUNTS[0]}w"
     return {
         "load": f"smtp-source -s {SMTP_SESSIONS} -m {SMTP_MESSAGES} -l {SMTP_LENGTH}",
         "rounds": SMTP_ROUNDS,
-        "intake_workers": int(real_env["FRONTDESK_SMTP_WORKERS"]),
+        "intake_workers": WORKER_COUNTS[0],
         "bare_msgs_per_s": round(statistics.median(rates["bare"]), 1),
-        "intake_msgs_per_s": round(statistics.median(rates["intake"]), 1),
-        "intake_range": [round(min(rates["intake"]), 1), round(max(rates["intake"]), 1)],
-        "ratio": round(statistics.median(ratios), 3),
-        "ratios": [round(r, 3) for r in ratios],
-        "cpu_ms_per_msg": {
-            side: {name: round(statistics.median(values), 2) for name, values in by.items()}
-            for side, by in cpu.items()
+        "intake_msgs_per_s": round(statistics.median(rates[head]), 1),
+        "intake_range": [round(min(rates[head]), 1), round(max(rates[head]), 1)],
+        "ratio": round(statistics.median(ratios[head]), 3),
+        "ratios": [round(r, 3) for r in ratios[head]],
+        "cpu_ms_per_msg": {"bare": median_cpu("bare"), "intake": median_cpu(head)},
+        "peak_rss_mb": round(rss[head], 1),
+        # Every worker count measured, to choose the default from (FRONTDESK_SMTP_WORKERS).
+        "by_workers": {
+            side: {
+                "msgs_per_s": round(statistics.median(rates[side]), 1),
+                "ratio": round(statistics.median(ratios[side]), 3),
+                "cpu_ms_per_msg": median_cpu(side),
+                "peak_rss_mb": round(rss[side], 1),
+            }
+            for side in ratios
         },
-        "peak_rss_mb": round(rss, 1),
         "goal": ">= 1.0",
     }

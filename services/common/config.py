@@ -59,7 +59,7 @@ class Retention(msgspec.Struct, frozen=True, kw_only=True):
     drops its oldest entries instead. See deploy/README.md, "Retention".
     """
 
-    requests_mb: int = 256
+    requests_mb: int = 512  # a small mail travels whole inside its request (intake_email max_inline_raw)
     requests_days: float = 90
     replies_mb: int = 64
     replies_days: float = 90

@@ -27,7 +27,9 @@ class Attachment(msgspec.Struct, frozen=True, kw_only=True):
     filename: str
     content_type: str
     size: int
-    object_name: str  # key in the raw object store: the attachment itself, or the raw original holding it
+    # Key in the raw object store: the attachment itself, or the raw original holding it. Empty: the
+    # span lies in the request's own `raw` (a small mail travels whole inside its request).
+    object_name: str
     content_id: str | None = None
     inline: bool = False
     # Set when object_name is the raw original: the attachment's body as it lies there, still in its
@@ -52,7 +54,8 @@ def decode_transfer(encoding: str, data: bytes) -> bytes:
 
 
 def attachment_bytes(attachment: Attachment, stored: bytes) -> bytes:
-    """The attachment's bytes, given the object named by attachment.object_name."""
+    """The attachment's bytes, given what holds them: the object named by attachment.object_name, or
+    the request's `raw` when object_name is empty (see held_in_request)."""
     if attachment.offset is None:
         return stored
     span = stored[attachment.offset : attachment.offset + attachment.length]
@@ -106,8 +109,19 @@ class ServiceRequest(msgspec.Struct, frozen=True, kw_only=True, tag=True):
     hints: tuple[str, ...] = ()  # why: "keyword:outage", "ivr:1", ...
     billable_accepted: bool = False  # caller accepted the tier's billable after-hours offer
     nature: Nature = "request"
-    raw_ref: str | None = None  # object-store name of the raw original
+    raw_ref: str | None = None  # object-store name of the raw original, when it is not in `raw`
     language: str | None = None
     sender_auth: SenderAuth = SenderAuth()
     # The whole readable text, when body/full_text above are bounded excerpts of a large message.
     text_ref: str | None = None
+    # The raw original itself, when it is small enough to travel inside the request (then raw_ref is
+    # None): one publish instead of an object-store round trip per mail. Base64 in JSON.
+    raw: bytes | None = None
+
+
+def held_in_request(request: ServiceRequest, attachment: Attachment) -> bytes | None:
+    """The bytes holding `attachment` when the request carries them (its inline `raw`), else None: then
+    read the object named by attachment.object_name. Either way, attachment_bytes decodes the span."""
+    if not attachment.object_name and attachment.offset is not None:
+        return request.raw
+    return None

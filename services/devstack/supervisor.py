@@ -35,7 +35,6 @@ DEV_DEFAULTS = {
     # Local demos: trust the Authentication-Results a relay named frontdesk.test would add (see README).
     "FRONTDESK_SMTP_SENDER_AUTH": "upstream",
     "FRONTDESK_SMTP_AUTHSERV_ID": "frontdesk.test",
-    "FRONTDESK_SMTP_WORKERS": str(len(os.sched_getaffinity(0))),  # one SMTP process per core, as deployed
     "FRONTDESK_VOICE_HOST": "127.0.0.1",
     "FRONTDESK_VOICE_PORT": "8080",
     "FRONTDESK_VOICE_HTTP_PORT": "9104",

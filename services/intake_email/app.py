@@ -10,6 +10,7 @@ import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+import msgspec
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
 from services.common.bus import Bus
@@ -38,6 +39,8 @@ T = TypeVar("T")
 # Messages up to this size are parsed on the event loop, bigger ones in a worker thread (see _parse).
 INLINE_PARSE_MAX = 64 * 1024
 TEMPFAIL = "451 4.3.0 Temporarily unable to accept, try again"
+# A request carrying its raw mail stays under half the 1 MiB a NATS message may carry by default.
+REQUEST_BUDGET = 512 * 1024
 
 
 class Intake:
@@ -59,6 +62,7 @@ class Intake:
         self.accepted = 0
         self.tempfailed = 0
         self.metrics = Metrics()
+        self.encoder = msgspec.json.Encoder()
 
     async def handle_MAIL(
         self, server: SMTP, session: Session, envelope: Envelope, address: str, mail_options: list[str]
@@ -88,7 +92,9 @@ class Intake:
             raw = str(raw or "").encode("utf-8", "surrogateescape")
         auth = await self.authenticate(raw, session, envelope)
         try:
-            request_id = await asyncio.wait_for(self.accept(raw, envelope, auth), self.cfg.publish_timeout)
+            # A deadline on this task rather than wait_for's: no second task per message.
+            async with asyncio.timeout(self.cfg.publish_timeout):
+                request_id = await self.accept(raw, envelope, auth)
         except Exception as exc:
             # Nothing was acknowledged: the client keeps the mail and retries, so nothing is lost.
             self.tempfailed += 1
@@ -125,46 +131,46 @@ class Intake:
             return authentication.unauthenticated("dmarc", f"not checked ({type(exc).__name__})")
 
     async def accept(self, raw: bytes, envelope: Envelope, auth: SenderAuth) -> str:
-        """Store the raw bytes and attachments, then publish; returns the request id once acked."""
+        """Store what the request cannot carry, then publish; returns the request id once acked."""
         timeout = self.cfg.publish_timeout
-        # The raw upload does not need the parse: start it first so its round trips overlap the parse.
-        raw_upload = asyncio.create_task(self.bus.put_object(raw, prefix="raw", timeout=timeout))
+        # A small mail travels whole inside its request: one publish and its ack, where storing it as an
+        # object cost three round trips (existence lookup, chunk, meta) in the intake and nats-server.
+        # A bigger one is uploaded first; the upload does not need the parse, so the two overlap.
+        small = len(raw) <= self.cfg.max_inline_raw
+        raw_upload = None if small else asyncio.create_task(self._store(raw, "raw"))
         try:
             parsed = await self._parse(raw)
-            # An attachment is a span of the raw original, which is stored anyway: its bytes once, not
-            # twice. Only one the raw does not hold as is (a repaired body) is stored on its own.
+            # An attachment is a span of the raw original, which travels or is stored anyway: its bytes
+            # once, not twice. Only one the raw does not hold as is (a repaired body) is stored apart.
             spans = await self._off_loop(raw, _spans, raw, parsed.attachments)
             apart = [a for a, span in zip(parsed.attachments, spans, strict=True) if span is None]
             # Every object is stored at once; their acks are awaited together.
-            uploads = (self.bus.put_object(a.data, prefix="att", timeout=timeout) for a in apart)
-            names = iter(await asyncio.gather(*uploads))
+            stored = await asyncio.gather(*(self._store(a.data, "att") for a in apart))
         finally:
-            raw_ref = await raw_upload
-        attachments = [
-            Attachment(
-                filename=item.filename,
-                content_type=item.content_type,
-                size=len(item.data),
-                object_name=raw_ref if span else next(names),
-                content_id=item.content_id,
-                inline=item.inline,
-                offset=span[0] if span else None,
-                length=span[1] if span else 0,
-                transfer_encoding=item.transfer_encoding if span else "",
-            )
-            for item, span in zip(parsed.attachments, spans, strict=True)
-        ]
+            raw_ref = await raw_upload if raw_upload is not None else None
         text_ref = None
         if len(parsed.full_text) > self.cfg.max_inline_text:
             # Too big to travel inside the request: the whole text is an object, the request an excerpt.
-            text = parsed.full_text.encode("utf-8", "surrogatepass")
-            text_ref = await self.bus.put_object(text, prefix="text", timeout=timeout)
-        request = self.build(parsed, envelope, raw_ref, tuple(attachments), auth=auth, text_ref=text_ref)
+            text_ref = await self._store(parsed.full_text.encode("utf-8", "surrogatepass"), "text")
+        inline = raw if raw_ref is None else None
+        listed = _listing(parsed.attachments, spans, raw_ref, stored)
+        request = self.build(parsed, envelope, raw_ref, listed, auth=auth, text_ref=text_ref, raw=inline)
+        payload = self.encoder.encode(request)
+        if inline is not None and len(payload) > REQUEST_BUDGET:
+            # Only text that JSON escapes heavily (control characters) gets here: the request must stay
+            # well under the largest message NATS takes, so this raw is stored after all.
+            raw_ref = await self._store(raw, "raw")
+            listed = _listing(parsed.attachments, spans, raw_ref, stored)
+            request = self.build(parsed, envelope, raw_ref, listed, auth=auth, text_ref=text_ref)
+            payload = self.encoder.encode(request)
         # Only now, with every object acked, may the request exist: the router must never see a
         # request whose raw or attachments are not stored. Nats-Msg-Id = request id: a resend of the
         # same message is acknowledged but stored once.
-        await self.bus.publish(s.request_subject("email"), request, msg_id=request.id, timeout=timeout)
+        await self.bus.publish_bytes(s.request_subject("email"), payload, msg_id=request.id, timeout=timeout)
         return request.id
+
+    async def _store(self, data: bytes, prefix: str) -> str:
+        return await self.bus.put_object(data, prefix=prefix, timeout=self.cfg.publish_timeout)
 
     async def _parse(self, raw: bytes) -> ParsedEmail:
         secret = self.cfg.thread_secret.reveal().encode()
@@ -185,11 +191,12 @@ class Intake:
         self,
         parsed: ParsedEmail,
         envelope: Envelope,
-        raw_ref: str,
+        raw_ref: str | None,
         attachments: tuple[Attachment, ...],
         *,
         auth: SenderAuth,
         text_ref: str | None = None,
+        raw: bytes | None = None,
     ) -> ServiceRequest:
         sender_email = parsed.sender_email
         if sender_email is None and envelope.mail_from and "@" in envelope.mail_from:
@@ -226,7 +233,33 @@ class Intake:
             raw_ref=raw_ref,
             sender_auth=auth,
             text_ref=text_ref,
+            raw=raw,
         )
+
+
+def _listing(
+    items: tuple[ParsedAttachment, ...],
+    spans: list[tuple[int, int] | None],
+    raw_ref: str | None,
+    stored: list[str],
+) -> tuple[Attachment, ...]:
+    """The request's attachments: spans of the raw original (stored as raw_ref, or in the request when
+    None: an empty object_name), and the ones stored apart, in order, under the names in `stored`."""
+    apart = iter(stored)
+    return tuple(
+        Attachment(
+            filename=item.filename,
+            content_type=item.content_type,
+            size=len(item.data),
+            object_name=(raw_ref or "") if span else next(apart),
+            content_id=item.content_id,
+            inline=item.inline,
+            offset=span[0] if span else None,
+            length=span[1] if span else 0,
+            transfer_encoding=item.transfer_encoding if span else "",
+        )
+        for item, span in zip(items, spans, strict=True)
+    )
 
 
 def _spans(raw: bytes, items: tuple[ParsedAttachment, ...]) -> list[tuple[int, int] | None]:

@@ -29,7 +29,10 @@ class Headers:
 
 
 def headers(raw: bytes) -> Headers:
-    msg = _HEADERS.parsebytes(raw)
+    # Only up to the first blank line (the header block ends there or before): the parser would split
+    # the whole body into lines too, which cost more than reading the headers.
+    ends = [at + 4 for at in (raw.find(b"\r\n\r\n"), raw.find(b"\n\n")) if at >= 0]
+    msg = _HEADERS.parsebytes(raw[: min(ends)] if ends else raw)
     values = [(k.lower(), str(v)) for k, v in msg.raw_items()]
     return Headers(
         froms=tuple(v for k, v in values if k == "from"),

@@ -5,7 +5,7 @@ from __future__ import annotations
 import ipaddress
 import os
 from collections.abc import Mapping
-from typing import Any, Literal
+from typing import Literal
 
 import msgspec
 
@@ -17,6 +17,9 @@ from services.common.config import (
     load_service,
     load_thread_secret,
 )
+from services.intake_email.mail.message import DEFAULT_EMERGENCY
+
+MAX_INLINE_RAW = 256 * 1024
 
 
 class SmtpConfig(msgspec.Struct, frozen=True, kw_only=True):
@@ -35,7 +38,8 @@ class SmtpConfig(msgspec.Struct, frozen=True, kw_only=True):
     tls_cert: str = ""
     tls_key: str = ""
     publish_timeout: float = 5.0  # store + publish must finish within this, else 451
-    emergency_keywords: tuple[str, ...] = ("down", "outage", "urgent", "emergency", "offline", "not working")
+    # Marked in the request's hints by policy.matching's one matcher; the router also applies the policy's.
+    emergency_keywords: tuple[str, ...] = DEFAULT_EMERGENCY
     thread_secret: Secret = Secret("")
     # Who vouches for the From address: we check DMARC ourselves over DNS ("dmarc"), the organisation's
     # own relay does and says so in Authentication-Results with `authserv_id` ("upstream"), or nobody
@@ -49,8 +53,13 @@ class SmtpConfig(msgspec.Struct, frozen=True, kw_only=True):
     dns_timeout: float = 5.0
     # Above this many characters the body and text travel as excerpts; the whole text is an object.
     max_inline_text: int = 64 * 1024
-    # Processes serving the SMTP port (SO_REUSEPORT), each with its own bus connection. From the
-    # environment the default is one per core; a config built in code (tests) runs in one process.
+    # Up to this many bytes the raw mail travels inside its request (base64: a third bigger) instead of
+    # as an object; at most MAX_INLINE_RAW, so the request stays far under NATS's 1 MiB message limit.
+    max_inline_raw: int = 64 * 1024
+    # Processes serving the SMTP port (SO_REUSEPORT), each with its own bus connection. One by default:
+    # on a 2-core host shared with nats-server and the other services, a second process cost about a
+    # third more CPU per message and gave no more throughput (bench/smtp.py measures 1 and 2). More pay
+    # only where the intake has cores to itself.
     workers: int = 1
     # Which of them this process is: 0 for the primary (it serves HTTP and starts the others).
     worker: int = 0
@@ -69,6 +78,8 @@ def check(cfg: SmtpConfig) -> None:
             ipaddress.ip_network(relay, strict=False)
         except ValueError:
             raise ConfigError(f"FRONTDESK_SMTP_UPSTREAM_RELAYS: {relay!r} is not an IP or network") from None
+    if not 0 <= cfg.max_inline_raw <= MAX_INLINE_RAW:
+        raise ConfigError(f"FRONTDESK_SMTP_MAX_INLINE_RAW must be between 0 and {MAX_INLINE_RAW}")
     if cfg.workers < 1:
         raise ConfigError("FRONTDESK_SMTP_WORKERS must be at least 1")
     if cfg.max_sessions_per_ip < 1 or cfg.idle_timeout <= 0:
@@ -77,9 +88,6 @@ def check(cfg: SmtpConfig) -> None:
 
 def load_config(env: Mapping[str, str] | None = None) -> SmtpConfig:
     source = os.environ if env is None else env
-    overrides: dict[str, Any] = {"thread_secret": load_thread_secret(source)}
-    if "FRONTDESK_SMTP_WORKERS" not in source:
-        overrides["workers"] = len(os.sched_getaffinity(0))
-    cfg = load_service(SmtpConfig, "FRONTDESK_SMTP_", source, **overrides)
+    cfg = load_service(SmtpConfig, "FRONTDESK_SMTP_", source, thread_secret=load_thread_secret(source))
     check(cfg)
     return cfg

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 from typing import TYPE_CHECKING, Any
 
-from aiosmtpd.smtp import SMTP
+from aiosmtpd.smtp import MISSING, SMTP, syntax
+
+from services.intake_email.dataphase import DataPhase
 
 if TYPE_CHECKING:
     from services.intake_email.app import Intake
@@ -33,7 +36,87 @@ def hook_names(cls: type) -> list[str]:
     return names
 
 
-class Connection(SMTP):
+# More than the reader can ever hold (it pauses the socket past twice its line limit, and one receive
+# adds at most 256 KiB), so each read takes all it has and a pipelined rest can be given back.
+_DRAIN = 1 << 24
+
+
+class BlockData(SMTP):
+    """aiosmtpd's SMTP with DATA read in blocks and one idle timer per connection; same replies.
+
+    aiosmtpd reads DATA with a `readuntil` per line and cancels and re-creates its idle timer on every
+    command: with the greeting and QUIT, most of a small mail's server time. The limits (data size, line
+    length, idle timeout) and every reply stay as they were; the idle timeout now also counts from the
+    last DATA bytes received, so a big message on a slow link is not cut while it is still flowing
+    (aiosmtpd allowed the whole DATA phase one idle timeout), until the message is refused.
+    """
+
+    def __init__(self, handler: Any, **kwargs: Any) -> None:
+        super().__init__(handler, **kwargs)
+        self._deadline = 0.0
+        self._timer_armed = False
+
+    def _reset_timeout(self, duration: float | None = None) -> None:
+        # Moving the deadline is a float store; the one timer re-arms itself when it fires early.
+        self._deadline = self.loop.time() + (duration or self._timeout_duration)
+        if not self._timer_armed:
+            self._timer_armed = True
+            self._timeout_handle = self.loop.call_at(self._deadline, self._idle_check)
+
+    def _idle_check(self) -> None:
+        if self.loop.time() < self._deadline:
+            self._timeout_handle = self.loop.call_at(self._deadline, self._idle_check)
+        elif self.transport is not None:
+            self.transport.close()  # as aiosmtpd's own timeout does; connection_lost cleans up
+
+    @syntax("DATA")
+    async def smtp_DATA(self, arg: str) -> None:
+        if self._decode_data:
+            await super().smtp_DATA(arg)  # a str content is aiosmtpd's own business
+            return
+        if await self.check_helo_needed() or await self.check_auth_needed("DATA"):
+            return
+        assert self.envelope is not None
+        if not self.envelope.rcpt_tos:
+            await self.push("503 Error: need RCPT command")
+            return
+        if arg:
+            await self.push("501 Syntax: DATA")
+            return
+        await self.push("354 End data with <CR><LF>.<CR><LF>")
+        phase = DataPhase(self.data_size_limit, self.line_length_limit)
+        rest = None
+        try:
+            while rest is None:
+                chunk = await self._reader.read(_DRAIN)
+                if not chunk:
+                    self._writer.close()  # the client is gone: there is nobody to answer
+                    return
+                if phase.state == "nominal":
+                    # Still a message worth waiting for; once it is refused, the idle timeout runs from
+                    # the refusal, so a client streaming on past the size limit cannot hold the session.
+                    self._reset_timeout()
+                rest = phase.feed(chunk)
+        except asyncio.CancelledError:
+            self._writer.close()  # the connection was reset during DATA
+            raise
+        if rest and not self._reader.at_eof():
+            # Commands the client sent right behind the data: the command loop reads them next.
+            self._reader.feed_data(rest)
+        if phase.state != "nominal":
+            self.envelope = self._create_envelope()  # a fresh transaction, as after any DATA
+            too_long = phase.state == "too_long"
+            await self.push(
+                "500 Line too long (see RFC5321 4.5.3.1.6)" if too_long else "552 Error: Too much mail data"
+            )
+            return
+        self.envelope.content = self.envelope.original_content = phase.content()
+        status = await self._call_handler_hook("DATA") if "DATA" in self._handle_hooks else MISSING
+        self.envelope = self._create_envelope()
+        await self.push("250 OK" if status is MISSING else status)
+
+
+class Connection(BlockData):
     """One SMTP connection, counted against max_sessions and max_sessions_per_ip."""
 
     def __dir__(self) -> list[str]:

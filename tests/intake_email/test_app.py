@@ -16,14 +16,17 @@ import pytest
 from services.common.bus import Bus
 from services.common.config import BusConfig
 from services.common.natsserver import NatsServer
-from services.contracts.requests import attachment_bytes
+from services.contracts.requests import attachment_bytes, held_in_request
 from services.contracts.threading import subject_token
 from tests.intake_email.stack import SECRET, SUPPORT, config, message, running, send, stored
 
 
-async def test_accepted_mail_is_published_once_and_raw_is_stored(bus: Bus, bus_config: BusConfig) -> None:
+@pytest.mark.parametrize("max_inline_raw", [64 * 1024, 0])
+async def test_accepted_mail_is_published_once_and_raw_is_kept(
+    bus: Bus, bus_config: BusConfig, max_inline_raw: int
+) -> None:
     raw = message(subject="Server down!", body="Our server is offline.\n\nOn Mon, Bob wrote:\n> old text\n")
-    async with running(config(bus_config)) as cfg:
+    async with running(config(bus_config, max_inline_raw=max_inline_raw)) as cfg:
         first = await send(cfg.port, raw)
         again = await send(cfg.port, raw)
     assert first[-1][0] == 250 and again[-1][0] == 250
@@ -36,13 +39,47 @@ async def test_accepted_mail_is_published_once_and_raw_is_stored(bus: Bus, bus_c
     assert req.priority_hint == "emergency" and "keyword:down" in req.hints
     assert req.body == "Our server is offline."
     assert "old text" in req.full_text
-    assert req.raw_ref is not None
-    # The stored original is the bytes as received on the wire (CRLF line endings).
-    assert await bus.get_object(req.raw_ref) == raw.replace(b"\n", b"\r\n")
+    # The original is the bytes as received on the wire (CRLF line endings): inside the request when it
+    # is small, else stored as an object the request names (never both).
+    wire = raw.replace(b"\n", b"\r\n")
+    if max_inline_raw:
+        assert (req.raw, req.raw_ref) == (wire, None)
+    else:
+        assert req.raw is None and req.raw_ref is not None
+        assert await bus.get_object(req.raw_ref) == wire
     assert req.nature == "request"
 
 
-async def test_attachments_are_stored_and_listed(bus: Bus, bus_config: BusConfig) -> None:
+async def test_a_mail_just_over_the_inline_limit_is_stored_as_an_object(
+    bus: Bus, bus_config: BusConfig
+) -> None:
+    raw = message(message_id="<edge@example.com>").replace(b"\n", b"\r\n")
+    async with running(config(bus_config, max_inline_raw=len(raw) - 1)) as cfg:
+        assert (await send(cfg.port, raw))[-1][0] == 250
+        assert (await send(cfg.port, raw.replace(b"edge@", b"edg@")))[-1][0] == 250
+    over, at_limit = await stored(bus)
+    assert over.raw is None and await bus.get_object(over.raw_ref or "") == raw
+    # One byte shorter (the Message-ID): exactly at the limit, so it travels in the request.
+    assert at_limit.raw_ref is None and at_limit.raw == raw.replace(b"edge@", b"edg@")
+
+
+async def test_a_small_mail_whose_request_would_be_too_big_stores_its_raw(
+    bus: Bus, bus_config: BusConfig
+) -> None:
+    # 60 KB of control characters: a small raw, but JSON writes each as \u00XX, six bytes, in both the body
+    # and the full text, which would make the request bigger than REQUEST_BUDGET with the raw inside.
+    raw = message(message_id="<escaped@example.com>", body="\x01" * 60_000)
+    async with running(config(bus_config)) as cfg:
+        assert (await send(cfg.port, raw))[-1][0] == 250
+    (req,) = await stored(bus)
+    assert req.raw is None and await bus.get_object(req.raw_ref or "") == raw.replace(b"\n", b"\r\n")
+    assert req.body.count("\x01") > 50_000
+
+
+@pytest.mark.parametrize("max_inline_raw", [64 * 1024, 0])
+async def test_attachments_are_stored_and_listed(
+    bus: Bus, bus_config: BusConfig, max_inline_raw: int
+) -> None:
     msg = EmailMessage()
     msg["From"] = "alice@example.com"
     msg["To"] = SUPPORT
@@ -50,7 +87,7 @@ async def test_attachments_are_stored_and_listed(bus: Bus, bus_config: BusConfig
     msg["Message-ID"] = "<att@example.com>"
     msg.set_content("See the photo.")
     msg.add_attachment(b"\x89PNG fake", maintype="image", subtype="png", filename="screen shot.png")
-    async with running(config(bus_config)) as cfg:
+    async with running(config(bus_config, max_inline_raw=max_inline_raw)) as cfg:
         replies = await send(cfg.port, msg.as_bytes())
     assert replies[-1][0] == 250
     (req,) = await stored(bus)
@@ -61,9 +98,15 @@ async def test_attachments_are_stored_and_listed(bus: Bus, bus_config: BusConfig
         9,
         False,
     )
-    # The attachment is a span of the raw original: its bytes are stored once.
-    assert att.object_name == req.raw_ref and att.transfer_encoding == "base64"
-    assert attachment_bytes(att, await bus.get_object(att.object_name)) == b"\x89PNG fake"
+    # The attachment is a span of the raw original: its bytes travel or are stored once.
+    assert att.transfer_encoding == "base64"
+    if max_inline_raw:
+        assert att.object_name == "" and held_in_request(req, att) == req.raw
+        holder = req.raw or b""
+    else:
+        assert att.object_name == req.raw_ref and held_in_request(req, att) is None
+        holder = await bus.get_object(att.object_name)
+    assert attachment_bytes(att, holder) == b"\x89PNG fake"
 
 
 async def test_nats_down_gives_451_then_resend_is_accepted_once(

@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import email.parser
+import email.policy
+
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from services.intake_email.authentication import (
+    Headers,
     Policy,
     aligned,
     from_domain,
@@ -102,3 +108,30 @@ def test_verdict_needs_an_aligned_pass(
     auth = verdict("acme.example", record, spf=spf, spf_domain=spf_domain, dkim_domains=dkim)
     assert auth.verdict == ("authenticated" if authenticated else "unauthenticated")
     assert auth.reason.startswith("dmarc=pass" if authenticated else "dmarc=fail")
+
+
+HEADER_PIECES = st.sampled_from(
+    [
+        b"From: a@b.example",
+        b"Authentication-Results: m; dmarc=pass",
+        b"\r\n",
+        b"\n",
+        b"\r",
+        b" x",
+        b"\t",
+        b":",
+        b"b",
+    ]
+)
+
+
+@settings(max_examples=2000, deadline=None)
+@given(st.lists(HEADER_PIECES, max_size=30))
+def test_headers_read_from_the_header_block_alone_are_the_whole_messages(pieces: list[bytes]) -> None:
+    raw = b"".join(pieces)
+    whole = email.parser.BytesHeaderParser(policy=email.policy.compat32).parsebytes(raw)
+    values = [(k.lower(), str(v)) for k, v in whole.raw_items()]
+    assert headers(raw) == Headers(
+        froms=tuple(v for k, v in values if k == "from"),
+        results=tuple(v for k, v in values if k == "authentication-results"),
+    )

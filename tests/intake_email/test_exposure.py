@@ -5,12 +5,13 @@ from __future__ import annotations
 import asyncio
 import smtplib
 import socket
+import time
 
 import pytest
 
 from services.common.bus import Bus
 from services.common.config import BusConfig, ConfigError
-from services.intake_email.config import check, load_config
+from services.intake_email.config import MAX_INLINE_RAW, check, load_config
 from tests.intake_email.senders import AUTHSERV_ID
 from tests.intake_email.stack import SUPPORT, config, message, running, send, stored
 
@@ -55,6 +56,75 @@ async def test_an_idle_session_is_closed(bus: Bus, bus_config: BusConfig) -> Non
         farewell = await asyncio.to_thread(wait_idle)
     # Closed by the server well before the client's own 5 s timeout (aiosmtpd may say 421 first).
     assert farewell == b"" or farewell.startswith(b"421")
+
+
+async def test_the_idle_timeout_counts_from_the_last_bytes_also_during_data(
+    bus: Bus, bus_config: BusConfig
+) -> None:
+    raw = message(message_id="<slow@example.com>").replace(b"\n", b"\r\n")
+    async with running(config(bus_config, idle_timeout=0.6)) as cfg:
+
+        def converse() -> tuple[bytes, bytes, float]:
+            sock, _ = _greeting("127.0.0.1", cfg.port)
+            with sock, sock.makefile("rb") as replies:
+                sock.settimeout(5)
+                for command in (
+                    b"HELO c.test",
+                    b"MAIL FROM:<alice@example.com>",
+                    f"RCPT TO:<{SUPPORT}>".encode(),
+                ):
+                    sock.sendall(command + b"\r\n")
+                    assert replies.readline().startswith(b"250")
+                sock.sendall(b"DATA\r\n")
+                assert replies.readline().startswith(b"354")
+                # A slow link: the whole message takes longer than the idle timeout, no pause does.
+                for start in range(0, len(raw), len(raw) // 5 + 1):
+                    sock.sendall(raw[start : start + len(raw) // 5 + 1])
+                    time.sleep(0.25)
+                sock.sendall(b".\r\n")
+                accepted = replies.readline()
+                # A client that stops in the middle of its data is dropped after the idle timeout.
+                sock.sendall(
+                    b"MAIL FROM:<alice@example.com>\r\n" + f"RCPT TO:<{SUPPORT}>\r\nDATA\r\n".encode()
+                )
+                assert [replies.readline()[:3] for _ in range(3)] == [b"250", b"250", b"354"]
+                sock.sendall(b"Subject: half a message\r\n")
+                started = time.monotonic()
+                rest = replies.read()  # until the server closes the connection
+                return accepted, rest, time.monotonic() - started
+
+        accepted, rest, waited = await asyncio.to_thread(converse)
+    assert accepted.startswith(b"250 2.0.0 OK em-")
+    assert rest == b"" and 0.4 < waited < 3
+    assert [r.thread.message_id for r in await stored(bus)] == ["<slow@example.com>"]
+
+
+async def test_a_client_streaming_past_the_size_limit_is_dropped_after_the_idle_timeout(
+    bus: Bus, bus_config: BusConfig
+) -> None:
+    async with running(config(bus_config, idle_timeout=0.6, max_size=4000)) as cfg:
+
+        def stream_until_dropped() -> float:
+            sock, _ = _greeting("127.0.0.1", cfg.port)
+            with sock:
+                sock.settimeout(5)
+                sock.sendall(
+                    b"HELO c.test\r\nMAIL FROM:<alice@example.com>\r\n" + f"RCPT TO:<{SUPPORT}>\r\n".encode()
+                )
+                sock.sendall(b"DATA\r\n")
+                started = time.monotonic()
+                try:
+                    while time.monotonic() - started < 10:  # never the end line, never a pause
+                        sock.sendall(b"x" * 70 + b"\r\n")
+                        time.sleep(0.05)
+                except OSError:  # the server closed the connection: a reset on our next send
+                    pass
+                return time.monotonic() - started
+
+        streamed = await asyncio.to_thread(stream_until_dropped)
+    # 4000 bytes take about 3 s at this pace; then the idle timeout (0.6 s) runs out, pauses or not.
+    assert streamed < 6
+    assert await stored(bus) == []
 
 
 async def test_postmaster_is_accepted(bus: Bus, bus_config: BusConfig) -> None:
@@ -147,3 +217,11 @@ def test_sender_auth_off_is_development_only() -> None:
             {**base, "FRONTDESK_SMTP_SENDER_AUTH": "upstream", "FRONTDESK_SMTP_AUTHSERV_ID": "mx.test"}
         )
     )
+
+
+def test_the_inline_raw_limit_stays_far_under_a_nats_message() -> None:
+    env = {"FRONTDESK_ENV": "development"}
+    assert load_config(env).max_inline_raw == 64 * 1024
+    assert load_config({**env, "FRONTDESK_SMTP_MAX_INLINE_RAW": "0"}).max_inline_raw == 0  # every raw stored
+    with pytest.raises(ConfigError, match="FRONTDESK_SMTP_MAX_INLINE_RAW"):
+        load_config({**env, "FRONTDESK_SMTP_MAX_INLINE_RAW": str(MAX_INLINE_RAW + 1)})

@@ -1,5 +1,6 @@
 """What the intake leaves in the object store: every chunk before its meta, nothing uploaded twice,
-no request whose objects are missing. Real nats-server, real SMTP socket."""
+no request whose objects are missing. Real nats-server, real SMTP socket. Every mail here is stored as
+an object (max_inline_raw=0), as any mail over the inline limit is."""
 
 from __future__ import annotations
 
@@ -48,7 +49,7 @@ async def meta_exists(bus: Bus, name: str) -> bool:
 async def test_attachment_is_stored_once_inside_the_raw_original(bus: Bus, bus_config: BusConfig) -> None:
     # 300 KB (400 KB as base64): four 128 KiB chunks, and a message big enough to be parsed off the loop.
     data = os.urandom(300_000)
-    async with running(config(bus_config)) as cfg:
+    async with running(config(bus_config, max_inline_raw=0)) as cfg:
         replies = await send(cfg.port, with_attachment("<big@example.com>", data))
     assert replies[-1][0] == 250
     (req,) = await stored(bus)
@@ -68,7 +69,7 @@ async def test_attachment_is_stored_once_inside_the_raw_original(bus: Bus, bus_c
 async def test_resend_and_repeated_attachment_upload_nothing_again(bus: Bus, bus_config: BusConfig) -> None:
     logo = os.urandom(5_000)
     first = with_attachment("<one@example.com>", logo)
-    async with running(config(bus_config)) as cfg:
+    async with running(config(bus_config, max_inline_raw=0)) as cfg:
         assert (await send(cfg.port, first))[-1][0] == 250
         after_first = await object_messages(bus)
         assert (await send(cfg.port, first))[-1][0] == 250
@@ -86,7 +87,7 @@ async def test_resend_and_repeated_attachment_upload_nothing_again(bus: Bus, bus
 async def test_deleted_object_is_stored_again_on_resend(bus: Bus, bus_config: BusConfig) -> None:
     data = os.urandom(2_000)
     raw = with_attachment("<gone@example.com>", data)
-    async with running(config(bus_config)) as cfg:
+    async with running(config(bus_config, max_inline_raw=0)) as cfg:
         assert (await send(cfg.port, raw))[-1][0] == 250
         (req,) = await stored(bus)
         name = req.attachments[0].object_name
@@ -101,7 +102,7 @@ async def test_refused_chunk_gives_451_and_no_meta_and_no_request(bus: Bus, bus_
     data = os.urandom(20_000)
     raw = with_attachment("<refused@example.com>", data)
     wire = raw.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
-    async with running(config(bus_config)) as cfg:
+    async with running(config(bus_config, max_inline_raw=0)) as cfg:
         # After the intake ensured its topology, which would refuse a store configured differently.
         stream = await bus.js.stream_info(OBJ_STREAM)
         await bus.js.update_stream(dataclasses.replace(stream.config, max_msg_size=4096))

@@ -63,7 +63,8 @@ _LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def _whole(text: str) -> str:
-    return _LONE_SURROGATE.sub("\ufffd", text)
+    # isascii() reads a flag CPython keeps on every string: most text needs no search at all.
+    return text if text.isascii() else _LONE_SURROGATE.sub("\ufffd", text)
 
 
 def decode_bytes(data: bytes, label: str | None) -> str:

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import functools
 import hashlib
-import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -16,6 +14,7 @@ from services.intake_email.mail.classification import bounced_ids, classify
 from services.intake_email.mail.headers import header_text, message_ids, parse_message, sender_address
 from services.intake_email.mail.mime import ParsedAttachment, as_received, html_to_text, walk_parts
 from services.intake_email.mail.quotes import trim_reply
+from services.policy.matching import emergency_hits
 
 DEFAULT_EMERGENCY = ("down", "outage", "urgent", "emergency", "offline", "not working")
 
@@ -40,12 +39,6 @@ class ParsedEmail:
     priority_hint: Priority
     hints: tuple[str, ...]
     attachments: tuple[ParsedAttachment, ...] = field(default=())
-
-
-@functools.lru_cache(maxsize=8)
-def _keyword_patterns(keywords: tuple[str, ...]) -> tuple[re.Pattern[str], ...]:
-    """Each keyword as a whole-word pattern, built once per keyword list (the config's, in practice)."""
-    return tuple(re.compile(rf"\b{re.escape(k.lower())}\b") for k in keywords)
 
 
 def parse(
@@ -87,9 +80,7 @@ def parse(
         references = references + tuple(i for i in bounced_ids(msg, full_text) if i not in references)
     token = find_subject_token(subject, secret)
     references_ours = any(verify_message_id(ref, secret) for ref in in_reply_to + references)
-    lowered = subject.lower()
-    words = _keyword_patterns(emergency_keywords)
-    hits = tuple(k for k, word in zip(emergency_keywords, words, strict=True) if word.search(lowered))
+    hits = emergency_hits(subject, emergency_keywords)
     request_id = "em-" + hashlib.sha256(f"{message_id}{sender_email or ''}".encode()).hexdigest()[:32]
     return ParsedEmail(
         request_id=request_id,
