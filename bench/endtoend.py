@@ -9,7 +9,6 @@ import re
 import time
 import uuid
 from datetime import datetime
-from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
@@ -49,14 +48,12 @@ def _tech_phones() -> set[str]:
 
 
 def _email(i: int) -> bytes:
-    msg = EmailMessage()
-    msg["Authentication-Results"] = "frontdesk.test; dmarc=pass header.from=acme.example"
-    msg["From"] = f"Jane Roe <{EMAIL_SENDER}>"
-    msg["To"] = "support@frontdesk.test"
-    msg["Subject"] = f"E2EM{i:06d} server down"
-    msg["Message-ID"] = f"<e2e-{i}-{uuid.uuid4().hex}@acme.example>"
-    msg.set_content(f"E2EM{i:06d} the MES server is down on the plant floor.\n")
-    return msg.as_bytes()
+    return load.authenticated_email(
+        f"Jane Roe <{EMAIL_SENDER}>",
+        f"E2EM{i:06d} server down",
+        f"<e2e-{i}-{uuid.uuid4().hex}@acme.example>",
+        f"E2EM{i:06d} the MES server is down on the plant floor.\n",
+    ).as_bytes()
 
 
 async def topology(nats_url: str) -> None:

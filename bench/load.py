@@ -12,17 +12,28 @@ import httpx
 from twilio.request_validator import RequestValidator
 
 
+def authenticated_email(sender: str, subject: str, message_id: str, text: str) -> EmailMessage:
+    """A client's mail as the upstream relay hands it on: DMARC passed for acme.example, to support."""
+    msg = EmailMessage()
+    msg["Authentication-Results"] = "frontdesk.test; dmarc=pass header.from=acme.example"
+    msg["From"] = sender
+    msg["To"] = "support@frontdesk.test"
+    msg["Subject"] = subject
+    msg["Message-ID"] = message_id
+    msg.set_content(text)
+    return msg
+
+
 def message_mix(n: int) -> list[bytes]:
     """A few KB of text each; every fourth carries a small attachment."""
     out = []
     for i in range(n):
-        msg = EmailMessage()
-        msg["Authentication-Results"] = "frontdesk.test; dmarc=pass header.from=acme.example"
-        msg["From"] = f"Client {i % 7} <user{i % 7}@acme.example>"
-        msg["To"] = "support@frontdesk.test"
-        msg["Subject"] = f"Printer on floor {i % 5} jammed again ({i})"
-        msg["Message-ID"] = f"<bench-{i}-{time.time_ns()}@acme.example>"
-        msg.set_content(("The printer shows error 50.4 after every third page. " * 40) + f"\nrequest {i}\n")
+        msg = authenticated_email(
+            f"Client {i % 7} <user{i % 7}@acme.example>",
+            f"Printer on floor {i % 5} jammed again ({i})",
+            f"<bench-{i}-{time.time_ns()}@acme.example>",
+            ("The printer shows error 50.4 after every third page. " * 40) + f"\nrequest {i}\n",
+        )
         if i % 4 == 0:
             msg.add_attachment(bytes(range(256)) * 16, maintype="application", subtype="octet-stream",
                                filename=f"log-{i}.bin")  # fmt: skip

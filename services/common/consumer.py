@@ -60,6 +60,13 @@ class Consumer(Generic[T]):
     The server's own max_deliver is unlimited, so it never drops a message we did not settle; the
     count of failures is kept here (deliveries minus storage refusals). Handlers must be idempotent:
     a crash between handling and ack redelivers the message.
+
+    Without `lanes`, messages are handled one at a time in arrival order. With `lanes`, up to `width`
+    at once: each handler waits on a few sequential round trips, so one-at-a-time handling leaves the
+    service idle most of the time. Messages that share a lane key (`lanes(message)`: a ticket, a
+    thread, a recipient) start in arrival order, each after the previous one finished, across fetched
+    batches too; everything else overlaps. A message whose handler fails is nak'd and comes back
+    later, so its successors do not wait for that retry. Acks stay per message.
     """
 
     def __init__(
@@ -68,14 +75,25 @@ class Consumer(Generic[T]):
         spec: ConsumerSpec,
         decode: Callable[[bytes], T],
         handle: Callable[[T, Delivery], Awaitable[None]],
+        *,
+        lanes: Callable[[T], frozenset[str]] | None = None,
+        width: int = 1,
     ) -> None:
+        if lanes is not None:
+            # Fetch no more than can run: a message waiting here still runs down its ack_wait, and an
+            # expiry would redeliver it (burning a delivery) while it has not even started.
+            spec = replace(spec, batch=min(spec.batch, max(1, width)))
         self.bus = bus
         self.spec = spec
         self.decode = decode
         self.handle = handle
+        self.lanes = lanes
         self.handled = 0
         self.dead_lettered = 0
         self._refused: dict[int, int] = {}  # stream sequence -> deliveries that ended in a storage refusal
+        self._slots = asyncio.Semaphore(max(1, width))
+        self._last: dict[str, asyncio.Task[None]] = {}  # the latest message holding each lane key
+        self._inflight: set[asyncio.Task[None]] = set()
 
     async def _subscribe(self) -> JetStreamContext.PullSubscription:
         spec = self.spec
@@ -96,36 +114,57 @@ class Consumer(Generic[T]):
         )
 
     async def run(self, stop: asyncio.Event) -> None:
-        sub: JetStreamContext.PullSubscription | None = None
-        delay = 0.2
-        while not stop.is_set():
-            try:
-                if sub is None:
-                    sub = await self._subscribe()
-                    delay = 0.2
-                try:
-                    msgs = await sub.fetch(self.spec.batch, timeout=0.5)
-                except TimeoutError:
-                    continue
-                for msg in msgs:
-                    await self._process(msg)
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                # Disconnected, consumer lost with a server restart, ... : back off and resubscribe.
-                log.warning("consumer loop error", extra={"durable": self.spec.durable, "error": repr(exc)})
-                if sub is not None:
-                    with contextlib.suppress(Exception):
-                        await sub.unsubscribe()
-                sub = None
-                await _sleep_or_stop(stop, delay)
-                delay = min(delay * 2, 5.0)
-        if sub is not None:
-            with contextlib.suppress(Exception):
-                await sub.unsubscribe()
+        try:
+            await pull_batches(
+                stop, self._subscribe, self.spec.batch, self._process_all, durable=self.spec.durable
+            )
+        except asyncio.CancelledError:
+            # A kill drops what is in flight, unacked: JetStream redelivers it after ack_wait.
+            for task in self._inflight:
+                task.cancel()
+            raise
+        finally:
+            # A graceful stop finishes what was fetched before the bus closes.
+            if self._inflight:
+                await asyncio.wait(self._inflight)
+
+    async def _process_all(self, msgs: list[Msg]) -> None:
+        for msg in msgs:
+            await self._process(msg)
 
     async def _process(self, msg: Msg) -> None:
-        await self._settle(msg, self._decoded(msg))
+        # Decoded once: the lanes and the handler read the same value.
+        value = self._decoded(msg)
+        if self.lanes is None:
+            await self._settle(msg, value)
+            return
+        # An undecodable message depends on nothing: it is dead-lettered in its own lane.
+        keys = frozenset() if isinstance(value, Undecodable) else self.lanes(value)
+        await self._slots.acquire()
+        before = {self._last[k] for k in keys if k in self._last and not self._last[k].done()}
+        task = asyncio.create_task(self._in_lane(msg, value, before))
+        self._inflight.add(task)
+        for key in keys:
+            self._last[key] = task
+        task.add_done_callback(lambda t: self._finished(t, keys))
+
+    async def _in_lane(self, msg: Msg, value: T | Undecodable, before: set[asyncio.Task[None]]) -> None:
+        try:
+            if before:
+                await asyncio.wait(before)
+            await self._settle(msg, value)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            # An ack or dead-letter publish failed: the message stays unacked and comes back.
+            log.warning("message handling failed", extra={"durable": self.spec.durable, "error": repr(exc)})
+
+    def _finished(self, task: asyncio.Task[None], keys: frozenset[str]) -> None:
+        self._slots.release()
+        self._inflight.discard(task)
+        for key in keys:
+            if self._last.get(key) is task:
+                del self._last[key]
 
     def _decoded(self, msg: Msg) -> T | Undecodable:
         try:
@@ -212,78 +251,44 @@ class Consumer(Generic[T]):
         self.dead_lettered += 1
 
 
-class LaneConsumer(Consumer[T]):
-    """A consumer handling up to `width` messages at once without reordering related ones.
+async def pull_batches(
+    stop: asyncio.Event,
+    subscribe: Callable[[], Awaitable[JetStreamContext.PullSubscription]],
+    batch: int,
+    apply: Callable[[list[Msg]], Awaitable[None]],
+    *,
+    durable: str,
+) -> None:
+    """Fetch up to `batch` messages at a time and hand them to `apply` (which acks them) until `stop`.
 
-    Each handler waits on a few sequential round trips, so one-at-a-time handling leaves the service
-    idle most of the time. Messages that share a lane key (`lanes(message)`: a ticket, a thread, a
-    recipient) start in arrival order, each after the previous one finished, across fetched batches
-    too; everything else overlaps. A message whose handler fails is nak'd and comes back later, as
-    with `Consumer`, so its successors do not wait for that retry. Acks stay per message and
-    handlers stay idempotent, so a crash mid-flight redelivers exactly as before.
+    Any error (disconnected, the consumer lost with a server restart, ...) drops the subscription,
+    backs off and subscribes again; what was fetched but not acked comes back after its ack_wait.
     """
-
-    def __init__(
-        self,
-        bus: Bus,
-        spec: ConsumerSpec,
-        decode: Callable[[bytes], T],
-        handle: Callable[[T, Delivery], Awaitable[None]],
-        *,
-        lanes: Callable[[T], frozenset[str]],
-        width: int,
-    ) -> None:
-        # Fetch no more than can run: a message waiting here still runs down its ack_wait, and an
-        # expiry would redeliver it (burning a delivery) while it has not even started.
-        super().__init__(bus, replace(spec, batch=min(spec.batch, max(1, width))), decode, handle)
-        self.lanes = lanes
-        self._slots = asyncio.Semaphore(max(1, width))
-        self._last: dict[str, asyncio.Task[None]] = {}  # the latest message holding each lane key
-        self._inflight: set[asyncio.Task[None]] = set()
-
-    async def run(self, stop: asyncio.Event) -> None:
+    sub: JetStreamContext.PullSubscription | None = None
+    delay = 0.2
+    while not stop.is_set():
         try:
-            await super().run(stop)
-        except asyncio.CancelledError:
-            # A kill drops what is in flight, unacked: JetStream redelivers it after ack_wait.
-            for task in self._inflight:
-                task.cancel()
-            raise
-        finally:
-            # A graceful stop finishes what was fetched before the bus closes.
-            if self._inflight:
-                await asyncio.wait(self._inflight)
-
-    async def _process(self, msg: Msg) -> None:
-        # Decoded once: the lanes and the handler read the same value.
-        value = self._decoded(msg)
-        # An undecodable message depends on nothing: it is dead-lettered in its own lane.
-        keys = frozenset() if isinstance(value, Undecodable) else self.lanes(value)
-        await self._slots.acquire()
-        before = {self._last[k] for k in keys if k in self._last and not self._last[k].done()}
-        task = asyncio.create_task(self._in_lane(msg, value, before))
-        self._inflight.add(task)
-        for key in keys:
-            self._last[key] = task
-        task.add_done_callback(lambda t: self._finished(t, keys))
-
-    async def _in_lane(self, msg: Msg, value: T | Undecodable, before: set[asyncio.Task[None]]) -> None:
-        try:
-            if before:
-                await asyncio.wait(before)
-            await self._settle(msg, value)
+            if sub is None:
+                sub = await subscribe()
+                delay = 0.2
+            try:
+                msgs = await sub.fetch(batch, timeout=0.5)
+            except TimeoutError:
+                continue
+            await apply(msgs)
         except asyncio.CancelledError:
             raise
         except Exception as exc:
-            # An ack or dead-letter publish failed: the message stays unacked and comes back.
-            log.warning("message handling failed", extra={"durable": self.spec.durable, "error": repr(exc)})
-
-    def _finished(self, task: asyncio.Task[None], keys: frozenset[str]) -> None:
-        self._slots.release()
-        self._inflight.discard(task)
-        for key in keys:
-            if self._last.get(key) is task:
-                del self._last[key]
+            log.warning("pull loop error, subscribing again", extra={"durable": durable, "error": repr(exc)})
+            if sub is not None:
+                with contextlib.suppress(Exception):
+                    await sub.unsubscribe()
+            sub = None
+            await _sleep_or_stop(stop, delay)
+            delay = min(delay * 2, 5.0)
+    if sub is not None:
+        with contextlib.suppress(Exception):
+            await sub.unsubscribe()
 
 
 async def _sleep_or_stop(stop: asyncio.Event, seconds: float) -> None:

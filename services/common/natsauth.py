@@ -136,11 +136,7 @@ def permissions() -> dict[str, Grant]:
         + _kv(s.KV_ROUTER)
         + _kv(s.KV_SEQUENCES)
         + _objects(write=False),
-        "notifier": _consume(s.STREAM_NOTIFY, "notifier")
-        + _consume(s.STREAM_REPLIES, "notifier-replies")
-        + _consume(s.STREAM_REPLIES, "notifier-optout")
-        + _consume(s.STREAM_REPLIES, "notifier-status")
-        + _consume(s.STREAM_OUTBOX, "notifier-sender")
+        "notifier": sum((_consume(stream, durable) for stream, durable in s.NOTIFIER_DURABLES), Grant())
         + _publish(s.OUTBOX_ALL, s.NOTIFY_ALL, s.TIMELINE_ALL)
         + _dead_letters()
         + _kv(s.KV_OUTBOUND, watch=True)

@@ -18,6 +18,7 @@ from nats.js.errors import NotFoundError
 from nats.js.kv import KV_DEL, KV_PURGE, KeyValue
 
 from services.common.bus import Bus
+from services.common.consumer import pull_batches
 from services.common.kvview import WATCH_INACTIVE, stop_watch, watch_state
 from services.console.store import Store
 from services.contracts import subjects as s
@@ -76,32 +77,8 @@ class Projection:
                 await msg.ack()
 
     async def follow_timeline(self, stop: asyncio.Event) -> None:
-        sub: JetStreamContext.PullSubscription | None = None
-        delay = 0.2
-        while not stop.is_set():
-            try:
-                if sub is None:
-                    sub = await self._subscribe()
-                    delay = 0.2
-                try:
-                    msgs = await sub.fetch(BATCH, timeout=0.5)
-                except TimeoutError:
-                    continue
-                await self.apply(msgs)
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                log.warning("timeline projection error", extra={"error": repr(exc)})
-                if sub is not None:
-                    with contextlib.suppress(Exception):
-                        await sub.unsubscribe()
-                sub = None
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), delay)
-                delay = min(delay * 2, 5.0)
-        if sub is not None:
-            with contextlib.suppress(Exception):
-                await sub.unsubscribe()
+        # `apply` commits a whole batch to SQLite before it acks any of its messages.
+        await pull_batches(stop, self._subscribe, BATCH, self.apply, durable=self.durable)
 
     async def follow_tickets(self, stop: asyncio.Event) -> None:
         delay = 0.2

@@ -57,26 +57,24 @@ Purpose = Literal[
 ]
 
 
-class SendSms(msgspec.Struct, frozen=True, kw_only=True, tag=True):
-    key: str  # idempotency key: one key, at most one SMS, ever
+class Outbound(msgspec.Struct, frozen=True, kw_only=True):
+    """What every message we send carries: its idempotency key, recipient, words and why it is sent."""
+
+    key: str  # idempotency key: one key, at most one message, ever
     to: str
     body: str
     purpose: Purpose
     created_at: datetime
     client_id: str | None = None
     ticket_number: str | None = None
+
+
+class SendSms(Outbound, frozen=True, kw_only=True, tag=True):
     fallback_email: str | None = None  # where to go when the number is permanently unreachable
 
 
-class SendEmail(msgspec.Struct, frozen=True, kw_only=True, tag=True):
-    key: str
-    to: str
+class SendEmail(Outbound, frozen=True, kw_only=True, tag=True):
     subject: str
-    body: str
-    purpose: Purpose
-    created_at: datetime
-    client_id: str | None = None
-    ticket_number: str | None = None
     in_reply_to: str | None = None
     references: tuple[str, ...] = ()
 

@@ -33,6 +33,16 @@ TIMELINE_ALL = f"{PREFIX}.timeline.>"
 STREAM_DLQ = "FD_DLQ"
 DLQ_ALL = f"{PREFIX}.dlq.>"
 
+# The notifier's durable consumers, one per kind of message: (stream, durable name). Its grants and the
+# tests that wait for it to settle read this list.
+NOTIFIER_DURABLES = (
+    (STREAM_NOTIFY, "notifier"),
+    (STREAM_REPLIES, "notifier-replies"),
+    (STREAM_REPLIES, "notifier-optout"),
+    (STREAM_REPLIES, "notifier-status"),
+    (STREAM_OUTBOX, "notifier-sender"),
+)
+
 # Key-value buckets.
 KV_TICKETS = "fd_tickets"  # ticket number -> Ticket (CAS-updated by router and notifier)
 KV_SEQUENCES = "fd_sequences"  # named counters (ticket numbers), CAS-incremented

@@ -180,32 +180,35 @@ def build_app(voice: Voice) -> ASGIApp:
     async def recorded(p: Params) -> str:
         return farewell
 
+    def ready(p: Params, status: str) -> bool:
+        """A recording Twilio says is done (`status` absent counts as done: older callbacks omit it)."""
+        return form.optional_sid(p, "RecordingSid") is not None and p.get(status, "completed") == "completed"
+
+    async def amend(
+        p: Params, kind: str, *, recording_seconds: int | None = None, transcription: str | None = None
+    ) -> None:
+        """Add a voicemail's recording or its transcription to the call's request (one id per kind)."""
+        amended = RequestAmended(
+            id=f"{form.sid(p, 'RecordingSid')}:{kind}",
+            request_id=form.sid(p, "CallSid"),
+            received_at=voice.clock.now(),
+            recording_url=form.url(p, "RecordingUrl"),
+            recording_seconds=recording_seconds,
+            transcription=transcription,
+        )
+        await voice.outbox.send(s.REQUEST_AMENDED, amended, msg_id=amended.id)
+
     @webhook("/twilio/voice/recording")
     async def recording(p: Params) -> str:
-        rec = form.optional_sid(p, "RecordingSid")
-        if rec and p.get("RecordingStatus", "completed") == "completed":
-            amended = RequestAmended(
-                id=f"{rec}:recording",
-                request_id=form.sid(p, "CallSid"),
-                received_at=voice.clock.now(),
-                recording_url=form.url(p, "RecordingUrl"),
-                recording_seconds=form.bounded_int(p, "RecordingDuration", 0, _DAY_SECONDS),
-            )
-            await voice.outbox.send(s.REQUEST_AMENDED, amended, msg_id=amended.id)
+        if ready(p, "RecordingStatus"):
+            seconds = form.bounded_int(p, "RecordingDuration", 0, _DAY_SECONDS)
+            await amend(p, "recording", recording_seconds=seconds)
         return silence
 
     @webhook("/twilio/voice/transcription")
     async def transcription(p: Params) -> str:
-        rec = form.optional_sid(p, "RecordingSid")
-        if rec and p.get("TranscriptionStatus", "completed") == "completed":
-            amended = RequestAmended(
-                id=f"{rec}:transcription",
-                request_id=form.sid(p, "CallSid"),
-                received_at=voice.clock.now(),
-                recording_url=form.url(p, "RecordingUrl"),
-                transcription=p.get("TranscriptionText", ""),
-            )
-            await voice.outbox.send(s.REQUEST_AMENDED, amended, msg_id=amended.id)
+        if ready(p, "TranscriptionStatus"):
+            await amend(p, "transcription", transcription=p.get("TranscriptionText", ""))
         return silence
 
     @webhook("/twilio/voice/status")

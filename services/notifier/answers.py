@@ -14,7 +14,7 @@ from services.contracts import (
     Ticket,
 )
 from services.contracts import subjects as s
-from services.notifier import compose, replies, timers
+from services.notifier import compose, replies
 from services.notifier.channels import Channels
 from services.notifier.escalation import Escalation
 from services.notifier.families import HELP
@@ -123,13 +123,7 @@ class Answers:
             )
             await self.channels.contacts.put(UPDATE_STAMP, stored.number, self.channels.clock.now())
             # The commitment moved: the due and warn timers move with it.
-            planned = timers.plan(
-                stored,
-                dispatched_at=self.channels.clock.now(),
-                ack_timeout=self.channels.policy.oncall.ack_timeout,
-                warn_before=self.channels.policy.delay_updates.warn_before,
-                business_subtract=self.escalation.business_subtract(stored),
-            )
+            planned = self.escalation.plan(stored)
             await self.escalation.arm_all([timer for timer in planned if timer.kind != "ack"], replace=True)
             until = times.stamp(stored.response_due, self.channels.zone)
             text = f"{tech.name} delayed it to {until}: {event.reason or 'no reason given'}"

@@ -12,7 +12,7 @@ from twilio.rest import Client as TwilioClient
 
 from services.common.bus import Bus
 from services.common.clock import Clock, SystemClock
-from services.common.consumer import ConsumerSpec, Delivery, LaneConsumer
+from services.common.consumer import Consumer, ConsumerSpec, Delivery
 from services.common.http import HttpServer, health_app
 from services.common.metrics import follow_storage, watch_consumer_lag
 from services.contracts import (
@@ -92,9 +92,7 @@ async def main(cfg: NotifierConfig, *, stop: asyncio.Event, clock: Clock | None 
         (spec(outbox, "notifier-sender", s.OUTBOX_ALL, ack_wait=60), outgoing, sender.handle, recipient_lane),
     ]  # fmt: skip
     consumers = [
-        LaneConsumer(
-            bus, route, msgspec.json.Decoder(kind).decode, handle, lanes=lanes, width=cfg.concurrency
-        )
+        Consumer(bus, route, msgspec.json.Decoder(kind).decode, handle, lanes=lanes, width=cfg.concurrency)
         for route, kind, handle, lanes in routes
     ]
     follow_storage(sender.metrics.registry, bus)

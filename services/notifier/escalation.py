@@ -52,7 +52,17 @@ class Escalation:
         """Several timers of one ticket: separate keys, so their writes go out together."""
         await asyncio.gather(*(self.arm(timer, replace=replace) for timer in planned))
 
-    def business_subtract(self, ticket: Ticket) -> Callable[[datetime, timedelta], datetime] | None:
+    def plan(self, ticket: Ticket) -> list[Timer]:
+        """The ticket's ack, warn and due timers as the policy sets them, counted from now."""
+        return timers.plan(
+            ticket,
+            dispatched_at=self.channels.clock.now(),
+            ack_timeout=self.channels.policy.oncall.ack_timeout,
+            warn_before=self.channels.policy.delay_updates.warn_before,
+            business_subtract=self._business_subtract(ticket),
+        )
+
+    def _business_subtract(self, ticket: Ticket) -> Callable[[datetime, timedelta], datetime] | None:
         decision = ticket.decision
         tier = self.channels.policy.tiers.get(decision.tier)
         if tier is None:

@@ -16,7 +16,7 @@ from services.contracts import (
     Ticket,
 )
 from services.contracts.commands import ReassignTicket, ResolveTicket, SendClientUpdate
-from services.notifier import compose, desk, suppression, timers
+from services.notifier import compose, desk, suppression
 from services.notifier.channels import Channels
 from services.notifier.escalation import Escalation
 from services.notifier.families import FOLD
@@ -96,13 +96,7 @@ class Workflow:
             return
         body = await self.channels.dispatch_text(ticket, folded=folded)
         await self.channels.text_tech(tech, ticket, body, "tech_dispatch", key=f"dispatch.{command.id}")
-        planned = timers.plan(
-            ticket,
-            dispatched_at=self.channels.clock.now(),
-            ack_timeout=self.channels.policy.oncall.ack_timeout,
-            warn_before=self.channels.policy.delay_updates.warn_before,
-            business_subtract=self.escalation.business_subtract(ticket),
-        )
+        planned = self.escalation.plan(ticket)
         # Independent writes, each idempotent: they go out together, and a redelivery repeats both.
         notified = f"Texted {tech.name} ({tech.phone})"
         await asyncio.gather(

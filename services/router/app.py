@@ -12,7 +12,7 @@ import msgspec
 
 from services.common.bus import Bus
 from services.common.clock import Clock, SystemClock
-from services.common.consumer import ConsumerSpec, LaneConsumer
+from services.common.consumer import Consumer, ConsumerSpec
 from services.common.http import HttpServer, health_app
 from services.common.metrics import follow_storage, watch_consumer_lag
 from services.contracts import subjects as s
@@ -78,7 +78,7 @@ async def main(cfg: RouterConfig, *, stop: asyncio.Event, clock: Clock | None = 
         router = Router(bus, policy, clock or SystemClock())
         decoder = msgspec.json.Decoder(Incoming)
         # Related requests (a reply and its ticket, an amendment and its request) stay in order.
-        consumer = LaneConsumer(
+        consumer = Consumer(
             bus,
             ConsumerSpec(s.STREAM_REQUESTS, cfg.durable, s.REQUESTS_ALL),
             decoder.decode,

@@ -10,7 +10,7 @@ import pytest
 
 from services.common.bus import Bus, Poison, PublishFailed
 from services.common.config import BusConfig
-from services.common.consumer import Consumer, ConsumerSpec, Delivery, LaneConsumer
+from services.common.consumer import Consumer, ConsumerSpec, Delivery
 from services.common.natsserver import NatsServer
 from services.contracts import Sender, ServiceRequest, TimelineEntry
 from services.contracts import subjects as s
@@ -178,7 +178,7 @@ async def test_lane_consumer_keeps_a_lane_in_order_and_overlaps_the_rest(bus: Bu
 
     spec = ConsumerSpec(s.STREAM_REQUESTS, "t-lanes", s.REQUESTS_ALL)
     decode = msgspec.json.Decoder(ServiceRequest).decode
-    consumer = LaneConsumer(bus, spec, decode, handle, lanes=parity_lane, width=8)
+    consumer = Consumer(bus, spec, decode, handle, lanes=parity_lane, width=8)
     await drain(consumer, done)
     assert events.index("start req-2") < events.index("end req-1")  # different lanes overlapped
     assert events.index("end req-1") < events.index("start req-3")  # one lane never reordered

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import stat
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable, Iterable
 from pathlib import Path
 
 import nats
@@ -17,6 +18,23 @@ from services.common.bus import Bus, PublishFailed
 from services.common.config import BusConfig, ConfigError, Secret, load_bus
 from services.contracts import subjects as s
 from tests.conftest import AuthServer
+
+
+@contextlib.asynccontextmanager
+async def connected(config: BusConfig) -> AsyncIterator[Bus]:
+    """A service user's own connection, closed after the block."""
+    bus = await Bus.connect(config, "probe")
+    try:
+        yield bus
+    finally:
+        await bus.close()
+
+
+async def refused(bus: Bus, subjects: Iterable[str]) -> None:
+    """Every publish to `subjects` is refused: the user may not publish there."""
+    for subject in subjects:
+        with pytest.raises(PublishFailed):
+            await bus.publish_bytes(subject, b"{}", msg_id=f"probe-{subject}", timeout=0.5)
 
 
 async def test_an_anonymous_connection_is_refused(nats_server: AuthServer) -> None:
@@ -35,16 +53,11 @@ async def test_intake_email_cannot_order_an_sms(
     bus: Bus, service_bus_config: Callable[[str], BusConfig]
 ) -> None:
     """The finding: an anonymous client put a SendSms on fd.outbox.sms and the notifier texted a stranger."""
-    intake = await Bus.connect(service_bus_config("intake_email"), "probe")
-    try:
-        for subject in (s.OUTBOX_SMS, s.notify_subject("dispatch_ticket"), s.timeline_subject("acme")):
-            with pytest.raises(PublishFailed):
-                await intake.publish_bytes(subject, b"{}", msg_id=f"probe-{subject}", timeout=0.5)
+    async with connected(service_bus_config("intake_email")) as intake:
+        await refused(intake, (s.OUTBOX_SMS, s.notify_subject("dispatch_ticket"), s.timeline_subject("acme")))
         # Its own subject still works.
         ack = await intake.publish_bytes(s.request_subject("email"), b"{}", msg_id="own")
         assert ack.stream == s.STREAM_REQUESTS
-    finally:
-        await intake.close()
     for stream in (s.STREAM_OUTBOX, s.STREAM_NOTIFY, s.STREAM_TIMELINE):
         info = await bus.js.stream_info(stream)
         assert info.state.messages == 0, stream
@@ -53,31 +66,21 @@ async def test_intake_email_cannot_order_an_sms(
 async def test_intake_voice_publishes_replies_but_not_commands(
     bus: Bus, service_bus_config: Callable[[str], BusConfig]
 ) -> None:
-    voice = await Bus.connect(service_bus_config("intake_voice"), "probe")
-    try:
+    async with connected(service_bus_config("intake_voice")) as voice:
         await voice.publish_bytes(s.TECH_REPLIED, b"{}", msg_id="r1")
         await voice.publish_bytes(s.request_subject("sms"), b"{}", msg_id="r2")
-        for subject in (s.OUTBOX_EMAIL, s.request_subject("email"), s.dlq_subject("x")):
-            with pytest.raises(PublishFailed):
-                await voice.publish_bytes(subject, b"{}", msg_id=f"probe-{subject}", timeout=0.5)
-    finally:
-        await voice.close()
+        await refused(voice, (s.OUTBOX_EMAIL, s.request_subject("email"), s.dlq_subject("x")))
     assert (await bus.js.stream_info(s.STREAM_OUTBOX)).state.messages == 0
 
 
 async def test_console_sends_desk_commands_only(
     bus: Bus, service_bus_config: Callable[[str], BusConfig]
 ) -> None:
-    console = await Bus.connect(service_bus_config("console"), "probe")
-    try:
+    async with connected(service_bus_config("console")) as console:
         await console.publish_bytes(s.notify_subject("desk") + ".assign", b"{}", msg_id="d1")
-        for subject in (s.notify_subject("dispatch_ticket"), s.OUTBOX_SMS, f"$KV.{s.KV_TICKETS}.x"):
-            with pytest.raises(PublishFailed):
-                await console.publish_bytes(subject, b"{}", msg_id=f"probe-{subject}", timeout=0.5)
+        await refused(console, (s.notify_subject("dispatch_ticket"), s.OUTBOX_SMS, f"$KV.{s.KV_TICKETS}.x"))
         # Read-only on the tickets bucket: a get works, a put is refused.
         assert await console.kv_get(s.KV_TICKETS, "none") == (None, 0)
-    finally:
-        await console.close()
     assert (await bus.js.stream_info(s.STREAM_NOTIFY)).state.messages == 1
 
 

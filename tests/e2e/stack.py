@@ -38,14 +38,7 @@ SUPPORT = "support@frontdesk.test"
 TWILIO_FROM = "+13125550199"
 # Monday 23 Nov 2026, 09:00 in Chicago: scenarios move the clock to their own instant before acting.
 START = datetime(2026, 11, 23, 15, 0, tzinfo=UTC)
-DURABLES = (
-    (s.STREAM_REQUESTS, "router"),
-    (s.STREAM_NOTIFY, "notifier"),
-    (s.STREAM_REPLIES, "notifier-replies"),
-    (s.STREAM_REPLIES, "notifier-optout"),
-    (s.STREAM_REPLIES, "notifier-status"),
-    (s.STREAM_OUTBOX, "notifier-sender"),
-)
+DURABLES = ((s.STREAM_REQUESTS, "router"), *s.NOTIFIER_DURABLES)
 ALICE, BOB, CAROL = "+13125550101", "+13125550102", "+13125550103"
 JANE = "+13125550150"  # Acme: premium, primary tech alice, prefers SMS
 HANK = "+13125550160"  # Globex: complimentary, rotates over m365 techs (bob excluded)

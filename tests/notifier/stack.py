@@ -26,13 +26,7 @@ from tests.support import settled, until
 
 POLICY = Path(__file__).resolve().parents[2] / "deploy" / "policy.example.yaml"
 NOW = datetime(2026, 11, 23, 15, 0, tzinfo=UTC)  # Monday 09:00 in Chicago: in hours
-DURABLES = (
-    (s.STREAM_NOTIFY, "notifier"),
-    (s.STREAM_REPLIES, "notifier-replies"),
-    (s.STREAM_REPLIES, "notifier-optout"),
-    (s.STREAM_REPLIES, "notifier-status"),
-    (s.STREAM_OUTBOX, "notifier-sender"),
-)
+DURABLES = s.NOTIFIER_DURABLES
 ALICE, BOB, CAROL = "+13125550101", "+13125550102", "+13125550103"
 JANE = "+13125550150"
 OPS = "+13125550100"

@@ -68,15 +68,21 @@ def html_to_text(html: str) -> str:
     return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip()
 
 
-def _part_text(part: Message) -> str:
+def _payload(part: Message) -> bytes | str:
+    """The part's decoded bytes; failing that its text as it stands (a broken transfer encoding), else ""."""
     try:
         payload = part.get_payload(decode=True)
     except Exception:
         payload = None
-    if not isinstance(payload, bytes):
-        raw = part.get_payload()
-        return raw if isinstance(raw, str) else ""
-    return decode_bytes(payload, part.get_content_charset())
+    if isinstance(payload, bytes):
+        return payload
+    raw = part.get_payload()
+    return raw if isinstance(raw, str) else ""
+
+
+def _part_text(part: Message) -> str:
+    payload = _payload(part)
+    return payload if isinstance(payload, str) else decode_bytes(payload, part.get_content_charset())
 
 
 def _filename(part: Message) -> str | None:
@@ -223,13 +229,8 @@ def walk_parts(msg: Message, linesep: str = "\n") -> tuple[str, str, list[Parsed
                 continue
         is_text = ctype in ("text/plain", "text/html")
         if filename or disposition == "attachment" or not is_text:
-            try:
-                data = part.get_payload(decode=True)
-            except Exception:
-                data = None
-            if not isinstance(data, bytes):
-                payload = part.get_payload()
-                data = payload.encode("utf-8", "replace") if isinstance(payload, str) else b""
+            payload = _payload(part)
+            data = payload.encode("utf-8", "replace") if isinstance(payload, str) else payload
             name = filename or _generated_name(part, ctype)
             attachments.append(_attachment(part, ctype, data, _unique(name, taken)))
             continue
