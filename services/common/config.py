@@ -192,6 +192,17 @@ def load_service(
     return load(cls, prefix, source, **{**values, **overrides})
 
 
+MAX_WORKERS = 64
+
+
+def default_workers(name: str, source: Mapping[str, str]) -> dict[str, Any]:
+    """{"workers": cores} when the setting `name` is unset or 0, else nothing (loaded as given)."""
+    if source.get(name, "").strip() in ("", "0"):
+        # The cores this process may run on (a container's cpuset), not every core of the host.
+        return {"workers": min(len(os.sched_getaffinity(0)) or 1, MAX_WORKERS)}
+    return {}
+
+
 def load_bus(env: Mapping[str, str] | None = None) -> BusConfig:
     """The bus settings; outside development a user with a strong password (or a token/creds) is required."""
     source = os.environ if env is None else env

@@ -14,6 +14,7 @@ from services.common.config import (
     ConfigError,
     Environment,
     Secret,
+    default_workers,
     load_service,
     load_thread_secret,
 )
@@ -56,10 +57,10 @@ class SmtpConfig(msgspec.Struct, frozen=True, kw_only=True):
     # Up to this many bytes the raw mail travels inside its request (base64: a third bigger) instead of
     # as an object; at most MAX_INLINE_RAW, so the request stays far under NATS's 1 MiB message limit.
     max_inline_raw: int = 64 * 1024
-    # Processes serving the SMTP port (SO_REUSEPORT), each with its own bus connection. One by default:
-    # on a 2-core host shared with nats-server and the other services, a second process cost about a
-    # third more CPU per message and gave no more throughput (bench/smtp.py measures 1 and 2). More pay
-    # only where the intake has cores to itself.
+    # Processes serving the SMTP port (SO_REUSEPORT), each with its own bus connection; unset or 0 means
+    # one per core the process may run on (load_config). On a quiet 2-core host two gave 1.07x bare
+    # aiosmtpd against 1.0x for one, at a third more CPU per message (bench/smtp.py measures both): where
+    # the intake shares its cores with the rest of the desk, FRONTDESK_SMTP_WORKERS=1 leaves them more.
     workers: int = 1
     # Which of them this process is: 0 for the primary (it serves HTTP and starts the others).
     worker: int = 0
@@ -88,6 +89,12 @@ def check(cfg: SmtpConfig) -> None:
 
 def load_config(env: Mapping[str, str] | None = None) -> SmtpConfig:
     source = os.environ if env is None else env
-    cfg = load_service(SmtpConfig, "FRONTDESK_SMTP_", source, thread_secret=load_thread_secret(source))
+    cfg = load_service(
+        SmtpConfig,
+        "FRONTDESK_SMTP_",
+        source,
+        thread_secret=load_thread_secret(source),
+        **default_workers("FRONTDESK_SMTP_WORKERS", source),
+    )
     check(cfg)
     return cfg

@@ -9,17 +9,18 @@ from typing import Annotated
 import msgspec
 
 from services.common.config import (
+    MAX_WORKERS,
     BusConfig,
     ConfigError,
     Environment,
     Secret,
+    default_workers,
     load_service,
     require_strong,
 )
 from services.wording import catalog as wording
 from services.wording.catalog import WordingError
 
-_MAX_WORKERS = 64
 # Settings the other services read too: the policy file, the wording folder, the Twilio auth token.
 _SHARED = {
     "policy": "FRONTDESK_POLICY",
@@ -47,21 +48,19 @@ class VoiceConfig(msgspec.Struct, frozen=True, kw_only=True):
     # Processes sharing the public port (SO_REUSEPORT), nothing else but NATS and the spool folder;
     # FRONTDESK_VOICE_WORKERS unset or 0 means one per core. Worker i > 0 serves its internal port
     # on http_port + i (0 stays 0: any free port).
-    workers: Annotated[int, msgspec.Meta(ge=1, le=_MAX_WORKERS)] = 1
-    worker: Annotated[int, msgspec.Meta(ge=0, lt=_MAX_WORKERS)] = 0  # this process's index; set by worker 0
-
-
-def _default_workers(source: Mapping[str, str]) -> dict[str, int]:
-    """{"workers": cores} when FRONTDESK_VOICE_WORKERS is unset or 0, else nothing (loaded as given)."""
-    if source.get("FRONTDESK_VOICE_WORKERS", "").strip() in ("", "0"):
-        # The cores this process may run on (a container's cpuset), not every core of the host.
-        return {"workers": min(len(os.sched_getaffinity(0)) or 1, _MAX_WORKERS)}
-    return {}
+    workers: Annotated[int, msgspec.Meta(ge=1, le=MAX_WORKERS)] = 1
+    worker: Annotated[int, msgspec.Meta(ge=0, lt=MAX_WORKERS)] = 0  # this process's index; set by worker 0
 
 
 def load_config(env: Mapping[str, str] | None = None) -> VoiceConfig:
     source = os.environ if env is None else env
-    cfg = load_service(VoiceConfig, "FRONTDESK_VOICE_", source, shared=_SHARED, **_default_workers(source))
+    cfg = load_service(
+        VoiceConfig,
+        "FRONTDESK_VOICE_",
+        source,
+        shared=_SHARED,
+        **default_workers("FRONTDESK_VOICE_WORKERS", source),
+    )
     if cfg.templates:
         try:
             wording.load(cfg.templates)  # every line a caller hears renders, or the start is refused

@@ -94,12 +94,15 @@ def _is_tracker(pid: int) -> bool:
         return False
 
 
-def test_the_default_is_one_worker_and_more_are_asked_for() -> None:
+def test_the_default_is_one_worker_per_core_and_a_count_is_taken_as_given() -> None:
     env = {"FRONTDESK_ENV": "development"}
-    assert load_config(env).workers == 1
-    assert load_config({**env, "FRONTDESK_SMTP_WORKERS": "2"}).workers == 2
+    cores = len(os.sched_getaffinity(0))
+    assert load_config(env).workers == cores
+    assert load_config({**env, "FRONTDESK_SMTP_WORKERS": "0"}).workers == cores
+    assert load_config({**env, "FRONTDESK_SMTP_WORKERS": "1"}).workers == 1
+    assert load_config({**env, "FRONTDESK_SMTP_WORKERS": "3"}).workers == 3
     with pytest.raises(ConfigError, match="FRONTDESK_SMTP_WORKERS"):
-        load_config({**env, "FRONTDESK_SMTP_WORKERS": "0"})
+        load_config({**env, "FRONTDESK_SMTP_WORKERS": "-1"})
 
 
 async def test_the_primary_refuses_a_port_something_else_already_serves(bus_config: BusConfig) -> None:
