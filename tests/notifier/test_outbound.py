@@ -11,20 +11,24 @@ import msgspec
 from services.common.natsserver import free_port
 from services.contracts import SendSms
 from services.contracts import subjects as s
+from services.contracts.commands import Purpose
 from services.notifier.app import main
 from services.notifier.delivery import DeliveryRecord
-from tests.notifier.stack import ALICE, BOB, NOW, Stack
+from services.notifier.suppression import RATE_LIMIT
+from tests.notifier.stack import ALICE, BOB, JANE, NOW, Stack
 
 BURST = 40
 
 
-def texts(n: int, to: str = ALICE, run: str = "b", start: int = 0) -> list[SendSms]:
+def texts(
+    n: int, to: str = ALICE, run: str = "b", start: int = 0, purpose: Purpose = "tech_dispatch"
+) -> list[SendSms]:
     return [
         SendSms(
             key=f"burst.{run}.{i}",
             to=to,
             body=f"job {run}-{i:03d}",
-            purpose="tech_dispatch",
+            purpose=purpose,
             created_at=NOW,
             client_id="acme",
             ticket_number=f"SR-{3000 + i}",
@@ -63,6 +67,16 @@ async def test_a_burst_to_one_recipient_reaches_twilio_in_arrival_order_once_eac
     assert bodies(stack, ALICE) == [m.body for m in burst]
     assert bodies(stack, BOB) == [m.body for m in other]
     assert set(await states(stack, burst)) == {"sent"}
+
+
+async def test_a_burst_to_one_client_fills_the_rate_window_in_arrival_order(stack: Stack) -> None:
+    burst = texts(RATE_LIMIT + 4, to=JANE, run="c", purpose="client_update")
+    await publish(stack, burst)
+    await stack.until(lambda: len(stack.sms(JANE)) >= RATE_LIMIT)
+    await stack.settled()
+    # The window admits the first ten as they arrived and refuses the rest, not any ten.
+    assert bodies(stack, JANE) == [m.body for m in burst[:RATE_LIMIT]]
+    assert await states(stack, burst) == ["sent"] * RATE_LIMIT + ["suppressed"] * 4
 
 
 async def test_redelivered_messages_send_nothing_twice(stack: Stack) -> None:
