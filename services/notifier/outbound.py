@@ -168,6 +168,7 @@ class Sender:
             admitted = await self._admitted(message.to, now)
             admission.passed()
             if not admitted:
+                handoff.passed()  # nothing to hand over: the next message need not wait for the record
                 refused = DeliveryRecord(state="suppressed", at=now, channel=channel, error="rate")
                 await self._record(key, refused)
                 await self._timeline(
@@ -178,7 +179,8 @@ class Sender:
         # Held through this message's retries below, as its lane was: a 5xx does not let a later
         # message overtake it. One that is handed back to JetStream (Transient) comes back later.
         await handoff.wait()
-        if isinstance(message, SendSms) and await self._opted_out(message.to):
+        if isinstance(message, SendSms) and await self.contacts.opted_out(message.to):
+            handoff.passed()
             await self._permanent(message, key, 21610, "recipient opted out")
             return
         # Before sending again after an outcome we never heard (a crash, a timeout, a 5xx), ask
@@ -211,6 +213,7 @@ class Sender:
                 )
             except TwilioRestException as exc:
                 if exc.code in PERMANENT or not retryable(exc):
+                    handoff.passed()  # answered: the fallback need not hold the next message
                     await self._permanent(message, key, int(exc.code or 0), exc.msg)
                     return
                 error = f"{exc.status}/{exc.code}"
@@ -326,9 +329,6 @@ class Sender:
         return await self.contacts.admit(
             RATE, to.lower(), lambda window: suppression.admit(window or suppression.RateWindow(), now)
         )
-
-    async def _opted_out(self, phone: str) -> bool:
-        return await self.contacts.opted_out(phone)
 
     async def _timeline(self, message: Outbound, kind: str, text: str) -> None:
         if not message.client_id:

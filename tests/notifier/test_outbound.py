@@ -104,6 +104,26 @@ async def test_a_failing_send_mid_burst_neither_loses_nor_doubles_its_neighbours
     assert set(await states(stack, first + rest)) == {"sent"}
 
 
+async def test_a_refused_send_mid_burst_falls_back_once_and_its_neighbours_go_in_order(stack: Stack) -> None:
+    first = texts(3, to=JANE, run="f", purpose="client_update")
+    rest = [
+        msgspec.structs.replace(m, fallback_email="jane@acme.example")
+        for m in texts(5, to=JANE, run="f", start=3, purpose="client_update")
+    ]
+    await publish(stack, first)
+    await stack.until(lambda: len(stack.sms(JANE)) >= 3)
+    async with httpx.AsyncClient() as http:
+        # Twilio refuses the next request outright (a 400 no retry fixes): that text falls back to email.
+        (await http.post(f"{stack.sandbox.url}/api/faults", json={"burst": [400]})).raise_for_status()
+    await publish(stack, rest)
+    await stack.until(lambda: len(stack.sms(JANE)) >= 7 and len(stack.emails("jane@acme.example")) >= 1)
+    await stack.settled()
+    assert bodies(stack, JANE) == [m.body for m in first + rest if m.key != rest[0].key]
+    (fallback,) = stack.emails("jane@acme.example")
+    assert fallback["subject"].startswith(f"Update on {rest[0].ticket_number} ")
+    assert await states(stack, first + rest) == ["sent"] * 3 + ["failed"] + ["sent"] * 4
+
+
 async def test_two_notifiers_on_one_durable_send_each_key_once(stack: Stack) -> None:
     other_stop = asyncio.Event()
     cfg = msgspec.structs.replace(stack.cfg, http_port=free_port())
