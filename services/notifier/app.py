@@ -30,8 +30,8 @@ from services.notifier.escalation import Escalation
 from services.notifier.internal import (
     NotifyCommand,
     phone_lane,
-    recipient_lane,
     report_lane,
+    sender_lane,
     ticket_lane,
 )
 from services.notifier.outbound import Sender
@@ -89,7 +89,7 @@ async def main(cfg: NotifierConfig, *, stop: asyncio.Event, clock: Clock | None 
         (spec(replies, "notifier-replies", s.TECH_REPLIED), TechReplied, answer.handle_reply, phone_lane),
         (spec(replies, "notifier-optout", opt_out), OptOutChanged, answer.handle_opt_out, phone_lane),
         (spec(replies, "notifier-status", status), SmsStatusReported, sender.reported, report_lane),
-        (spec(outbox, "notifier-sender", s.OUTBOX_ALL, ack_wait=60), outgoing, sender.handle, recipient_lane),
+        (spec(outbox, "notifier-sender", s.OUTBOX_ALL, ack_wait=60), outgoing, sender.handle, sender_lane),
     ]  # fmt: skip
     consumers = [
         Consumer(bus, route, msgspec.json.Decoder(kind).decode, handle, lanes=lanes, width=cfg.concurrency)

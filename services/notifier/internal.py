@@ -42,9 +42,10 @@ def ticket_lane(command: NotifyCommand) -> frozenset[str]:
     return frozenset({command.ticket.number})
 
 
-def recipient_lane(message: SendSms | SendEmail) -> frozenset[str]:
-    """One recipient's messages in order (an acknowledgment before the update that follows it)."""
-    return frozenset({message.to.lower()})
+def sender_lane(message: SendSms | SendEmail) -> frozenset[str]:
+    """None: the sender keeps one recipient's requests to Twilio in order itself (outbound.Sender's
+    turns), so their claims, settles and acks need not wait for each other."""
+    return frozenset()
 
 
 def phone_lane(event: TechReplied | OptOutChanged) -> frozenset[str]:

@@ -36,6 +36,7 @@ from services.notifier.delivery import (
     outbound_key,
 )
 from services.notifier.families import RATE
+from services.notifier.handoff import Turn, Turns
 from services.notifier.transport import Transport
 from services.state import records
 from services.state.contacts import ContactState
@@ -90,6 +91,15 @@ class Sender:
         # later, on this process's status consumer) is written at that revision without a read. A
         # stale one is refused by the server and re-read (records.transition); forgetting costs a read.
         self._settled: dict[str, KvEntry] = {}
+        # One recipient's messages run side by side (the consumer gives them no lane): each claims,
+        # settles and is acked on its own round trips, and they line up only where order is seen by
+        # the recipient. Its rate window is stepped in arrival order (which message a full window
+        # refuses depends on it, and in-process steps never race each other's compare-and-set), and
+        # its requests to Twilio or the relay start in arrival order, each once the one before it
+        # was answered (or given up). Order holds within a process: replicas sharing the durable
+        # split one recipient's messages between them, as they always did.
+        self.admissions = Turns()
+        self.handoffs = Turns()
 
     def remember(self, key: str, entry: KvEntry) -> None:
         if len(self._settled) >= SETTLED_LIMIT:
@@ -97,6 +107,16 @@ class Sender:
         self._settled[key] = entry
 
     async def handle(self, message: Outbound, delivery: Delivery) -> None:
+        # Taken before the first await: the consumer starts handlers in arrival order.
+        recipient = message.to.lower()
+        admission, handoff = self.admissions.take(recipient), self.handoffs.take(recipient)
+        try:
+            await self._handle(message, admission, handoff)
+        finally:
+            admission.passed()
+            handoff.passed()
+
+    async def _handle(self, message: Outbound, admission: Turn, handoff: Turn) -> None:
         key = outbound_key(message.key)
         channel = channel_of(message)
         now = self.clock.now()
@@ -116,7 +136,7 @@ class Sender:
         )
         outcome, first_at, previous = claimed.outcome, claimed.first_at, claimed.previous
         if outcome == "done":
-            return
+            return  # the turns pass at once (once those before them have)
         if outcome == "busy":
             raise Transient(f"{message.key}: a send may still be in flight")
         if outcome == "refail":
@@ -127,7 +147,8 @@ class Sender:
         job = Job(message=message, key=key, channel=channel, claim=mine, first_at=first_at)
         held = Held(self, job, entry)
         try:
-            await self._deliver(job, held, now=now, fresh=outcome == "new", unsure=outcome == "reconcile")
+            fresh, unsure = outcome == "new", outcome == "reconcile"
+            await self._deliver(job, held, (admission, handoff), now=now, fresh=fresh, unsure=unsure)
         except (Transient, asyncio.CancelledError):
             raise
         except Exception:
@@ -137,15 +158,29 @@ class Sender:
                 await held.release("unexpected error", unsure=True)
             raise
 
-    async def _deliver(self, job: Job, held: Held, *, now: datetime, fresh: bool, unsure: bool) -> None:
+    async def _deliver(
+        self, job: Job, held: Held, turns: tuple[Turn, Turn], *, now: datetime, fresh: bool, unsure: bool
+    ) -> None:
         message, key, channel, first_at = job.message, job.key, job.channel, job.first_at
-        if fresh and message.purpose not in RATE_EXEMPT and not await self._admitted(message.to, now):
-            await self._record(key, DeliveryRecord(state="suppressed", at=now, channel=channel, error="rate"))
-            await self._timeline(
-                message, "message_failed", f"{channel} to {message.to} suppressed: rate limit"
-            )
-            return
-        if isinstance(message, SendSms) and await self._opted_out(message.to):
+        admission, handoff = turns
+        if fresh and message.purpose not in RATE_EXEMPT:
+            await admission.wait()
+            admitted = await self._admitted(message.to, now)
+            admission.passed()
+            if not admitted:
+                handoff.passed()  # nothing to hand over: the next message need not wait for the record
+                refused = DeliveryRecord(state="suppressed", at=now, channel=channel, error="rate")
+                await self._record(key, refused)
+                await self._timeline(
+                    message, "message_failed", f"{channel} to {message.to} suppressed: rate limit"
+                )
+                return
+        admission.passed()
+        # Held through this message's retries below, as its lane was: a 5xx does not let a later
+        # message overtake it. One that is handed back to JetStream (Transient) comes back later.
+        await handoff.wait()
+        if isinstance(message, SendSms) and await self.contacts.opted_out(message.to):
+            handoff.passed()
             await self._permanent(message, key, 21610, "recipient opted out")
             return
         # Before sending again after an outcome we never heard (a crash, a timeout, a 5xx), ask
@@ -164,6 +199,7 @@ class Sender:
                     unsure = False
                     if found is not None:
                         log.info("sms found at Twilio after an unanswered send", extra={"key": message.key})
+                        handoff.passed()
                         if found.status in FAILED_STATUSES:
                             await self._permanent(message, key, found.error_code, f"carrier: {found.status}")
                         else:
@@ -177,6 +213,7 @@ class Sender:
                 )
             except TwilioRestException as exc:
                 if exc.code in PERMANENT or not retryable(exc):
+                    handoff.passed()  # answered: the fallback need not hold the next message
                     await self._permanent(message, key, int(exc.code or 0), exc.msg)
                     return
                 error = f"{exc.status}/{exc.code}"
@@ -194,6 +231,9 @@ class Sender:
                 error = repr(exc)
                 unsure = True  # e.g. a read timeout after Twilio accepted the request
             else:
+                # Twilio has it: the next message may go while this one's settle is written. A crash
+                # before the settle is stored leaves "sending", reconciled against Twilio's list.
+                handoff.passed()
                 await held.settle(sid, attempts=attempt)
                 self.metrics.outbound_sent.labels(channel).inc()
                 log.info(
@@ -289,9 +329,6 @@ class Sender:
         return await self.contacts.admit(
             RATE, to.lower(), lambda window: suppression.admit(window or suppression.RateWindow(), now)
         )
-
-    async def _opted_out(self, phone: str) -> bool:
-        return await self.contacts.opted_out(phone)
 
     async def _timeline(self, message: Outbound, kind: str, text: str) -> None:
         if not message.client_id:
