@@ -71,6 +71,8 @@ async def connect_cluster(urls: tuple[str, ...]) -> Bus:
     raise TimeoutError("cluster never accepted the topology")
 
 
+# A fault test (a server killed mid-stream, 25 s): it runs with the others in `make faults`.
+@pytest.mark.slow
 async def test_stream_leader_killed_under_load(cluster: list[NatsServer], tmp_path: Path) -> None:
     urls = tuple(server.url for server in cluster)
     bus = await connect_cluster(urls)
