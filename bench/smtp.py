@@ -28,8 +28,10 @@ SMTP_SESSIONS = int(os.environ.get("BENCH_SMTP_SESSIONS", "20"))
 SMTP_LENGTH = int(os.environ.get("BENCH_SMTP_LENGTH", "2048"))
 SMTP_ROUNDS = int(os.environ.get("BENCH_SMTP_ROUNDS", "3"))
 # Intake worker processes to measure, each against the same bare sink: the first is the headline (the
-# service's default, FRONTDESK_SMTP_WORKERS=1), the others show whether more processes pay on this host.
-WORKER_COUNTS = [int(n) for n in os.environ.get("BENCH_SMTP_WORKER_COUNTS", "1,2").split(",")]
+# service's default, one per core), then one process, to show whether more processes pay on this host.
+_CORES = len(os.sched_getaffinity(0))
+_COUNTS = f"{_CORES},1" if _CORES > 1 else "1"
+WORKER_COUNTS = [int(n) for n in os.environ.get("BENCH_SMTP_WORKER_COUNTS", _COUNTS).split(",")]
 SENDER = "jane@acme.example"
 RECIPIENT = "support@frontdesk.test"
 
