@@ -41,6 +41,23 @@ from tests.notifier.stack import (
 )
 
 
+async def test_the_notifier_makes_exactly_the_durables_its_grants_and_tests_name(stack: Stack) -> None:
+    # natsauth grants, the e2e and notifier test stacks all read subjects.NOTIFIER_DURABLES; the notifier
+    # pairs each durable with its handler by name, so a renamed one must fail here, not in production.
+    streams = {stream for stream, _ in s.NOTIFIER_DURABLES}
+
+    async def made() -> set[tuple[str, str]]:
+        infos = [(stream, info) for stream in streams for info in await stack.bus.js.consumers_info(stream)]
+        return {(stream, info.name) for stream, info in infos if info.name.startswith("notifier")}
+
+    # The consumers are made as the notifier starts its loops, moments after main() began.
+    for _ in range(100):
+        if await made() == set(s.NOTIFIER_DURABLES):
+            break
+        await asyncio.sleep(0.05)
+    assert await made() == set(s.NOTIFIER_DURABLES)
+
+
 async def test_dispatch_texts_the_tech_once_even_when_redelivered(stack: Stack) -> None:
     await dispatch(stack, make_ticket())
     await stack.until(lambda: len(stack.sms(ALICE)) == 1)
