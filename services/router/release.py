@@ -19,7 +19,7 @@ from services.contracts import (
 from services.contracts import subjects as s
 from services.policy.model import Policy
 from services.router import routing as r
-from services.router.sequencing import GroupedCell
+from services.state.cell import GroupedCell
 from services.state.tickets import TicketStore
 from services.state.timers import run_timers
 
