@@ -63,6 +63,9 @@ class Bus:
     def __init__(self, nc: NatsClient, cfg: BusConfig) -> None:
         self.nc = nc
         self.js: JetStreamContext = nc.jetstream(timeout=cfg.publish_timeout)
+        # Creating a stream, bucket or consumer is a meta-layer write the server fsyncs, and at start
+        # every service asks at once: it may take far longer than a publish, so it gets its own deadline.
+        self.admin: JetStreamContext = nc.jetstream(timeout=max(cfg.publish_timeout, topology.API_TIMEOUT))
         self.cfg = cfg
         self._kv: dict[str, KeyValue] = {}
         self._objects: ObjectStore | None = None
@@ -113,9 +116,9 @@ class Bus:
     async def ensure_topology(self, *, stop: asyncio.Event | None = None) -> None:
         """Create the topology (ops), or wait for ops to have created it (a service user may not)."""
         if natsauth.manages_topology(self.cfg.user):
-            await topology.ensure(self.js, self.cfg.replicas, self.cfg.retention)
+            await topology.ensure(self.admin, self.cfg.replicas, self.cfg.retention)
         else:
-            await topology.wait(self.js, self.cfg.user, stop=stop)
+            await topology.wait(self.admin, self.cfg.user, stop=stop)
 
     @property
     def connected(self) -> bool:

@@ -108,8 +108,8 @@ class Consumer(Generic[T]):
         )
         # Create or update: pull_subscribe alone binds an existing durable with its old settings (a
         # server-side max_deliver would drop a message the store could not take for a while).
-        await self.bus.js.add_consumer(spec.stream, config)
-        return await self.bus.js.pull_subscribe(
+        await self.bus.admin.add_consumer(spec.stream, config)
+        return await self.bus.admin.pull_subscribe(
             spec.filter_subject, durable=spec.durable, stream=spec.stream, config=config
         )
 

@@ -27,6 +27,7 @@ log = logging.getLogger(__name__)
 
 DAY = 24 * 3600.0
 MB = 1024 * 1024
+API_TIMEOUT = 10.0  # seconds for a stream or bucket to be created, updated or looked up
 
 
 def streams(r: Retention) -> tuple[StreamConfig, ...]:
@@ -158,7 +159,7 @@ async def _setup() -> None:
 
     bus = await Bus.connect(load_bus(), "topology-setup")
     try:
-        await ensure(bus.js, bus.cfg.replicas, bus.cfg.retention)
+        await ensure(bus.admin, bus.cfg.replicas, bus.cfg.retention)
     finally:
         await bus.close()
 
