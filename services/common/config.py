@@ -176,7 +176,8 @@ def load_service(
 ) -> T:
     """A service's settings: `load` plus what every service loads the same way.
 
-    The Struct's `bus` comes from `load_bus`, its `environment` from FRONTDESK_ENV, and each field named in
+    The Struct's `bus` comes from `load_bus`, its `environment` from FRONTDESK_ENV, its `workers` (when
+    PREFIX + WORKERS is unset or 0) from the cores the process may run on, and each field named in
     `shared` (field -> variable) from a variable several services read (FRONTDESK_POLICY, ...): set and not
     empty, it wins over the service's own PREFIX + FIELD, so one setting reaches every service.
     """
@@ -186,6 +187,9 @@ def load_service(
         values["bus"] = load_bus(source)
     if "environment" in cls.__struct_fields__:
         values["environment"] = load_environment(source)
+    if "workers" in cls.__struct_fields__ and source.get(f"{prefix}WORKERS", "").strip() in ("", "0"):
+        # The cores this process may run on (a container's cpuset), not every core of the host.
+        values["workers"] = min(len(os.sched_getaffinity(0)) or 1, MAX_WORKERS)
     for field, variable in (shared or {}).items():
         if source.get(variable):
             values[field] = source[variable]
@@ -193,14 +197,6 @@ def load_service(
 
 
 MAX_WORKERS = 64
-
-
-def default_workers(name: str, source: Mapping[str, str]) -> dict[str, Any]:
-    """{"workers": cores} when the setting `name` is unset or 0, else nothing (loaded as given)."""
-    if source.get(name, "").strip() in ("", "0"):
-        # The cores this process may run on (a container's cpuset), not every core of the host.
-        return {"workers": min(len(os.sched_getaffinity(0)) or 1, MAX_WORKERS)}
-    return {}
 
 
 def load_bus(env: Mapping[str, str] | None = None) -> BusConfig:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import ipaddress
-import os
 from collections.abc import Mapping
 from typing import Literal
 
@@ -14,7 +13,6 @@ from services.common.config import (
     ConfigError,
     Environment,
     Secret,
-    default_workers,
     load_service,
     load_thread_secret,
 )
@@ -58,7 +56,7 @@ class SmtpConfig(msgspec.Struct, frozen=True, kw_only=True):
     # as an object; at most MAX_INLINE_RAW, so the request stays far under NATS's 1 MiB message limit.
     max_inline_raw: int = 64 * 1024
     # Processes serving the SMTP port (SO_REUSEPORT), each with its own bus connection; unset or 0 means
-    # one per core the process may run on (load_config). On a quiet 2-core host two gave 1.07x bare
+    # one per core the process may run on (load_service). On a quiet 2-core host two gave 1.07x bare
     # aiosmtpd against 1.0x for one, at a third more CPU per message (bench/smtp.py measures both): where
     # the intake shares its cores with the rest of the desk, FRONTDESK_SMTP_WORKERS=1 leaves them more.
     workers: int = 1
@@ -88,13 +86,6 @@ def check(cfg: SmtpConfig) -> None:
 
 
 def load_config(env: Mapping[str, str] | None = None) -> SmtpConfig:
-    source = os.environ if env is None else env
-    cfg = load_service(
-        SmtpConfig,
-        "FRONTDESK_SMTP_",
-        source,
-        thread_secret=load_thread_secret(source),
-        **default_workers("FRONTDESK_SMTP_WORKERS", source),
-    )
+    cfg = load_service(SmtpConfig, "FRONTDESK_SMTP_", env, thread_secret=load_thread_secret(env))
     check(cfg)
     return cfg

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from typing import Annotated
 
@@ -14,7 +13,6 @@ from services.common.config import (
     ConfigError,
     Environment,
     Secret,
-    default_workers,
     load_service,
     require_strong,
 )
@@ -53,14 +51,7 @@ class VoiceConfig(msgspec.Struct, frozen=True, kw_only=True):
 
 
 def load_config(env: Mapping[str, str] | None = None) -> VoiceConfig:
-    source = os.environ if env is None else env
-    cfg = load_service(
-        VoiceConfig,
-        "FRONTDESK_VOICE_",
-        source,
-        shared=_SHARED,
-        **default_workers("FRONTDESK_VOICE_WORKERS", source),
-    )
+    cfg = load_service(VoiceConfig, "FRONTDESK_VOICE_", env, shared=_SHARED)
     if cfg.templates:
         try:
             wording.load(cfg.templates)  # every line a caller hears renders, or the start is refused

@@ -171,6 +171,27 @@ def entry(
     )
 
 
+def request_entry(
+    kind: TimelineKind,
+    message: ServiceRequest | RequestAmended,
+    record: RequestRecord,
+    *,
+    key: str,
+    text: str,
+) -> TimelineEntry:
+    """What the router did with `message`, on the timeline of the client (and ticket) its record names."""
+    request_id = message.request_id if isinstance(message, RequestAmended) else message.id
+    return entry(
+        kind,
+        key=key,
+        at=message.received_at,
+        client_id=record.client_id,
+        text=text,
+        ticket=record.ticket_number,
+        request_id=request_id,
+    )
+
+
 def routed_text(decision: Decision) -> str:
     due = decision.response_due.isoformat()
     who = decision.assignee or "nobody"
@@ -205,13 +226,11 @@ def unauthenticated(decision: Decision, auth: SenderAuth) -> Decision:
     return msgspec.structs.replace(decision, reasons=(why, *decision.reasons))
 
 
-def unacknowledged(number: str, request: ServiceRequest, client_id: str) -> TimelineEntry:
-    return entry(
+def unacknowledged(request: ServiceRequest, record: RequestRecord) -> TimelineEntry:
+    return request_entry(
         "note",
-        key=f"unacknowledged.{number}",
-        at=request.received_at,
-        client_id=client_id,
+        request,
+        record,
+        key=f"unacknowledged.{record.ticket_number}",
         text=f"No acknowledgment sent: sender not authenticated ({request.sender_auth.reason}).",
-        ticket=number,
-        request_id=request.id,
     )

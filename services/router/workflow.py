@@ -48,15 +48,7 @@ class Router(Releases):
     async def _request(self, req: ServiceRequest) -> None:
         record = await self._record(req)
         received = self._timeline(
-            r.entry(
-                "request_received",
-                key=req.id,
-                at=req.received_at,
-                client_id=record.client_id,
-                text=r.received_text(req),
-                ticket=record.ticket_number,
-                request_id=req.id,
-            )
+            r.request_entry("request_received", req, record, key=req.id, text=r.received_text(req))
         )
         if record.outcome == "ticket":
             await self._open(req, record, received)
@@ -192,17 +184,7 @@ class Router(Releases):
                 "note",
                 f"Client replied after it was resolved (noted, no new ticket): {r.summary(req)}",
             )
-        await self._timeline(
-            r.entry(
-                kind,
-                key=f"{record.outcome}.{req.id}",
-                at=req.received_at,
-                client_id=ticket.client_id,
-                text=text,
-                ticket=ticket.number,
-                request_id=req.id,
-            )
-        )
+        await self._timeline(r.request_entry(kind, req, record, key=f"{record.outcome}.{req.id}", text=text))
 
     async def _open(
         self, req: ServiceRequest, record: r.RequestRecord, received: Coroutine[Any, Any, None]
@@ -231,7 +213,7 @@ class Router(Releases):
             )
         else:
             # An acknowledgment would go to whoever the forger named: backscatter. Say why there is none.
-            commands.append(self._timeline(r.unacknowledged(number, req, decision.client_id)))
+            commands.append(self._timeline(r.unacknowledged(req, record)))
         if decision.disposition == "queue":
             timer = msgspec.json.encode(r.ReleaseTimer(ticket_number=number, due=decision.notify_at))
             commands.append(self.bus.kv_create(s.KV_TIMERS, r.timer_key(number), timer))
@@ -246,17 +228,7 @@ class Router(Releases):
             )
             kind = "routed"
         commands.append(
-            self._timeline(
-                r.entry(
-                    kind,
-                    key=number,
-                    at=req.received_at,
-                    client_id=decision.client_id,
-                    text=r.routed_text(decision),
-                    ticket=number,
-                    request_id=req.id,
-                )
-            )
+            self._timeline(r.request_entry(kind, req, record, key=number, text=r.routed_text(decision)))
         )
         # Phase 2: every publish carries its Msg-Id, so a failure here redelivers and repeats the
         # phase without doubling anything; waiting for all PubAcks together costs one round trip.
@@ -299,17 +271,8 @@ class Router(Releases):
                 ),
                 msg_id=f"relay:{req.id}",
             )
-        await self._timeline(
-            r.entry(
-                r.timeline_kind(req),
-                key=req.id,
-                at=req.received_at,
-                client_id=ticket.client_id,
-                text=f"Threaded to {number} ({req.nature}): {r.summary(req)}",
-                ticket=number,
-                request_id=req.id,
-            )
-        )
+        text = f"Threaded to {number} ({req.nature}): {r.summary(req)}"
+        await self._timeline(r.request_entry(r.timeline_kind(req), req, record, key=req.id, text=text))
 
     async def _amended(self, amended: RequestAmended) -> None:
         raw, _ = await self.bus.kv_get(s.KV_ROUTER, r.request_key(amended.request_id))
@@ -318,17 +281,8 @@ class Router(Releases):
             raise Transient(f"request {amended.request_id} not routed yet")
         record = _record.decode(raw)
         parts = [p for p in (amended.transcription, amended.recording_url) if p]
-        await self._timeline(
-            r.entry(
-                "request_amended",
-                key=amended.id,
-                at=amended.received_at,
-                client_id=record.client_id,
-                text="Amended: " + (" | ".join(parts) or "new content"),
-                ticket=record.ticket_number,
-                request_id=amended.request_id,
-            )
-        )
+        text = "Amended: " + (" | ".join(parts) or "new content")
+        await self._timeline(r.request_entry("request_amended", amended, record, key=amended.id, text=text))
         if amended.transcription and record.ticket_number:
             # The tech hears what the caller said: with the dispatch if it has not gone yet, else now.
             ticket = await self._ticket(record.ticket_number)

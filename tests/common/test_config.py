@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import msgspec
 import pytest
 
-from services.common.config import BusConfig, ConfigError, Environment, load_service
+from services.common.config import MAX_WORKERS, BusConfig, ConfigError, Environment, load_service
 from services.intake_email.config import load_config as load_email
 from services.notifier.config import load_config as load_notifier
 
@@ -86,3 +87,16 @@ def test_load_service_fills_bus_environment_and_shared_settings() -> None:
 def test_load_service_refuses_an_anonymous_bus_outside_development() -> None:
     with pytest.raises(ConfigError, match=r"^FRONTDESK_NATS_USER:"):
         load_service(_Service, "FRONTDESK_X_", {})
+
+
+class _Served(msgspec.Struct, frozen=True, kw_only=True):
+    workers: int = 1
+
+
+def test_load_service_gives_unset_or_zero_workers_one_per_usable_core() -> None:
+    cores = min(len(os.sched_getaffinity(0)), MAX_WORKERS)
+    assert load_service(_Served, "FRONTDESK_X_", {}).workers == cores
+    assert load_service(_Served, "FRONTDESK_X_", {"FRONTDESK_X_WORKERS": " 0 "}).workers == cores
+    assert load_service(_Served, "FRONTDESK_X_", {"FRONTDESK_X_WORKERS": "3"}).workers == 3
+    # Only the service's own PREFIX + WORKERS counts.
+    assert load_service(_Served, "FRONTDESK_X_", {"FRONTDESK_Y_WORKERS": "3"}).workers == cores

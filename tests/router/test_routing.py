@@ -1,4 +1,4 @@
-"""Pure routing rules: emergency detection, summaries, our Message-IDs, record keys."""
+"""Pure routing rules: emergency detection, summaries, our Message-IDs, record keys, timeline entries."""
 
 from __future__ import annotations
 
@@ -76,3 +76,17 @@ def test_lane_keys_tie_a_follow_up_to_its_original_and_leave_strangers_apart() -
     assert not routing.lane_keys(stranger) & routing.lane_keys(token)
     assert routing.lane_keys(amended) & routing.lane_keys(stranger)
     assert "ticket:SR-1001" in routing.lane_keys(token)
+
+
+def test_request_entries_land_on_the_record_s_timeline_under_the_request_they_answer() -> None:
+    record = routing.RequestRecord(outcome="ticket", client_id="acme", ticket_number="SR-1001")
+    at = datetime(2026, 11, 23, 16, tzinfo=UTC)
+    first = req(id="c")
+    amended = RequestAmended(id="e", request_id="c", received_at=at, transcription="more")
+    received = routing.request_entry("request_received", first, record, key="c", text="in")
+    more = routing.request_entry("request_amended", amended, record, key=amended.id, text="more")
+    assert received.id == "router:request_received:c" and received.at == first.received_at
+    assert more.id == "router:request_amended:e" and more.at == at
+    assert received.request_id == more.request_id == "c"  # the amendment is about request c
+    where = {(e.client_id, e.ticket_number, e.service, e.actor) for e in (received, more)}
+    assert where == {("acme", "SR-1001", "router", "system")}
