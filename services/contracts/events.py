@@ -7,7 +7,7 @@ from typing import Literal
 
 import msgspec
 
-from services.contracts.commands import Purpose
+from services.contracts.commands import SendSms
 
 ReplyVerb = Literal["accept", "eta", "delay", "done", "unknown"]
 
@@ -51,13 +51,9 @@ class DeliveryFailed(msgspec.Struct, frozen=True, kw_only=True, tag=True):
     notifier treats the tech as unreachable and escalates at once instead of waiting for the ack timer."""
 
     id: str  # "failed.<key>": one event per failed message, whoever notices first
-    key: str  # idempotency key of the SMS that failed
-    to: str
-    purpose: Purpose
+    message: SendSms  # the SMS that failed, as the sender had it: its key, recipient, ticket and client
     error_code: int
     at: datetime
-    ticket_number: str | None = None
-    client_id: str | None = None
 
 
 class OptOutChanged(msgspec.Struct, frozen=True, kw_only=True, tag=True):

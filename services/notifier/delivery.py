@@ -86,10 +86,15 @@ def claim(
             return None, Claimed(outcome="refail", first_at=now, previous=current)
         else:
             return None, Claimed(outcome="done", first_at=now, previous=current)  # never again
-    record = DeliveryRecord(
+    record = holding(message, first_at=first_at, wall=wall, mine=mine)
+    return record, Claimed(outcome=outcome, first_at=first_at, previous=current)
+
+
+def holding(message: Outbound, *, first_at: datetime, wall: float, mine: str) -> DeliveryRecord:
+    """The record of a message this sender holds: tried since first_at, claimed (or renewed) at wall."""
+    return DeliveryRecord(
         state="sending", at=first_at, channel=channel_of(message), claimed=wall, claim=mine, message=message
     )
-    return record, Claimed(outcome=outcome, first_at=first_at, previous=current)
 
 
 def renew(current: DeliveryRecord | None, mine: str, wall: float) -> tuple[DeliveryRecord | None, bool]:
@@ -112,16 +117,12 @@ def release(
     """Hand the message back as "retry", unless another sender holds it now."""
     if current is not None and (current.state != "sending" or current.claim != mine):
         return None, None
-    record = DeliveryRecord(
-        state="retry",
-        at=first_at,
-        channel=channel_of(message),
-        error=error,
-        claimed=wall,
-        unsure=unsure,
-        message=message,
-    )
-    return record, None
+    # Our claim's record (written again should it have gone meanwhile: "unsure" must not be lost),
+    # now waiting for a retry, with why, and no longer held by anyone.
+    ours = current or holding(message, first_at=first_at, wall=wall, mine=mine)
+    return msgspec.structs.replace(
+        ours, state="retry", error=error, claimed=wall, unsure=unsure, claim=""
+    ), None
 
 
 def settle(

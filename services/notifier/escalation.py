@@ -210,13 +210,13 @@ class Escalation:
         )
 
     async def delivery_failed(self, failed: DeliveryFailed) -> None:
-        if failed.ticket_number is None:
+        if failed.message.ticket_number is None:
             return
-        ticket = await self.channels.ticket(failed.ticket_number)
+        ticket = await self.channels.ticket(failed.message.ticket_number)
         if ticket is None or ticket.status != "dispatched":
             return
         tech = self.channels.tech(ticket.assignee)
-        if tech is None or tech.phone != failed.to:
+        if tech is None or tech.phone != failed.message.to:
             return
         # An unreachable tech cannot accept: treat it as an acceptance timeout now.
         await self.fired(

@@ -35,9 +35,10 @@ NotifyCommand = Command | DeskCommand | TimerFired | DeliveryFailed
 # Lanes for the notifier's consumers: messages sharing one run in arrival order, the rest overlap.
 def ticket_lane(command: NotifyCommand) -> frozenset[str]:
     """Everything about one ticket (dispatch, acknowledgment, timers, failures) in order."""
-    if isinstance(command, (TimerFired, DeliveryFailed)):
-        return frozenset({command.ticket_number}) if command.ticket_number else frozenset()
-    if isinstance(command, (ReassignTicket, ResolveTicket, SendClientUpdate)):
+    if isinstance(command, DeliveryFailed):
+        number = command.message.ticket_number
+        return frozenset({number}) if number else frozenset()
+    if isinstance(command, (TimerFired, ReassignTicket, ResolveTicket, SendClientUpdate)):
         return frozenset({command.ticket_number})
     return frozenset({command.ticket.number})
 

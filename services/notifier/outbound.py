@@ -309,16 +309,7 @@ class Sender:
             await self.bus.publish(s.OUTBOX_EMAIL, fallback, msg_id=fallback.key)
         elif message.purpose.startswith("tech_") and message.ticket_number:
             # A tech we cannot text cannot accept: the notifier escalates at once.
-            failed = DeliveryFailed(
-                id=f"failed.{message.key}",
-                key=message.key,
-                to=message.to,
-                purpose=message.purpose,
-                error_code=code,
-                at=now,
-                ticket_number=message.ticket_number,
-                client_id=message.client_id,
-            )
+            failed = DeliveryFailed(id=f"failed.{message.key}", message=message, error_code=code, at=now)
             await self.bus.publish(s.DELIVERY_FAILED, failed, msg_id=failed.id)
 
     async def _record(self, key: str, record: DeliveryRecord) -> None:

@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -16,19 +15,20 @@ from services.common.bus import Bus
 from services.common.clock import ManualClock
 from services.common.config import BusConfig, Secret
 from services.common.natsserver import free_port
-from services.contracts import Decision, DispatchTicket, Sender, TechReplied, Ticket, TimelineEntry
+from services.contracts import DispatchTicket, TechReplied, Ticket, TimelineEntry
 from services.contracts import subjects as s
 from services.notifier.app import main
 from services.notifier.config import NotifierConfig, TwilioConfig
 from services.sandbox.app import Sandbox
 from services.state.tickets import TicketStore
+from tests.notifier import ticketing
 from tests.support import settled, until
 
 POLICY = Path(__file__).resolve().parents[2] / "deploy" / "policy.example.yaml"
-NOW = datetime(2026, 11, 23, 15, 0, tzinfo=UTC)  # Monday 09:00 in Chicago: in hours
+NOW = ticketing.NOW  # the sample ticket's: Monday 09:00 in Chicago, in hours
 DURABLES = s.NOTIFIER_DURABLES
 ALICE, BOB, CAROL = "+13125550101", "+13125550102", "+13125550103"
-JANE = "+13125550150"
+JANE = ticketing.JANE  # the sample ticket's client
 OPS = "+13125550100"
 
 
@@ -111,30 +111,8 @@ async def running(
 
 
 def make_ticket(number: str = "SR-1042", channel: Any = "email") -> Ticket:
-    decision = Decision(
-        client_id="acme",
-        client_name="Acme Manufacturing",
-        tier="premium",
-        priority="normal",
-        in_hours=True,
-        disposition="dispatch",
-        notify_at=NOW,
-        response_due=NOW + timedelta(hours=4),
-        assignee="alice",
-        oncall=None,
-    )
-    return Ticket(
-        number=number,
-        request_id="req-1",
-        client_id="acme",
-        channel=channel,
-        contact=Sender(email="jane@acme.example", phone=JANE, name="Jane Roe"),
-        subject="MES server slow",
-        summary="MES server slow on line 2",
-        opened_at=NOW,
-        decision=decision,
-        assignee="alice",
-    )
+    """The sample ticket as the router stores it: queued, before the notifier's commitment is made."""
+    return ticketing.ticket(number, channel=channel, status="queued", response_due=None)
 
 
 async def dispatch(

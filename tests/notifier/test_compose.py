@@ -31,10 +31,10 @@ def client(kind: str, t: Ticket, channel: compose.ClientChannel = "sms", **value
 def test_dispatch_sms_has_every_field() -> None:
     body = dispatch(ticket(), notes="Server closet key is at reception")
     assert body.split("\n") == [
-        "SR-1042 Acme Dental (premium)",
-        "Front desk printer offline since 9am",
-        "Contact: Dana Smith +15551230000",
-        "Due: Mon Nov 23, 12:00 PM EST",  # 17:00 UTC in the desk's zone
+        "SR-1042 Acme Manufacturing (premium)",
+        "MES server slow on line 2",
+        "Contact: Jane Roe +13125550150",
+        "Due: Mon Nov 23, 2:00 PM EST",  # 19:00 UTC in the desk's zone
         HELP_LINE,
         "Note: Server closet key is at reception",
     ]
@@ -44,14 +44,14 @@ def test_dispatch_sms_has_every_field() -> None:
 def test_dispatch_sms_quotes_the_clients_last_finished_job() -> None:
     # Resolved late on 12 Nov in New York, which is already 13 Nov in UTC: the desk's date is shown.
     done = compose.last_touch("Bob Li", ticket("SR-1001"), NOW.replace(month=11, day=13, hour=3), NY)
-    assert done == 'Bob Li resolved SR-1001 "Printer offline" on Thu Nov 12'
+    assert done == 'Bob Li resolved SR-1001 "MES server slow" on Thu Nov 12'
     body = dispatch(ticket(), notes="Key at reception", last_touch=done)
     assert body.split("\n")[-2:] == ["Note: Key at reception", f"Last: {done}"]
 
 
 def test_dispatch_sms_flags_emergency_and_escalation_and_prefix() -> None:
     body = dispatch(ticket(priority="emergency"), escalated=True, single_ticket=False)
-    assert body.startswith("SR-1042 EMERGENCY (escalated) Acme Dental")
+    assert body.startswith("SR-1042 EMERGENCY (escalated) Acme Manufacturing")
     assert f"Start with SR-1042. {HELP_LINE}" in body
     assert "Note:" not in body  # no notes, no empty line
 
@@ -80,8 +80,8 @@ def test_dispatch_carries_what_the_client_added_while_it_waited() -> None:
 
 
 def test_dispatch_without_a_name_shows_the_address() -> None:
-    t = ticket(contact=Sender(email="dana@acme.example"))
-    assert "Contact: dana@acme.example" in dispatch(t)
+    t = ticket(contact=Sender(email="jane@acme.example"))
+    assert "Contact: jane@acme.example" in dispatch(t)
 
 
 def test_client_texts_speak_to_the_client_in_their_zone() -> None:
@@ -101,7 +101,7 @@ def test_client_texts_speak_to_the_client_in_their_zone() -> None:
     resolved = client("client_resolved", t, tech="Ann", reopen_until=NOW + timedelta(days=3))
     assert "Reply by Thu Nov 26, 10:00 AM EST and we will reopen it" in resolved
     missed = client("client_missed", t, ops_name="Olivia")
-    assert "missed our promise to respond today by 12:00 PM" in missed and "Olivia" in missed
+    assert "missed our promise to respond today by 2:00 PM" in missed and "Olivia" in missed
     late = client("client_running_late", t, estimate=NOW + timedelta(hours=2, minutes=15))
     assert "new estimate today by 12:15 PM" in late
 
@@ -116,12 +116,12 @@ def test_client_ack_by_email_and_by_sms() -> None:
     }
     sms = client("client_ack", t, "sms", fee_within=None, **values)
     assert sms == (
-        "Hi Dana, we have your request as ticket SR-1042.\n"
+        "Hi Jane, we have your request as ticket SR-1042.\n"
         "A technician will respond today by 12:00 PM.\nReply here to add details."
     )
     assert sanitize.segments(sms) == 1
     email = client("client_ack", t, "email", fee_within=None, **values)
-    assert email.startswith("Hello Dana,\n\nWe have your request")
+    assert email.startswith("Hello Jane,\n\nWe have your request")
     assert "Your plan covers weekdays." in email and email.endswith("Test Desk\n")
 
 
@@ -135,8 +135,8 @@ def test_ops_alert_and_help_texts() -> None:
         what="nobody accepted",
         assignee=None,
     )
-    assert alert.startswith("OPS SR-1042 EMERGENCY Acme Dental (premium): nobody accepted")
-    assert "Assignee: none; due Mon Nov 23, 12:00 PM EST" in alert
+    assert alert.startswith("OPS SR-1042 EMERGENCY Acme Manufacturing (premium): nobody accepted")
+    assert "Assignee: none; due Mon Nov 23, 2:00 PM EST" in alert
 
     def help_text(why: str, numbers: list[str], named: str = "") -> str:
         return compose.tech_help(WORDS, why, numbers, zone=NY, now=NOW, named=named)

@@ -105,6 +105,11 @@ async def test_lost_response_after_twilio_accepted_sends_one_sms(shared: Stack) 
     assert stored is not None and (stored.state, stored.sid) == ("sent", shared.sms(ALICE)[0]["sid"])
 
 
+def ops_alert(stack: Stack, key: str, body: str) -> SendSms:
+    """An alert to Carol (ops), created now: no fallback, no ticket, no rate window in the way."""
+    return SendSms(key=key, to=CAROL, body=body, purpose="ops_alert", created_at=stack.clock.now())
+
+
 async def crashed_mid_send(stack: Stack, sms: SendSms, *, claimed: float) -> None:
     """The KV state a sender leaves when it dies between claiming a message and recording the send."""
     left = DeliveryRecord(state="sending", at=stack.clock.now(), channel="sms", claimed=claimed, message=sms)
@@ -126,13 +131,7 @@ async def sent_at_twilio(stack: Stack, to: str, body: str) -> str:
 
 
 async def test_crash_after_twilio_accepted_is_reconciled_not_resent(shared: Stack) -> None:
-    sms = SendSms(
-        key="ops.late.1",
-        to=CAROL,
-        body="SR-1042 running late",
-        purpose="ops_alert",
-        created_at=shared.clock.now(),
-    )
+    sms = ops_alert(shared, "ops.late.1", "SR-1042 running late")
     await crashed_mid_send(shared, sms, claimed=time.time() - 60)
     # The dead sender's request had reached Twilio.
     first = await sent_at_twilio(shared, CAROL, sms.body)
@@ -146,13 +145,7 @@ async def test_crash_after_twilio_accepted_is_reconciled_not_resent(shared: Stac
 
 
 async def test_crash_before_twilio_is_sent_once_after_the_in_flight_window(shared: Stack) -> None:
-    sms = SendSms(
-        key="ops.late.2",
-        to=CAROL,
-        body="SR-1043 running late",
-        purpose="ops_alert",
-        created_at=shared.clock.now(),
-    )
+    sms = ops_alert(shared, "ops.late.2", "SR-1043 running late")
     # Claimed just now: the first delivery must wait, since that request could still be in flight.
     await crashed_mid_send(shared, sms, claimed=time.time())
     await shared.bus.publish(s.OUTBOX_SMS, sms, msg_id="redelivered")
@@ -164,9 +157,7 @@ async def test_crash_before_twilio_is_sent_once_after_the_in_flight_window(share
 
 
 async def test_older_identical_text_is_not_mistaken_for_the_lost_one(shared: Stack) -> None:
-    sms = SendSms(
-        key="ops.late.3", to=CAROL, body="same words", purpose="ops_alert", created_at=shared.clock.now()
-    )
+    sms = ops_alert(shared, "ops.late.3", "same words")
     await sent_at_twilio(shared, CAROL, "same words")
     shared.clock.advance(timedelta(hours=1))  # that one was an hour before this send began
     await crashed_mid_send(shared, sms, claimed=time.time() - 60)

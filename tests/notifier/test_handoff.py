@@ -4,7 +4,17 @@ from __future__ import annotations
 
 import asyncio
 
-from services.notifier.handoff import Turns
+from services.notifier.handoff import Turn, Turns
+
+
+async def waits_for(holder: Turn, turn: Turn) -> None:
+    """`turn` waits while `holder` has not passed, and goes (and passes) once it has."""
+    waiting = asyncio.create_task(turn.wait())
+    await asyncio.sleep(0.01)
+    assert not waiting.done()
+    holder.passed()
+    await asyncio.wait_for(waiting, 1)
+    turn.passed()
 
 
 async def test_turns_pass_in_the_order_they_were_taken_whatever_order_they_arrive_in() -> None:
@@ -27,12 +37,7 @@ async def test_a_turn_given_up_early_does_not_let_the_next_overtake_a_waiting_on
     turns = Turns()
     first, second, third = turns.take("k"), turns.take("k"), turns.take("k")
     second.passed()  # done already (say): it never waits, and passes nothing before `first`
-    waiter = asyncio.create_task(third.wait())
-    await asyncio.sleep(0.01)
-    assert not waiter.done()
-    first.passed()
-    await asyncio.wait_for(waiter, 1)
-    third.passed()
+    await waits_for(first, third)
     assert len(turns) == 0
 
 
@@ -44,12 +49,7 @@ async def test_keys_do_not_wait_for_each_other_and_passing_twice_is_harmless() -
     other.passed()
     other.passed()
     after = turns.take("a")
-    waiting = asyncio.create_task(after.wait())
-    await asyncio.sleep(0.01)
-    assert not waiting.done()
-    held.passed()
-    await asyncio.wait_for(waiting, 1)
-    after.passed()
+    await waits_for(held, after)
     assert len(turns) == 0
 
 
@@ -60,8 +60,4 @@ async def test_a_cancelled_waiter_does_not_cancel_the_turn_before_it() -> None:
     await asyncio.sleep(0.01)
     cancelled.cancel()
     second.passed()  # what the sender's `finally` does
-    waiting = asyncio.create_task(third.wait())
-    await asyncio.sleep(0.01)
-    assert not waiting.done()  # `first` still holds the key
-    first.passed()
-    await asyncio.wait_for(waiting, 1)
+    await waits_for(first, third)  # `first` still holds the key

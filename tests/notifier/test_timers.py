@@ -8,7 +8,7 @@ from services.notifier import timers
 from services.notifier.timers import Breach, Escalate, Nothing, Timer, WarnLate
 from tests.notifier.ticketing import NOW, ticket
 
-ROTATION = ("tech-ann", "tech-bob", "tech-cy")
+ROTATION = ("alice", "bob", "carol")
 ACK = timedelta(minutes=10)
 WARN = timedelta(minutes=15)
 
@@ -17,8 +17,8 @@ def test_plan_has_ack_warn_and_due() -> None:
     plan = timers.plan(ticket(), dispatched_at=NOW, ack_timeout=ACK, warn_before=WARN)
     assert [(t.kind, t.due) for t in plan] == [
         ("ack", NOW + ACK),
-        ("warn", NOW + timedelta(hours=2) - WARN),
-        ("due", NOW + timedelta(hours=2)),
+        ("warn", NOW + timedelta(hours=4) - WARN),
+        ("due", NOW + timedelta(hours=4)),
     ]
     assert plan[0].key == "notifier.ack.SR-1042"
     assert plan[0].fire_id != Timer(kind="ack", ticket_number="SR-1042", due=NOW + 2 * ACK).fire_id
@@ -54,7 +54,7 @@ def test_premium_emergency_warns_on_the_wall_clock() -> None:
 
 
 def test_escalation_walks_the_rotation_then_ops() -> None:
-    assert timers.escalation_order(ROTATION, "tech-bob") == ["tech-cy", "tech-ann"]
+    assert timers.escalation_order(ROTATION, "bob") == ["carol", "alice"]
     assert timers.escalation_order(ROTATION, "tech-zed") == list(ROTATION)
     ack = Timer(kind="ack", ticket_number="SR-1042", due=NOW + ACK)
     t = ticket(assignee="tech-ann", decision=ticket().decision)
@@ -69,8 +69,8 @@ def test_escalation_walks_the_rotation_then_ops() -> None:
         )
         seen.append(fired)
     assert seen[:3] == [
-        Escalate(step=1, tech="tech-bob"),
-        Escalate(step=2, tech="tech-cy"),
+        Escalate(step=1, tech="bob"),
+        Escalate(step=2, tech="carol"),
         Escalate(step=3, tech=None),
     ]
     assert isinstance(seen[3], Nothing)
@@ -83,12 +83,12 @@ def test_ack_timer_does_nothing_once_accepted_or_superseded() -> None:
     assert timers.on_fire(ack, accepted, rotation=ROTATION, warn_before=WARN) == Nothing(
         why="status accepted"
     )
-    later = ticket(escalation_step=1, assignee="tech-bob")
+    later = ticket(escalation_step=1, assignee="bob")
     assert isinstance(timers.on_fire(ack, later, rotation=ROTATION, warn_before=WARN), Nothing)
 
 
 def test_warn_and_due_meanings() -> None:
-    due = NOW + timedelta(hours=2)
+    due = NOW + timedelta(hours=4)
     warn = Timer(kind="warn", ticket_number="SR-1042", due=due - WARN)
     at_due = Timer(kind="due", ticket_number="SR-1042", due=due)
     waiting = ticket()

@@ -63,6 +63,11 @@ def test_release_and_settle_only_over_our_own_claim() -> None:
         )[0]
         is None
     )
+    # A record gone meanwhile is handed back all the same, as our claim's would have been.
+    claimed, _ = claim(None, wall=7.0)
+    vanished, _ = d.release(None, SMS, mine="me", first_at=NOW, error="503", unsure=True, wall=7.0)
+    assert vanished == d.release(claimed, SMS, mine="me", first_at=NOW, error="503", unsure=True, wall=7.0)[0]
+    assert vanished is not None and (vanished.state, vanished.claim, vanished.unsure) == ("retry", "", True)
     sent, _ = d.settle(ours, "sms", "SM1", attempts=2, now=NOW)
     assert sent is not None and (sent.state, sent.sid, sent.message) == ("sent", "SM1", SMS)
     assert d.settle(held("delivered"), "sms", "SM1", attempts=1, now=NOW) == (None, None)
