@@ -14,7 +14,7 @@ from services.console.store import Store
 from services.contracts.events import TimelineEntry
 from services.contracts.tickets import Ticket
 from services.policy.coverage import Coverage, describe
-from services.policy.decide import oncall_at
+from services.policy.decide import oncall_at, span_text
 from services.policy.model import Policy
 from services.wording import times
 
@@ -109,9 +109,9 @@ class Desk:
             said = f"The on-call tech is paged now; response {due}."
         else:
             said = f"Queued until the desk opens; response {due}."
-        if coverage.billable_fee:
-            within = coverage.billable_respond_within_text or "sooner"
-            said += f" Billable after-hours option: {coverage.billable_fee}, response within {within}."
+        if (offer := coverage.offer) is not None:
+            within = span_text(offer.respond_within)
+            said += f" Billable after-hours option: {offer.fee}, response within {within}."
         return f"{said} Plan: {coverage.hours_text}."
 
     def report_range(self, start: str | None, end: str | None, today: date) -> tuple[datetime, datetime]:

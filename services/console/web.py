@@ -9,7 +9,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from jinja2 import Environment, FileSystemLoader, select_autoescape
@@ -40,6 +40,10 @@ HEADERS = {
 }
 
 Publish = Callable[[str, DeskCommand], Awaitable[None]]
+
+
+class SignInFirst(Exception):
+    """A page was asked for without a session: the answer is the sign-in page, then back to it."""
 
 
 class Console:
@@ -124,6 +128,16 @@ def build_app(console: Console) -> FastAPI:
 
     signed_in = console.session
 
+    async def session_required(request: Request) -> None:
+        if signed_in(request) is None:
+            raise SignInFirst
+
+    @app.exception_handler(SignInFirst)
+    async def sign_in_first(request: Request, _: SignInFirst) -> Response:
+        return to_login(request)
+
+    for_signed_in = [Depends(session_required)]  # a page's dependencies: only a signed-in user sees it
+
     def cookie(response: Response, name: str, value: str, max_age: int) -> None:
         response.set_cookie(
             name, value, max_age=max_age, httponly=True, samesite="strict", secure=console.cfg.cookie_secure
@@ -202,10 +216,8 @@ def build_app(console: Console) -> FastAPI:
 
     # -- pages ---------------------------------------------------------------------------------
 
-    @app.get("/")
+    @app.get("/", dependencies=for_signed_in)
     async def now_page(request: Request) -> Response:
-        if signed_in(request) is None:
-            return to_login(request)
         now = console.clock.now()
         return console.page(
             request,
@@ -224,10 +236,8 @@ def build_app(console: Console) -> FastAPI:
             request, "_rows.html", rows=console.desk.rows(now), oncall=console.desk.oncall(now)
         )
 
-    @app.get("/tickets/{number}")
+    @app.get("/tickets/{number}", dependencies=for_signed_in)
     async def ticket_page(request: Request, number: str, sent: str = "") -> Response:
-        if signed_in(request) is None:
-            return to_login(request)
         ticket = console.desk.store.ticket(number) if TICKET.match(number) else None
         if ticket is None:
             return console.page(request, "error.html", 404, message=f"number: no ticket {number}")
@@ -247,10 +257,8 @@ def build_app(console: Console) -> FastAPI:
             update_max=UPDATE_MAX,
         )
 
-    @app.get("/clients/{client_id}")
+    @app.get("/clients/{client_id}", dependencies=for_signed_in)
     async def client_page(request: Request, client_id: str) -> Response:
-        if signed_in(request) is None:
-            return to_login(request)
         client = console.policy.client(client_id)
         tickets = console.desk.store.client_tickets(client_id)
         if client is None and not tickets:
@@ -272,11 +280,8 @@ def build_app(console: Console) -> FastAPI:
             tier=tier,
         )
 
-    @app.get("/oncall")
+    @app.get("/oncall", dependencies=for_signed_in)
     async def oncall_page(request: Request) -> Response:
-        signed = signed_in(request)
-        if signed is None:
-            return to_login(request)
         feeds = {
             t.id: f"/oncall/{t.id}.ics?token={feed_token(console.feed_secret, t.id)}"
             for t in console.policy.techs
@@ -300,10 +305,8 @@ def build_app(console: Console) -> FastAPI:
         body = ical_feed(console.policy, tech, upcoming, stamp=now)
         return Response(body, media_type="text/calendar; charset=utf-8")
 
-    @app.get("/report")
+    @app.get("/report", dependencies=for_signed_in)
     async def report_page(request: Request) -> Response:
-        if signed_in(request) is None:
-            return to_login(request)
         report = console.report_of(request)
         if isinstance(report, str):
             return console.page(request, "error.html", 422, message=report)
@@ -318,10 +321,8 @@ def build_app(console: Console) -> FastAPI:
             end_day=(report.end.date() - timedelta(days=1)).isoformat(),
         )
 
-    @app.get("/report.csv")
+    @app.get("/report.csv", dependencies=for_signed_in)
     async def report_csv(request: Request) -> Response:
-        if signed_in(request) is None:
-            return to_login(request)
         report = console.report_of(request)
         if isinstance(report, str):
             return Response(report, status_code=422, media_type="text/plain")

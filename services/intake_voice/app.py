@@ -133,7 +133,7 @@ def build_app(voice: Voice) -> ASGIApp:
         attempt = form.bounded_int(p, "attempt", 1, menu.MAX_MENU_ATTEMPTS) or 1
         choice = parse.ivr_choice(p.get("Digits", ""), p.get("SpeechResult", ""))
         emergency_cov = voice.coverage(caller.client, emergency=True)
-        if choice == "billable" and not emergency_cov.billable_fee:
+        if choice == "billable" and emergency_cov.offer is None:
             choice = None  # 9 was never offered to this caller
         if choice is None:
             if attempt < menu.MAX_MENU_ATTEMPTS:

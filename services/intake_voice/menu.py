@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 from twilio.twiml.voice_response import Gather, VoiceResponse
 
 from services.common.clock import Clock
-from services.policy.model import Client, Policy
+from services.policy.model import Billable, Client, Policy
 from services.wording.catalog import Wording
 
 MAX_MENU_ATTEMPTS = 2  # the menu is repeated once, then the caller goes to voicemail
@@ -26,7 +26,7 @@ class CoverageText(Protocol):
     def hours_text(self) -> str: ...
 
     @property
-    def billable_fee(self) -> str | None: ...
+    def offer(self) -> Billable | None: ...
 
 
 class Promised(Protocol):
@@ -89,7 +89,7 @@ class Script:
                     hours=coverage.hours_text,
                 )
             )
-        fee = coverage.billable_fee if not coverage.in_hours else None
+        fee = coverage.offer.fee if coverage.offer is not None and not coverage.in_hours else None
         gather.say(self.line("menu", fee=fee))
         response.append(gather)
         return str(response)

@@ -19,7 +19,7 @@ from services.intake_voice.outbox import Outbox
 from services.policy.coverage import Coverage, describe
 from services.policy.decide import identify
 from services.policy.matching import first_emergency, matching_contact
-from services.policy.model import Client, Policy
+from services.policy.model import Billable, Client, Policy
 from services.wording.catalog import Wording
 
 Params = dict[str, str]
@@ -94,7 +94,7 @@ class Voice:
         found = self._greetings.get(key)
         if found is None:
             normal = self.coverage(client, emergency=False)
-            offer = self.coverage(client, emergency=True).billable_fee
+            offer = self.coverage(client, emergency=True).offer
             found = self.script.greeting(name, Spoken(normal, offer), attempt=attempt, state={})
             if self._minute == minute:
                 self._greetings[key] = found
@@ -214,7 +214,7 @@ class Spoken:
     """Today's coverage for a normal request, plus the billable emergency offer when there is one."""
 
     coverage: Coverage
-    offer: str | None
+    offer: Billable | None
 
     @property
     def in_hours(self) -> bool:
@@ -223,7 +223,3 @@ class Spoken:
     @property
     def hours_text(self) -> str:
         return self.coverage.hours_text
-
-    @property
-    def billable_fee(self) -> str | None:
-        return self.offer

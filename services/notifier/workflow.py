@@ -26,6 +26,7 @@ from services.notifier.internal import (
 )
 from services.notifier.timers import Timer
 from services.policy.coverage import describe
+from services.policy.decide import span_text
 from services.wording import sanitize
 from services.wording.values import FOLLOW_UP_MAX, TRANSCRIPT_MAX, due_of
 
@@ -118,7 +119,7 @@ class Workflow:
             )
             return
         client = self.channels.client(ticket.client_id)
-        hours, fee, within = "", None, None
+        hours, offer = "", None
         with contextlib.suppress(Exception):
             # The plan's words are a courtesy: a policy that cannot describe them never blocks the ack.
             coverage = describe(
@@ -127,11 +128,7 @@ class Workflow:
                 ticket.opened_at,
                 emergency=ticket.decision.priority == "emergency",
             )
-            hours, fee, within = (
-                coverage.hours_text,
-                coverage.billable_fee,
-                coverage.billable_respond_within_text,
-            )
+            hours, offer = coverage.hours_text, coverage.offer
         if how := await self.channels.tell_client(
             ticket,
             "client_ack",
@@ -140,8 +137,8 @@ class Workflow:
             disposition=ticket.decision.disposition,
             respond_by=due_of(ticket),
             hours=hours,
-            fee=fee,
-            fee_within=within,
+            fee=offer.fee if offer is not None else None,
+            fee_within=span_text(offer.respond_within) if offer is not None else None,
         ):
             await self.channels.timeline(
                 ticket, "ack_sent", f"Acknowledged by {how}", f"ack_sent.{command.id}", "system"

@@ -7,8 +7,8 @@ from datetime import datetime
 import msgspec
 
 from services.contracts.tickets import Disposition
-from services.policy.decide import decide, span_text, tier_of
-from services.policy.model import Client, Policy
+from services.policy.decide import decide, tier_of
+from services.policy.model import Billable, Client, Policy
 
 
 class Coverage(msgspec.Struct, frozen=True, kw_only=True):
@@ -16,8 +16,7 @@ class Coverage(msgspec.Struct, frozen=True, kw_only=True):
     disposition: Disposition
     hours_text: str
     respond_by: datetime
-    billable_fee: str | None = None
-    billable_respond_within_text: str | None = None
+    offer: Billable | None = None
 
 
 def describe(policy: Policy, client: Client | None, at: datetime, *, emergency: bool) -> Coverage:
@@ -31,17 +30,14 @@ def describe(policy: Policy, client: Client | None, at: datetime, *, emergency: 
     )
     tier = tier_of(policy, client)
     hours_text = tier.description or f"{policy.desk.hours} hours"
-    fee = None
-    within = None
+    offer = None
     # The billable offer only makes sense when the call would otherwise wait in the queue.
-    if decision.disposition == "queue" and emergency and tier.billable_after_hours is not None:
-        fee = tier.billable_after_hours.fee
-        within = span_text(tier.billable_after_hours.respond_within)
+    if decision.disposition == "queue" and emergency:
+        offer = tier.billable_after_hours
     return Coverage(
         in_hours=decision.in_hours,
         disposition=decision.disposition,
         hours_text=hours_text,
         respond_by=decision.response_due,
-        billable_fee=fee,
-        billable_respond_within_text=within,
+        offer=offer,
     )

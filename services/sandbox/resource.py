@@ -52,6 +52,35 @@ def segments(body: str) -> int:
     return -(-len(body) // part)
 
 
+def _resource(
+    account_sid: str,
+    collection: str,
+    resource_sid: str,
+    created: datetime,
+    *,
+    to: str,
+    from_: str,
+    status: str,
+) -> dict[str, Any]:
+    """The keys Twilio's Message and Call resources share: account, sid and uri, the two numbers,
+    status and dates, and a price that stays unknown until Twilio settles it."""
+    stamp = rfc2822(created)
+    return {
+        "account_sid": account_sid,
+        "api_version": API_VERSION,
+        "date_created": stamp,
+        "date_updated": stamp,
+        "direction": "outbound-api",
+        "from": from_,
+        "price": None,
+        "price_unit": "USD",
+        "sid": resource_sid,
+        "status": status,
+        "to": to,
+        "uri": f"/{API_VERSION}/Accounts/{account_sid}/{collection}/{resource_sid}.json",
+    }
+
+
 def message(
     *,
     account_sid: str,
@@ -64,29 +93,17 @@ def message(
     messaging_service_sid: str | None,
     error_code: int | None = None,
 ) -> dict[str, Any]:
-    uri = f"/{API_VERSION}/Accounts/{account_sid}/Messages/{message_sid}.json"
-    stamp = rfc2822(created)
+    shared = _resource(account_sid, "Messages", message_sid, created, to=to, from_=from_, status=status)
     return {
-        "account_sid": account_sid,
-        "api_version": API_VERSION,
+        **shared,
         "body": body,
-        "date_created": stamp,
-        "date_sent": stamp,
-        "date_updated": stamp,
-        "direction": "outbound-api",
+        "date_sent": shared["date_created"],
         "error_code": error_code,
         "error_message": ERRORS.get(error_code) if error_code else None,
-        "from": from_,
         "messaging_service_sid": messaging_service_sid,
         "num_media": "0",
         "num_segments": str(segments(body)),
-        "price": None,
-        "price_unit": "USD",
-        "sid": message_sid,
-        "status": status,
-        "subresource_uris": {"media": uri.removesuffix(".json") + "/Media.json"},
-        "to": to,
-        "uri": uri,
+        "subresource_uris": {"media": shared["uri"].removesuffix(".json") + "/Media.json"},
     }
 
 
@@ -98,29 +115,17 @@ def call(
     from_: str,
     created: datetime,
 ) -> dict[str, Any]:
-    stamp = rfc2822(created)
     return {
-        "account_sid": account_sid,
+        **_resource(account_sid, "Calls", call_sid, created, to=to, from_=from_, status="queued"),
         "annotation": None,
         "answered_by": None,
-        "api_version": API_VERSION,
         "caller_name": None,
-        "date_created": stamp,
-        "date_updated": stamp,
-        "direction": "outbound-api",
         "duration": None,
         "end_time": None,
         "forwarded_from": None,
-        "from": from_,
         "from_formatted": from_,
         "parent_call_sid": None,
         "phone_number_sid": None,
-        "price": None,
-        "price_unit": "USD",
-        "sid": call_sid,
         "start_time": None,
-        "status": "queued",
-        "to": to,
         "to_formatted": to,
-        "uri": f"/{API_VERSION}/Accounts/{account_sid}/Calls/{call_sid}.json",
     }

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import functools
+import tomllib
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
+
+import msgspec
 
 from services.contracts.requests import Channel, Priority, Sender
 from services.contracts.tickets import Decision, Disposition, Ticket
@@ -13,7 +18,6 @@ from services.wording.values import FOLLOW_UP_MAX, NAME_MAX, REASON_MAX, TRANSCR
 NOW = datetime(2026, 12, 1, 13, 13, tzinfo=UTC)  # Tuesday 7:13 AM in Chicago, before opening
 DESK = "Northwind IT Services"
 CHICAGO = ZoneInfo("America/Chicago")
-LONDON = ZoneInfo("Europe/London")
 LONG_NAME = ("Maximiliana Featherstonehaugh-Worthington " * 2)[:NAME_MAX]
 LONG_REASON = ("waiting for the replacement switch from the distributor, " * 4)[:REASON_MAX]
 LONG_TEXT = ("The printer on the second floor shows error 50.4 again after the reboot; " * 4)[:FOLLOW_UP_MAX]
@@ -22,18 +26,38 @@ LONG_TRANSCRIPT = ("Hi this is about the warehouse scanner, it keeps dropping of
 ]
 
 
+SCENARIOS = Path(__file__).resolve().parent / "samples.toml"
+
+
+class ClientFacts(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    id: str
+    name: str
+    tier: str
+
+
+class Scenario(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """One `[[sample]]` of samples.toml, as written there (the ticket is built from it by `_ticket`)."""
+
+    number: str
+    client: ClientFacts
+    contact: Sender
+    channel: Channel
+    subject: str
+    priority: Priority
+    disposition: Disposition
+    due_in: timedelta
+    zone: str
+    hours: str
+    fee: str | None = None
+
+
 class Sample:
     """One sample ticket with the facts messages about it depend on."""
 
-    def __init__(
-        self,
-        ticket: Ticket,
-        *,
-        zone: ZoneInfo,
-        hours: str,
-        fee: str | None = None,
-    ) -> None:
-        self.ticket, self.zone, self.hours, self.fee = ticket, zone, hours, fee
+    def __init__(self, scenario: Scenario) -> None:
+        self.ticket = _ticket(scenario)
+        self.zone = ZoneInfo(scenario.zone)
+        self.hours, self.fee = scenario.hours, scenario.fee
 
     @property
     def in_hours(self) -> bool:
@@ -43,125 +67,48 @@ class Sample:
         return {**ticket_values(self.ticket), "zone": self.zone, "now": NOW, "desk": DESK}
 
 
-def _ticket(
-    number: str,
-    *,
-    client: tuple[str, str, str],
-    contact: Sender,
-    channel: Channel,
-    subject: str,
-    priority: Priority,
-    disposition: Disposition,
-    due_in: timedelta,
-) -> Ticket:
-    client_id, client_name, tier = client
+def _ticket(scenario: Scenario) -> Ticket:
+    client = scenario.client
     decision = Decision(
-        client_id=client_id,
-        client_name=client_name,
-        tier=tier,
-        priority=priority,
-        in_hours=disposition == "dispatch",
-        disposition=disposition,
+        client_id=client.id,
+        client_name=client.name,
+        tier=client.tier,
+        priority=scenario.priority,
+        in_hours=scenario.disposition == "dispatch",
+        disposition=scenario.disposition,
         notify_at=NOW,
-        response_due=NOW + due_in,
+        response_due=NOW + scenario.due_in,
         assignee="alice",
         oncall="bob",
     )
     return Ticket(
-        number=number,
-        request_id=f"req-{number}",
-        client_id=client_id,
-        channel=channel,
-        contact=contact,
-        subject=subject,
-        summary=subject,
+        number=scenario.number,
+        request_id=f"req-{scenario.number}",
+        client_id=client.id,
+        channel=scenario.channel,
+        contact=scenario.contact,
+        subject=scenario.subject,
+        summary=scenario.subject,
         opened_at=NOW,
         decision=decision,
     )
 
 
-PREMIUM_HOURS = "emergencies around the clock, everything else weekdays 8 AM to 5 PM"
-COMPLIMENTARY_HOURS = "weekdays 8 AM to 5 PM"
+class _Scenarios(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    sample: tuple[Scenario, ...]
 
-SAMPLES = (
-    # A premium caller's emergency before opening: the on-call tech is paged.
-    Sample(
-        _ticket(
-            "SR-1003",
-            client=("acme", "Acme Manufacturing", "premium"),
-            contact=Sender(phone="+13125550150", name="Jane Roe"),
-            channel="voice",
-            subject="Emergency call from Jane Roe (Acme Manufacturing)",
-            priority="emergency",
-            disposition="page_oncall",
-            due_in=timedelta(hours=1),
-        ),
-        zone=CHICAGO,
-        hours=PREMIUM_HOURS,
-    ),
-    # A complimentary client's emergency email before opening: queued, with the billable offer.
-    Sample(
-        _ticket(
-            "SR-1004",
-            client=("globex", "Globex Logistics", "complimentary"),
-            contact=Sender(email="hank@globex.example", name="Hank Scorpio"),
-            channel="email",
-            subject="Warehouse network down " + "x" * 100,
-            priority="emergency",
-            disposition="queue",
-            due_in=timedelta(hours=4, minutes=47),
-        ),
-        zone=CHICAGO,
-        hours=COMPLIMENTARY_HOURS,
-        fee="$250",
-    ),
-    # A stranger's voicemail: no plan, no name, a phone number only; due days away.
-    Sample(
-        _ticket(
-            "SR-1005",
-            client=("unknown", "Unknown sender", "complimentary"),
-            contact=Sender(phone="+13125559876"),
-            channel="voice",
-            subject="Voicemail from +13125559876",
-            priority="emergency",
-            disposition="queue",
-            due_in=timedelta(days=6, hours=2),
-        ),
-        zone=CHICAGO,
-        hours=COMPLIMENTARY_HOURS,
-        fee="$250",
-    ),
-    # A premium client abroad with a long name, in hours: London time in their messages.
-    Sample(
-        _ticket(
-            "SR-10042",
-            client=("initech", "Initech UK " + "Holdings " * 10, "premium"),
-            contact=Sender(email="peter@initech.example", phone="+442079460123", name=LONG_NAME),
-            channel="sms",
-            subject="TPS report cover sheets " * 8,
-            priority="normal",
-            disposition="dispatch",
-            due_in=timedelta(hours=4),
-        ),
-        zone=LONDON,
-        hours=PREMIUM_HOURS,
-    ),
-    # An unknown email sender in hours.
-    Sample(
-        _ticket(
-            "SR-1006",
-            client=("unknown", "Unknown sender", "complimentary"),
-            contact=Sender(email="someone@elsewhere.example", name="someone@elsewhere.example"),
-            channel="email",
-            subject="Quote for a new laptop",
-            priority="normal",
-            disposition="dispatch",
-            due_in=timedelta(hours=8),
-        ),
-        zone=CHICAGO,
-        hours=COMPLIMENTARY_HOURS,
-    ),
-)
+
+def read_scenarios(path: Path) -> tuple[Scenario, ...]:
+    """The `[[sample]]` entries of a samples file; a bad entry is refused naming its field."""
+    with path.open("rb") as file:
+        return msgspec.convert(tomllib.load(file), _Scenarios).sample
+
+
+@functools.cache
+def sample_tickets() -> tuple[Sample, ...]:
+    """The shipped scenarios, read once."""
+    return tuple(Sample(scenario) for scenario in read_scenarios(SCENARIOS))
+
 
 VOICE_KINDS = frozenset(
     {
@@ -257,7 +204,7 @@ def _per_sample(sample: Sample) -> dict[str, list[dict[str, Any]]]:
 def samples() -> dict[str, list[dict[str, Any]]]:
     """For every template name (`<channel>/<kind>`), the values to render it with."""
     out: dict[str, list[dict[str, Any]]] = {}
-    for sample in SAMPLES:
+    for sample in sample_tickets():
         for kind, values in _per_sample(sample).items():
             if kind in VOICE_KINDS:
                 channels: tuple[str, ...] = ("voice",)

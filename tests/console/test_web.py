@@ -55,7 +55,8 @@ async def test_without_a_session_pages_redirect_and_apis_refuse(seeded: Console)
                 assert answer.status_code == 401
             else:
                 assert answer.status_code == 303, path
-                assert answer.headers["location"].startswith("/login?next=")
+                assert answer.headers["location"] == f"/login?next={path}"
+                assert answer.headers["cache-control"] == "no-store"
             assert "SR-1001" not in answer.text
         for path in APIS:
             answer = await client.get(path)

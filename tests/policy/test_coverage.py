@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 from services.policy.coverage import describe
 from services.policy.load import load_policy
-from services.policy.model import Policy
+from services.policy.model import Billable, Policy
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "deploy" / "policy.example.yaml"
 
@@ -26,7 +26,7 @@ def test_after_hours_complimentary_emergency_offers_the_fee(policy: Policy) -> N
     )  # Fri 18:00 CST
     assert (coverage.in_hours, coverage.disposition) == (False, "queue")
     assert coverage.respond_by == datetime(2026, 11, 23, 18, tzinfo=UTC)
-    assert (coverage.billable_fee, coverage.billable_respond_within_text) == ("$250", "2 hours")
+    assert coverage.offer == Billable(fee="$250", respond_within=timedelta(hours=2))
     assert coverage.hours_text == "weekdays 8 AM to 5 PM"
 
 
@@ -34,7 +34,7 @@ def test_normal_request_gets_no_fee_offer(policy: Policy) -> None:
     coverage = describe(
         policy, policy.client("globex"), datetime(2026, 11, 21, 0, tzinfo=UTC), emergency=False
     )
-    assert coverage.billable_fee is None
+    assert coverage.offer is None
     assert coverage.respond_by == datetime(2026, 11, 23, 22, tzinfo=UTC)  # Monday 4:00 PM CST
 
 
@@ -42,7 +42,7 @@ def test_premium_emergency_after_hours_pages(policy: Policy) -> None:
     coverage = describe(policy, policy.client("acme"), datetime(2026, 11, 21, 0, tzinfo=UTC), emergency=True)
     assert coverage.disposition == "page_oncall"
     assert coverage.respond_by == datetime(2026, 11, 21, 1, tzinfo=UTC)  # Friday 7:00 PM CST
-    assert coverage.billable_fee is None
+    assert coverage.offer is None
 
 
 def test_unknown_sender_in_hours_is_dispatched(policy: Policy) -> None:
