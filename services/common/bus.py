@@ -355,17 +355,6 @@ class Bus:
             raise
         return int(ack.seq)
 
-    async def next_number(self, name: str, *, start: int) -> int:
-        """Allocate the next integer of a named counter atomically across replicas."""
-
-        def bump(current: bytes | None) -> bytes:
-            value = int(current) if current else start - 1
-            return str(value + 1).encode()
-
-        stored = await self.kv_update(s.KV_SEQUENCES, name, bump)
-        assert stored is not None
-        return int(stored)
-
     # -- consuming ----------------------------------------------------------------------------
 
     async def pending(self, stream: str, durable: str) -> int:

@@ -38,7 +38,7 @@ class Releases:
         self.released = 0
         # The release timers, followed by one watch (see KvView: never kv.keys() per poll).
         self.pending = KvView(bus, s.KV_TIMERS, f"{r.TIMER_PREFIX}>", _release_timer.decode)
-        # Same keys and encoding as Bus.next_number("ticket", start=1001) and the old cursor updates.
+        # Ticket numbers count up in fd_sequences "ticket" as decimal text, as deployed desks have them.
         # Every new ticket steps both: concurrent requests share one write per key (GroupedCell).
         self._numbers = GroupedCell(bus, s.KV_SEQUENCES, "ticket")
         self._cursor = GroupedCell(bus, s.KV_ROUTER, r.CURSOR_KEY)

@@ -111,8 +111,11 @@ async def test_poison_and_undecodable_go_straight_to_dead_letters(bus: Bus) -> N
 
 
 async def test_kv_compare_and_set_under_contention(bus: Bus) -> None:
-    numbers = await asyncio.gather(*(bus.next_number("tickets", start=1001) for _ in range(40)))
-    assert sorted(numbers) == list(range(1001, 1041))
+    def bump(current: bytes | None) -> bytes:
+        return str(int(current or b"1000") + 1).encode()
+
+    numbers = await asyncio.gather(*(bus.kv_update(s.KV_SEQUENCES, "tickets", bump) for _ in range(40)))
+    assert sorted(int(n or b"") for n in numbers) == list(range(1001, 1041))
 
     def append(current: bytes | None) -> bytes:
         return (current or b"") + b"x"
