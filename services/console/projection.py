@@ -51,7 +51,8 @@ class Projection:
             max_ack_pending=BATCH * 8,
             inactive_threshold=7 * 24 * 3600.0,  # a replica gone for a week rebuilds anyway
         )
-        return await self.bus.js.pull_subscribe(
+        # Creating the durable is a meta-layer write: the bus's deadline for those, not a publish's.
+        return await self.bus.admin.pull_subscribe(
             s.TIMELINE_ALL, durable=self.durable, stream=s.STREAM_TIMELINE, config=config
         )
 
