@@ -273,10 +273,16 @@ class Bus:
             self._kv[bucket] = await self.js.key_value(bucket)
         return self._kv[bucket]
 
-    async def kv_get(self, bucket: str, key: str) -> tuple[bytes | None, int]:
-        """(value, revision); (None, 0) when absent or deleted."""
+    async def kv_get(
+        self, bucket: str, key: str, *, removed_revision: bool = False
+    ) -> tuple[bytes | None, int]:
+        """(value, revision); (None, 0) when absent or deleted (with `removed_revision`, a deleted key's
+        revision is its delete marker's: what a compare-and-set names to write over it)."""
         return await self._calls.last_value(
-            f"KV_{bucket}", f"$KV.{bucket}.{key}", timeout=self.cfg.publish_timeout
+            f"KV_{bucket}",
+            f"$KV.{bucket}.{key}",
+            timeout=self.cfg.publish_timeout,
+            removed_revision=removed_revision,
         )
 
     async def kv_update(
@@ -322,15 +328,17 @@ class Bus:
         to be carried out of `step` by a closure. `seen` is the entry as the caller last knew it: it
         skips the first read (one round trip, not two) and a stale one is refused by the server.
         """
-        kv = await self.kv(bucket)
         for _ in range(attempts):
-            current = seen if seen is not None else KvEntry(*await self.kv_get(bucket, key))
+            # A deleted key reads with its marker's revision, so the write below stands on the first try.
+            current = (
+                seen if seen is not None else KvEntry(*await self.kv_get(bucket, key, removed_revision=True))
+            )
             seen = None
             new, result = step(current.value)
             if new is None:
                 return current._replace(written=False), result
             try:
-                revision = await self._kv_write(kv, bucket, key, new, last=current.revision)
+                revision = await self._kv_write(bucket, key, new, last=current.revision)
             except Exception as exc:
                 if _raced(exc):
                     await asyncio.sleep(0)
@@ -341,19 +349,24 @@ class Bus:
             return KvEntry(new, revision, written=True), result
         raise Transient(f"kv {bucket}/{key}: too much contention")
 
-    async def _kv_write(self, kv: KeyValue, bucket: str, key: str, value: bytes, *, last: int) -> int:
-        """Store `value` at `key` if its last revision is `last` (0: the key holds nothing); its revision."""
-        headers = {"Nats-Expected-Last-Subject-Sequence": str(last)}
-        try:
-            ack = await self._calls.publish(
-                f"$KV.{bucket}.{key}", value, headers=headers, timeout=self.cfg.publish_timeout
-            )
-        except Exception as exc:
-            if last == 0 and _raced(exc):
-                # A value (a real race) or a delete marker, which nats-py's create looks up and writes over.
-                return int(await kv.create(key, value))
-            raise
+    async def _kv_write(self, bucket: str, key: str, value: bytes, *, last: int | None) -> int:
+        """Store `value` at `key`, if its last revision is `last` (0: the key holds nothing; None: any);
+        returns the revision it got."""
+        headers = None if last is None else {"Nats-Expected-Last-Subject-Sequence": str(last)}
+        ack = await self._calls.publish(
+            f"$KV.{bucket}.{key}", value, headers=headers, timeout=self.cfg.publish_timeout
+        )
         return int(ack.seq)
+
+    async def kv_put(self, bucket: str, key: str, value: bytes) -> int:
+        """Store `value` at `key` whatever it held (no compare-and-set); returns its revision."""
+        try:
+            revision = await self._kv_write(bucket, key, value, last=None)
+        except Exception as exc:
+            self.storage.observe(exc)
+            raise
+        self.storage.stored()
+        return revision
 
     # -- consuming ----------------------------------------------------------------------------
 

@@ -51,7 +51,8 @@ _REMOVED = (b"DEL", b"PURGE")
 
 
 class JetStreamCalls:
-    """Every write and KV read of a Bus, without nats-py's per-call overhead.
+    """A Bus's publishes, KV writes and KV reads, without nats-py's per-call overhead (KV deletes,
+    watches and the object store, none of them per request, stay with nats-py).
 
     nats-py's `js.publish` and `kv.get` go through `nc.request`: a fresh random token (an os.urandom
     call), a wait_for, a done-callback and a JSON decode into a dataclass per call, and a KV read parses
@@ -114,9 +115,12 @@ class JetStreamCalls:
             _raise(answer.error)
         return PubAck(stream=answer.stream, seq=answer.seq, domain=answer.domain, duplicate=answer.duplicate)
 
-    async def last_value(self, stream: str, subject: str, *, timeout: float) -> tuple[bytes | None, int]:
+    async def last_value(
+        self, stream: str, subject: str, *, timeout: float, removed_revision: bool = False
+    ) -> tuple[bytes | None, int]:
         """The last message stored on `subject` as a KV entry: (value, revision), or (None, 0) when
-        there is none or it is a delete or purge marker."""
+        there is none or it is a delete or purge marker. With `removed_revision`, a marker reads as
+        (None, its revision): what a compare-and-set must name to write over a deleted key."""
         request = msgspec.json.encode({"last_by_subj": subject})
         msg = await self.request(f"$JS.API.STREAM.MSG.GET.{stream}", request, headers=None, timeout=timeout)
         found = _found(msg.data)
@@ -128,7 +132,7 @@ class JetStreamCalls:
         if stored is None:
             return None, 0
         if stored.hdrs and _removed(base64.b64decode(stored.hdrs)):
-            return None, 0
+            return None, (stored.seq if removed_revision else 0)
         # An empty value reads as None, as nats-py's KV entry has it.
         return (base64.b64decode(stored.data) if stored.data else None), stored.seq
 
@@ -148,5 +152,5 @@ def _raise(error: _Error) -> None:
         "err_code": error.err_code,
         "description": error.description,
     }
-    APIError.from_error(fields)  # raises nats-py's class for the code (NotFoundError, ...)
-    raise APIError(**fields)
+    # Always raises: nats-py's class for the code (NotFoundError, ...), APIError for any other.
+    raise APIError.from_error(fields)

@@ -55,8 +55,7 @@ class Answers:
             await self.help(tech, event, outcome)
         else:
             await self.applied(tech, event, outcome)
-        kv = await self.channels.bus.kv(s.KV_SEEN)
-        await kv.put(seen_key, b"1")
+        await self.channels.bus.kv_put(s.KV_SEEN, seen_key, b"1")
 
     async def help(self, tech: Tech, event: TechReplied, outcome: replies.Help) -> None:
         allowed = await self.channels.contacts.admit(

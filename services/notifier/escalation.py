@@ -43,8 +43,7 @@ class Escalation:
         `replace`, overwrite it. Either way one write, no read first."""
         encoded = _encode_timer(timer)
         if replace:
-            kv = await self.channels.bus.kv(s.KV_TIMERS)
-            await kv.put(timer.key, encoded)
+            await self.channels.bus.kv_put(s.KV_TIMERS, timer.key, encoded)
         else:
             await self.channels.bus.kv_create(s.KV_TIMERS, timer.key, encoded)
 

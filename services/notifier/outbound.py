@@ -313,8 +313,7 @@ class Sender:
             await self.bus.publish(s.DELIVERY_FAILED, failed, msg_id=failed.id)
 
     async def _record(self, key: str, record: DeliveryRecord) -> None:
-        kv = await self.bus.kv(s.KV_OUTBOUND)
-        await kv.put(key, msgspec.json.encode(record))
+        await self.bus.kv_put(s.KV_OUTBOUND, key, msgspec.json.encode(record))
 
     async def _admitted(self, to: str, now: datetime) -> bool:
         return await self.contacts.admit(

@@ -246,8 +246,7 @@ class Router(Releases):
         )
 
     async def _remember_phone(self, phone: str, number: str) -> None:
-        kv = await self.bus.kv(s.KV_ROUTER)
-        await kv.put(reopen.phone_key(phone), number.encode())
+        await self.bus.kv_put(s.KV_ROUTER, reopen.phone_key(phone), number.encode())
 
     async def _thread(self, req: ServiceRequest, record: r.RequestRecord) -> None:
         assert record.ticket_number is not None

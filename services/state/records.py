@@ -79,8 +79,7 @@ class Records:
         return family.decoder.decode(value) if value else None
 
     async def put(self, family: Family[T], ident: str, record: T) -> None:
-        kv = await self.bus.kv(family.bucket)
-        await kv.put(family.key(ident), _encode(record))
+        await self.bus.kv_put(family.bucket, family.key(ident), _encode(record))
 
     async def forget(self, family: Family[T], ident: str) -> None:
         """Best effort: a record left behind in a bucket with a TTL expires by itself."""
