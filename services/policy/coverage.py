@@ -31,9 +31,11 @@ def describe(policy: Policy, client: Client | None, at: datetime, *, emergency: 
     tier = tier_of(policy, client)
     hours_text = tier.description or f"{policy.desk.hours} hours"
     offer = None
-    # The billable offer only makes sense when the call would otherwise wait in the queue.
-    if decision.disposition == "queue" and emergency:
-        offer = tier.billable_after_hours
+    # The billable offer only makes sense when the call would otherwise wait in the queue, and only
+    # with a fee to name: every reader (menu, press 9, acknowledgment) takes "no fee" as "no offer".
+    billable = tier.billable_after_hours
+    if decision.disposition == "queue" and emergency and billable is not None and billable.fee:
+        offer = billable
     return Coverage(
         in_hours=decision.in_hours,
         disposition=decision.disposition,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import msgspec
 import pytest
 
 from services.policy.coverage import describe
@@ -28,6 +29,20 @@ def test_after_hours_complimentary_emergency_offers_the_fee(policy: Policy) -> N
     assert coverage.respond_by == datetime(2026, 11, 23, 18, tzinfo=UTC)
     assert coverage.offer == Billable(fee="$250", respond_within=timedelta(hours=2))
     assert coverage.hours_text == "weekdays 8 AM to 5 PM"
+
+
+def test_an_empty_fee_is_no_offer(policy: Policy) -> None:
+    # The menu names no fee it does not have, so pressing 9 must not be taken as accepting one.
+    tiers = dict(policy.tiers)
+    tiers["complimentary"] = msgspec.structs.replace(
+        tiers["complimentary"], billable_after_hours=Billable(fee="", respond_within=timedelta(hours=2))
+    )
+    no_fee = msgspec.structs.replace(policy, tiers=tiers)
+    coverage = describe(
+        no_fee, no_fee.client("globex"), datetime(2026, 11, 21, 0, tzinfo=UTC), emergency=True
+    )
+    assert coverage.disposition == "queue"
+    assert coverage.offer is None
 
 
 def test_normal_request_gets_no_fee_offer(policy: Policy) -> None:
