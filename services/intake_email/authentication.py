@@ -31,7 +31,11 @@ class Headers:
 def headers(raw: bytes) -> Headers:
     # Only up to the first blank line (the header block ends there or before): the parser would split
     # the whole body into lines too, which cost more than reading the headers.
-    ends = [at + 4 for at in (raw.find(b"\r\n\r\n"), raw.find(b"\n\n")) if at >= 0]
+    # A bare-LF blank line only counts before the first CRLF one, so a CRLF mail (the usual) is not
+    # scanned to its end for a "\n\n" it does not have.
+    crlf = raw.find(b"\r\n\r\n")
+    lf = raw.find(b"\n\n", 0, crlf if crlf >= 0 else len(raw))
+    ends = [at + 4 for at in (crlf, lf) if at >= 0]
     msg = _HEADERS.parsebytes(raw[: min(ends)] if ends else raw)
     values = [(k.lower(), str(v)) for k, v in msg.raw_items()]
     return Headers(
