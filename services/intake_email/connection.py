@@ -54,13 +54,15 @@ class BlockData(SMTP):
     def __init__(self, handler: Any, **kwargs: Any) -> None:
         super().__init__(handler, **kwargs)
         self._deadline = 0.0
-        self._timer_armed = False
 
     def _reset_timeout(self, duration: float | None = None) -> None:
-        # Moving the deadline is a float store; the one timer re-arms itself when it fires early.
+        # Moving the deadline later is a float store: the one timer re-arms itself when it fires early.
+        # Only an earlier deadline (aiosmtpd's shorter PROXY-header timeout) needs the timer moved.
         self._deadline = self.loop.time() + (duration or self._timeout_duration)
-        if not self._timer_armed:
-            self._timer_armed = True
+        armed = self._timeout_handle
+        if armed is None or self._deadline < armed.when():
+            if armed is not None:
+                armed.cancel()
             self._timeout_handle = self.loop.call_at(self._deadline, self._idle_check)
 
     def _idle_check(self) -> None:

@@ -119,3 +119,13 @@ async def test_data_read_in_blocks_answers_and_keeps_exactly_what_aiosmtpd_does(
         verdicts.update(reply[:3] for reply in answers[0][0].split(b"\r\n"))
     # The cases reached every verdict: accepted, a line too long, too much data.
     assert {b"250", b"500", b"552"} <= verdicts
+
+
+async def test_a_shorter_timeout_set_later_still_ends_the_session_as_aiosmtpd_does() -> None:
+    """aiosmtpd shortens the idle timeout to the PROXY-header one right after arming the full one."""
+    for cls in (SMTP, BlockData):
+        factory = functools.partial(cls, _Recorder(), hostname="h", timeout=60, proxy_protocol_timeout=0.2)
+        loop = asyncio.get_running_loop()
+        began = loop.time()
+        assert await _conversation(factory, b"") == b""  # no PROXY header, no greeting: closed
+        assert loop.time() - began < 5, cls
