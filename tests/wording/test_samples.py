@@ -7,7 +7,7 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from services.wording.samples import SCENARIOS, read_scenarios
+from services.wording.samples import LONG_NAME, SCENARIOS, read_scenarios
 
 ENTRY = """
 [[sample]]
@@ -28,6 +28,8 @@ def test_the_shipped_scenarios_read_whole() -> None:
     scenarios = read_scenarios(SCENARIOS)
     assert [s.number for s in scenarios] == ["SR-1003", "SR-1004", "SR-1005", "SR-10042", "SR-1006"]
     assert {s.fee for s in scenarios} == {None, "$250"}
+    # The abroad client's contact sits exactly at the name bound (samples.LONG_NAME follows NAME_MAX).
+    assert [s.contact.name for s in scenarios if s.number == "SR-10042"] == [LONG_NAME]
 
 
 @pytest.mark.parametrize(
