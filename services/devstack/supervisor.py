@@ -29,7 +29,6 @@ DEV_DEFAULTS = {
     "FRONTDESK_TWILIO_AUTH_TOKEN": "sandbox-auth-token",
     "FRONTDESK_TWILIO_FROM": "+13125550199",
     "FRONTDESK_SANDBOX_PHONE_NUMBER": "+13125550199",
-    "FRONTDESK_TWILIO_API_BASE": "http://127.0.0.1:8025",
     "FRONTDESK_SMTP_HOST": "127.0.0.1",
     "FRONTDESK_SMTP_PORT": "2525",
     # Local demos: trust the Authentication-Results a relay named frontdesk.test would add (see README).
@@ -38,13 +37,9 @@ DEV_DEFAULTS = {
     "FRONTDESK_VOICE_HOST": "127.0.0.1",
     "FRONTDESK_VOICE_PORT": "8080",
     "FRONTDESK_VOICE_HTTP_PORT": "9104",
-    "FRONTDESK_VOICE_PUBLIC_URL": "http://127.0.0.1:8080",
     "FRONTDESK_SANDBOX_PORT": "8025",
     "FRONTDESK_SANDBOX_SMTP_PORT": "2526",
-    "FRONTDESK_SANDBOX_WEBHOOK_BASE": "http://127.0.0.1:8080",
     "FRONTDESK_NOTIFIER_RELAY_HOST": "127.0.0.1",
-    "FRONTDESK_NOTIFIER_RELAY_PORT": "2526",
-    "FRONTDESK_NOTIFIER_STATUS_CALLBACK": "http://127.0.0.1:8080/twilio/sms/status",
     "FRONTDESK_CONSOLE_PORT": "8090",
 }
 
@@ -74,8 +69,20 @@ CHILDREN = (
 )
 
 
+def wired(env: dict[str, str]) -> dict[str, str]:
+    """The addresses the parts reach each other by, from the ports chosen (the README's overrides):
+    moving the sandbox or the webhook port moves what points at it, unless that is set too."""
+    sandbox, voice = env["FRONTDESK_SANDBOX_PORT"], env["FRONTDESK_VOICE_PORT"]
+    env.setdefault("FRONTDESK_TWILIO_API_BASE", f"http://127.0.0.1:{sandbox}")
+    env.setdefault("FRONTDESK_VOICE_PUBLIC_URL", f"http://127.0.0.1:{voice}")
+    env.setdefault("FRONTDESK_SANDBOX_WEBHOOK_BASE", f"http://127.0.0.1:{voice}")
+    env.setdefault("FRONTDESK_NOTIFIER_STATUS_CALLBACK", f"http://127.0.0.1:{voice}/twilio/sms/status")
+    env.setdefault("FRONTDESK_NOTIFIER_RELAY_PORT", env["FRONTDESK_SANDBOX_SMTP_PORT"])
+    return env
+
+
 def main() -> int:
-    env = {**DEV_DEFAULTS, **os.environ}
+    env = wired({**DEV_DEFAULTS, **os.environ})
     data = Path(env.get("FRONTDESK_DATA_DIR", str(ROOT / ".data")))
     nats_port = int(env.get("FRONTDESK_NATS_PORT", "4222"))
     env.setdefault("FRONTDESK_NATS_URL", f"nats://127.0.0.1:{nats_port}")
