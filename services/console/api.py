@@ -18,17 +18,10 @@ def json_response(value: Any, status: int = 200) -> Response:
 
 
 def add_routes(app: FastAPI, console: Console) -> None:
-    signed_in = console.session
+    signed = console.signed_in_only(json=True)
 
-    def api_guard(request: Request) -> Response | None:
-        if signed_in(request) is None:
-            return JSONResponse({"error": "sign in first"}, status_code=401)
-        return None
-
-    @app.get("/api/tickets")
+    @app.get("/api/tickets", dependencies=signed)
     async def api_tickets(request: Request, state: str | None = None) -> Response:
-        if (refused := api_guard(request)) is not None:
-            return refused
         if state not in (None, "open", "queued", "dispatched", "accepted", "resolved"):
             return JSONResponse(
                 {"error": "state: open, queued, dispatched, accepted or resolved"}, status_code=422
@@ -38,10 +31,8 @@ def add_routes(app: FastAPI, console: Console) -> None:
         tickets = console.desk.store.tickets(state=state)
         return json_response([{"ticket": t, "clock": clocks.get(t.number)} for t in tickets])
 
-    @app.get("/api/tickets/{number}")
+    @app.get("/api/tickets/{number}", dependencies=signed)
     async def api_ticket(request: Request, number: str) -> Response:
-        if (refused := api_guard(request)) is not None:
-            return refused
         ticket = console.desk.store.ticket(number) if TICKET.match(number) else None
         if ticket is None:
             return JSONResponse({"error": f"number: no ticket {number}"}, status_code=404)
@@ -50,16 +41,12 @@ def add_routes(app: FastAPI, console: Console) -> None:
             {"ticket": ticket, "timeline": events, "messages": console.desk.messages(events)}
         )
 
-    @app.get("/api/oncall")
+    @app.get("/api/oncall", dependencies=signed)
     async def api_oncall(request: Request) -> Response:
-        if (refused := api_guard(request)) is not None:
-            return refused
         return json_response(console.desk.oncall(console.clock.now()))
 
-    @app.get("/api/report")
+    @app.get("/api/report", dependencies=signed)
     async def api_report(request: Request) -> Response:
-        if (refused := api_guard(request)) is not None:
-            return refused
         report = console.report_of(request)
         if isinstance(report, str):
             return JSONResponse({"error": report}, status_code=422)

@@ -43,7 +43,12 @@ Publish = Callable[[str, DeskCommand], Awaitable[None]]
 
 
 class SignInFirst(Exception):
-    """A page was asked for without a session: the answer is the sign-in page, then back to it."""
+    """Asked for without a session: a page answers with the sign-in page (then back to it), the JSON
+    API and the rows poll with 401."""
+
+    def __init__(self, *, json: bool) -> None:
+        super().__init__("sign in first")
+        self.json = json
 
 
 class Console:
@@ -98,6 +103,15 @@ class Console:
             return str(exc)
         return self.desk.report(start, end, now)
 
+    def signed_in_only(self, *, json: bool = False) -> list[Any]:
+        """A route's dependencies: only a signed-in user gets past them (SignInFirst otherwise)."""
+
+        async def required(request: Request) -> None:
+            if self.session(request) is None:
+                raise SignInFirst(json=json)
+
+        return [Depends(required)]
+
     def page(self, request: Request, name: str, status: int = 200, **context: Any) -> HTMLResponse:
         signed = self.session(request)
         context.setdefault("user", signed[1] if signed else None)
@@ -128,15 +142,13 @@ def build_app(console: Console) -> FastAPI:
 
     signed_in = console.session
 
-    async def session_required(request: Request) -> None:
-        if signed_in(request) is None:
-            raise SignInFirst
-
     @app.exception_handler(SignInFirst)
-    async def sign_in_first(request: Request, _: SignInFirst) -> Response:
+    async def sign_in_first(request: Request, refused: SignInFirst) -> Response:
+        if refused.json:
+            return JSONResponse({"error": "sign in first"}, status_code=401)
         return to_login(request)
 
-    for_signed_in = [Depends(session_required)]  # a page's dependencies: only a signed-in user sees it
+    for_signed_in = console.signed_in_only()
 
     def cookie(response: Response, name: str, value: str, max_age: int) -> None:
         response.set_cookie(
@@ -227,10 +239,8 @@ def build_app(console: Console) -> FastAPI:
             poll=int(console.cfg.poll_seconds * 1000),
         )
 
-    @app.get("/now/rows")
+    @app.get("/now/rows", dependencies=console.signed_in_only(json=True))
     async def now_rows(request: Request) -> Response:
-        if signed_in(request) is None:
-            return JSONResponse({"error": "sign in first"}, status_code=401)
         now = console.clock.now()
         return console.page(
             request, "_rows.html", rows=console.desk.rows(now), oncall=console.desk.oncall(now)
