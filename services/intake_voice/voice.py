@@ -17,8 +17,8 @@ from services.intake_voice import form, menu, parse
 from services.intake_voice.config import VoiceConfig
 from services.intake_voice.outbox import Outbox
 from services.policy.coverage import Coverage, describe
-from services.policy.decide import identify
-from services.policy.matching import first_emergency, matching_contact
+from services.policy.decide import known_contact
+from services.policy.matching import first_emergency
 from services.policy.model import Billable, Client, Policy
 from services.wording.catalog import Wording
 
@@ -105,10 +105,12 @@ class Voice:
     def caller(self, raw: str) -> Caller:
         # Any caller id at all still hears the menu; only an E.164 one is ever texted back.
         phone = parse.e164(raw, self.cfg.region) if raw else None
-        client = identify(self.policy, email=None, phone=phone) if phone else None
         # Policy phones are validated E.164 at load, so the exact match of the one matcher suffices.
-        contact = matching_contact(client.contacts, email=None, phone=phone) if client is not None else None
-        return Caller(phone=phone, raw=raw, client=client, name=contact.name if contact else None)
+        known = known_contact(self.policy, phone=phone) if phone else None
+        if known is None:
+            return Caller(phone=phone, raw=raw, client=None, name=None)
+        client, contact = known
+        return Caller(phone=phone, raw=raw, client=client, name=contact.name)
 
     def request(
         self,

@@ -10,17 +10,26 @@ from services.contracts.requests import Priority
 from services.contracts.tickets import Disposition
 from services.policy.calendar import BusinessCalendar, local_instant, parse_clock
 from services.policy.matching import matching_contact
-from services.policy.model import WEEKDAYS, Client, Policy, Target, Tier
+from services.policy.model import WEEKDAYS, Client, Contact, Policy, Target, Tier
 
 UNKNOWN_CLIENT_ID = "unknown"
 UNKNOWN_CLIENT_NAME = "Unknown sender"
 
 
+def known_contact(
+    policy: Policy, *, email: str | None = None, phone: str | None = None
+) -> tuple[Client, Contact] | None:
+    """The client and contact an exact contact email or phone belongs to."""
+    for client in policy.clients:
+        if (contact := matching_contact(client.contacts, email=email, phone=phone)) is not None:
+            return client, contact
+    return None
+
+
 def identify(policy: Policy, *, email: str | None = None, phone: str | None = None) -> Client | None:
     """An exact contact email or phone wins over an email-domain match."""
-    for client in policy.clients:
-        if matching_contact(client.contacts, email=email, phone=phone) is not None:
-            return client
+    if (exact := known_contact(policy, email=email, phone=phone)) is not None:
+        return exact[0]
     address = (email or "").strip().lower()
     if "@" in address:
         domain = address.rsplit("@", 1)[1]
