@@ -9,6 +9,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Seque
 from datetime import UTC, datetime
 from typing import Any, TypeVar, overload
 
+from nats.js.api import RawStreamMsg
+
 from services.common.bus import Bus
 from services.contracts import Sender, ServiceRequest
 
@@ -83,6 +85,14 @@ async def serving(
     finally:
         stop.set()
         await asyncio.wait_for(task, stop_within)
+
+
+async def stream_messages(bus: Bus, stream: str) -> list[RawStreamMsg]:
+    """Every message a stream holds, oldest first; an empty stream holds none (get_msg would fail)."""
+    info = await bus.js.stream_info(stream)
+    if not info.state.messages:
+        return []
+    return [await bus.js.get_msg(stream, seq) for seq in range(info.state.first_seq, info.state.last_seq + 1)]
 
 
 def email_request(n: int) -> ServiceRequest:

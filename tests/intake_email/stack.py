@@ -18,6 +18,7 @@ from services.contracts import subjects as s
 from services.intake_email.app import main
 from services.intake_email.config import SmtpConfig
 from tests.intake_email.senders import AUTHSERV_ID, passed
+from tests.support import stream_messages
 
 SECRET = "test-thread-secret"
 SUPPORT = "support@frontdesk.test"
@@ -82,13 +83,9 @@ def message(
 
 
 async def stored(bus: Bus) -> list[ServiceRequest]:
-    info = await bus.js.stream_info(s.STREAM_REQUESTS)
     decoder = msgspec.json.Decoder(ServiceRequest)
     out = []
-    for seq in range(info.state.first_seq, info.state.last_seq + 1):
-        if info.state.messages == 0:
-            break
-        raw = await bus.js.get_msg(s.STREAM_REQUESTS, seq)
+    for raw in await stream_messages(bus, s.STREAM_REQUESTS):
         assert raw.data is not None
         out.append(decoder.decode(raw.data))
     return out

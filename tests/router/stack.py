@@ -19,6 +19,7 @@ from services.contracts import subjects as s
 from services.router.app import main
 from services.router.config import RouterConfig
 from tests.support import settled as drained
+from tests.support import stream_messages
 
 POLICY = str(Path(__file__).resolve().parents[2] / "deploy" / "policy.example.yaml")
 MONDAY_10 = datetime(2026, 11, 23, 16, tzinfo=UTC)  # 10:00 CST, in hours
@@ -53,23 +54,17 @@ async def settled(bus: Bus) -> None:
 
 
 async def commands(bus: Bus) -> list[tuple[str, Command]]:
-    info = await bus.js.stream_info(s.STREAM_NOTIFY)
+    """Every notifier command published so far, with its Nats-Msg-Id (none is a valid answer)."""
     decoder = msgspec.json.Decoder(Command)
-    out = []
-    for seq in range(info.state.first_seq, info.state.last_seq + 1):
-        msg = await bus.js.get_msg(s.STREAM_NOTIFY, seq)
-        out.append(((msg.headers or {}).get("Nats-Msg-Id", ""), decoder.decode(msg.data or b"")))
-    return out
+    return [
+        ((msg.headers or {}).get("Nats-Msg-Id", ""), decoder.decode(msg.data or b""))
+        for msg in await stream_messages(bus, s.STREAM_NOTIFY)
+    ]
 
 
 async def timeline(bus: Bus) -> list[TimelineEntry]:
-    info = await bus.js.stream_info(s.STREAM_TIMELINE)
-    if not info.state.messages:
-        return []
-    return [
-        msgspec.json.decode((await bus.js.get_msg(s.STREAM_TIMELINE, seq)).data or b"", type=TimelineEntry)
-        for seq in range(info.state.first_seq, info.state.last_seq + 1)
-    ]
+    decoder = msgspec.json.Decoder(TimelineEntry)
+    return [decoder.decode(msg.data or b"") for msg in await stream_messages(bus, s.STREAM_TIMELINE)]
 
 
 async def ticket(bus: Bus, number: str) -> Ticket | None:

@@ -27,7 +27,7 @@ from services.policy.load import load_policy
 from services.router import routing
 from services.router.app import Router, main
 from services.router.config import RouterConfig
-from tests.support import until
+from tests.support import stream_messages, until
 
 POLICY = str(Path(__file__).resolve().parents[2] / "deploy" / "policy.example.yaml")
 FRIDAY_18 = datetime(2026, 11, 21, 0, tzinfo=UTC)  # 18:00 CST: Globex (complimentary) is queued
@@ -47,13 +47,11 @@ def queued_request(rid: str) -> ServiceRequest:
 
 
 async def dispatched(bus: Bus) -> list[DispatchTicket]:
-    info = await bus.js.stream_info(s.STREAM_NOTIFY)
-    found = []
-    for seq in range(info.state.first_seq, info.state.last_seq + 1):
-        msg = await bus.js.get_msg(s.STREAM_NOTIFY, seq)
-        if (msg.headers or {}).get("Nats-Msg-Id", "").startswith("dispatch:"):
-            found.append(msgspec.json.decode(msg.data or b"", type=DispatchTicket))
-    return found
+    return [
+        msgspec.json.decode(msg.data or b"", type=DispatchTicket)
+        for msg in await stream_messages(bus, s.STREAM_NOTIFY)
+        if (msg.headers or {}).get("Nats-Msg-Id", "").startswith("dispatch:")
+    ]
 
 
 async def queue_one(bus: Bus, bus_config: BusConfig, clock: ManualClock) -> None:
