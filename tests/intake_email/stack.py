@@ -18,7 +18,7 @@ from services.contracts import subjects as s
 from services.intake_email.app import main
 from services.intake_email.config import SmtpConfig
 from tests.intake_email.senders import AUTHSERV_ID, passed
-from tests.support import stream_messages
+from tests.support import serving, stream_messages
 
 SECRET = "test-thread-secret"
 SUPPORT = "support@frontdesk.test"
@@ -39,15 +39,10 @@ def config(bus_config: BusConfig, **changes: object) -> SmtpConfig:
 
 @contextlib.asynccontextmanager
 async def running(cfg: SmtpConfig) -> AsyncIterator[SmtpConfig]:
-    stop = asyncio.Event()
     listening = asyncio.Event()
-    task = asyncio.create_task(main(cfg, stop=stop, listening=listening))
-    try:
+    async with serving(main, cfg, stop_within=10, listening=listening):
         await asyncio.wait_for(listening.wait(), 10)
         yield cfg
-    finally:
-        stop.set()
-        await asyncio.wait_for(task, 10)
 
 
 def _exchange(port: int, raw: bytes, rcpts: list[str]) -> list[tuple[int, bytes]]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -18,8 +17,8 @@ from services.contracts import Command, Sender, ServiceRequest, Ticket, Timeline
 from services.contracts import subjects as s
 from services.router.app import main
 from services.router.config import RouterConfig
+from tests.support import serving, stream_messages
 from tests.support import settled as drained
-from tests.support import stream_messages
 
 POLICY = str(Path(__file__).resolve().parents[2] / "deploy" / "policy.example.yaml")
 MONDAY_10 = datetime(2026, 11, 23, 16, tzinfo=UTC)  # 10:00 CST, in hours
@@ -39,14 +38,9 @@ def request(
 
 @contextlib.asynccontextmanager
 async def router(bus_config: BusConfig, clock: Clock | None = None) -> AsyncIterator[None]:
-    stop = asyncio.Event()
     cfg = RouterConfig(http_port=0, policy=POLICY, timer_poll=0.1, bus=bus_config)
-    task = asyncio.create_task(main(cfg, stop=stop, clock=clock))
-    try:
+    async with serving(main, cfg, clock=clock):
         yield
-    finally:
-        stop.set()
-        await asyncio.wait_for(task, 15)
 
 
 async def settled(bus: Bus) -> None:
