@@ -44,6 +44,18 @@ def service(name: str, env: dict[str, str], log_dir: Path) -> ChildProcess:
     return ChildProcess.service(name, env, log_dir=log_dir)
 
 
+# The services run as replicas (they share their durable consumers; the intakes have workers instead),
+# and the variable naming each one's internal HTTP port: replicas on one host need one each.
+REPLICA_PORTS = {"router": "FRONTDESK_ROUTER_HTTP_PORT", "notifier": "FRONTDESK_NOTIFIER_HTTP_PORT"}
+
+
+def replica(name: str, label: str, env: dict[str, str], log_dir: Path) -> tuple[ChildProcess, int]:
+    """One process of a replicated service (`REPLICA_PORTS`) on an HTTP port of its own, and that port."""
+    port = free_port()
+    own = env | {REPLICA_PORTS[name]: str(port)}
+    return ChildProcess(label, f"services.{name}", own, log=log_dir / f"{label}.log"), port
+
+
 def baseline(kind: str, port: int, log_dir: Path) -> ChildProcess:
     """A bare endpoint (bench/baselines.py) that the real service is measured against."""
     return ChildProcess(
