@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from services.common.config import usable_cores
 from services.common.natsserver import NatsServer, free_port
 from services.common.process import ROOT, ChildProcess
 
@@ -87,7 +88,7 @@ def service_env(nats_url: str, **extra: str) -> dict[str, str]:
             "FRONTDESK_SMTP_MAX_SESSIONS": "1000",
             "FRONTDESK_SMTP_MAX_SESSIONS_PER_IP": "1000",
             # SMTP intake processes on the one port (the service's own default: one per core).
-            "FRONTDESK_SMTP_WORKERS": os.environ.get("BENCH_SMTP_WORKERS", str(len(os.sched_getaffinity(0)))),
+            "FRONTDESK_SMTP_WORKERS": os.environ.get("BENCH_SMTP_WORKERS", str(usable_cores())),
             # The load generators add the header a relay named frontdesk.test writes after DMARC passed.
             "FRONTDESK_SMTP_SENDER_AUTH": "upstream",
             "FRONTDESK_SMTP_AUTHSERV_ID": "frontdesk.test",
