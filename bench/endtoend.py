@@ -39,7 +39,6 @@ EMAIL_SENDER = "jane@acme.example"
 SMS_SENDER = "+13125550150"
 MARKER = re.compile(r"E2EM(\d{6})")
 SERVICES = ("router", "notifier", "intake_email", "intake_voice")
-REPLICATED = ("router", "notifier")  # share their durable consumers; the intakes have workers instead
 
 
 def _tech_phones() -> set[str]:
@@ -252,11 +251,13 @@ async def bench_stack(
     try:
         procs |= start_twilio(twilio, env, ports, logs)
         for name in SERVICES:
-            for i in range(replicas if name in REPLICATED else 1):
+            if name not in stack.REPLICA_PORTS:
+                procs[name] = stack.service(name, env, logs)
+                continue
+            for i in range(replicas):
                 label = name if i == 0 else f"{name}#{i + 1}"
-                own = env | ({f"FRONTDESK_{name.upper()}_HTTP_PORT": str(free_port())} if i else {})
-                procs[label] = ChildProcess(label, f"services.{name}", own, log=logs / f"{label}.log")
-        procs[next(iter(procs))].wait_port(ports["twilio"])
+                procs[label], _ = stack.replica(name, label, env, logs)
+        procs[twilio].wait_port(ports["twilio"])  # start_twilio names it "sink" or "sandbox"
         procs["sandbox" if twilio == "sandbox" else "relay"].wait_port(ports["relay"])
         procs["intake_email"].wait_port(ports["smtp"])
         procs["intake_voice"].wait_port(ports["voice"])

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import functools
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from bench import endtoend, replicas, smtp, stack, tools, webhooks
@@ -74,18 +76,16 @@ def main(kind: str, seconds: int) -> None:
     with stack.run() as run:
         out = run.tmp / "profile.txt"
         port = free_port()
+        load: Callable[..., None]
         if kind == "router":
             asyncio.run(endtoend.topology(run.nats.url))
             env = stack.service_env(run.nats.url, FRONTDESK_ROUTER_HTTP_PORT=str(port))
             service = stack.service("router", env, run.logs)
-            try:
-                service.wait_port(port)
-                _feed_router(run.nats.url, pid=service.pid, seconds=seconds, out=out)
-            finally:
-                service.stop()
+            load = functools.partial(_feed_router, run.nats.url, seconds=seconds, out=out)
         elif kind == "smtp":
             env = stack.service_env(run.nats.url, FRONTDESK_SMTP_PORT=str(port), FRONTDESK_SMTP_WORKERS="1")
             service = stack.service("intake_email", env, run.logs)
+            load = functools.partial(_load, kind, port, seconds=seconds, tmp=run.tmp, out=out)
         else:
             env = stack.service_env(
                 run.nats.url,
@@ -95,12 +95,12 @@ def main(kind: str, seconds: int) -> None:
                 FRONTDESK_VOICE_WORKERS="1",  # py-spy samples one process: let it be the only one
             )
             service = stack.service("intake_voice", env, run.logs)
-        if kind != "router":
-            try:  # a failed load run must not leave the service behind
-                service.wait_port(port)
-                _load(kind, port, pid=service.pid, seconds=seconds, tmp=run.tmp, out=out)
-            finally:
-                service.stop()
+            load = functools.partial(_load, kind, port, seconds=seconds, tmp=run.tmp, out=out)
+        try:  # a failed load run must not leave the service behind
+            service.wait_port(port)
+            load(pid=service.pid)
+        finally:
+            service.stop()
         own, inclusive = top_frames(out)
     print(f"## {kind}: own time")
     for frame, pct in own:

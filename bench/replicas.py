@@ -25,7 +25,6 @@ from bench import endtoend, stack
 from bench.proc import cpu_seconds
 from services.common.bus import Bus
 from services.common.config import BusConfig
-from services.common.natsserver import free_port
 from services.common.process import ROOT, ChildProcess
 from services.contracts import DispatchTicket, ServiceRequest
 from services.contracts import subjects as s
@@ -137,10 +136,7 @@ async def _measure(service: str, count: int, items: list[tuple[str, msgspec.Stru
                 sink = f"http://127.0.0.1:{ports['twilio']}"
             workers: list[ChildProcess] = []
             for i in range(count):
-                port = free_port()
-                key = "FRONTDESK_ROUTER_HTTP_PORT" if service == "router" else "FRONTDESK_NOTIFIER_HTTP_PORT"
-                proc = ChildProcess(f"{service}-{i}", f"services.{service}", env | {key: str(port)},
-                                    log=run.logs / f"{service}-{i}.log")  # fmt: skip
+                proc, port = stack.replica(service, f"{service}-{i}", env, run.logs)
                 procs.append(proc)
                 workers.append(proc)
                 proc.wait_port(port)
@@ -153,6 +149,7 @@ async def _measure(service: str, count: int, items: list[tuple[str, msgspec.Stru
                 await _publish_all(bus, items)
                 if sink is None:
                     finished = await _until(lambda: _settled(bus, s.STREAM_REQUESTS, "router"))
+                    seconds = time.perf_counter() - t0
                     effects = len(items) if finished else -1
                 else:
                     async with httpx.AsyncClient(base_url=sink, timeout=10) as client:
@@ -167,7 +164,6 @@ async def _measure(service: str, count: int, items: list[tuple[str, msgspec.Stru
                         seconds = time.perf_counter() - t0
                         await asyncio.sleep(1.0)  # a doubled send would land after the last first one
                         effects = await sent()
-                seconds = time.perf_counter() - t0 if sink is None else seconds
                 cpu = [cpu_seconds(pid) - before for pid, before in zip(pids, cpu0, strict=True)]
             finally:
                 await bus.close()

@@ -102,25 +102,9 @@ class Sink:
         to, from_ = query.get("To", [None])[-1], query.get("From", [None])[-1]
         size = int(query.get("PageSize", ["50"])[-1] or 50)
         chosen = [
-            m
-            for m in reversed(self.sent)
-            if (to is None or m["to"] == to) and (from_ is None or m["from"] == from_)
+            m for m in self.sent if (to is None or m["to"] == to) and (from_ is None or m["from"] == from_)
         ]
-        page = chosen[:size]
-        uri = f"{self.messages_path}?PageSize={size}&Page=0"
-        return _encode(
-            {
-                "messages": page,
-                "end": max(len(page) - 1, 0),
-                "first_page_uri": uri,
-                "next_page_uri": None,
-                "page": 0,
-                "page_size": size,
-                "previous_page_uri": None,
-                "start": 0,
-                "uri": uri,
-            }
-        )
+        return _encode(resource.page(chosen, self.messages_path, size))
 
 
 def response(status: int, payload: bytes, *, keep_alive: bool) -> bytes:

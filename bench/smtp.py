@@ -20,6 +20,7 @@ import httpx
 
 from bench import stack, tools
 from bench.proc import cpu_seconds, tree_peak_rss_mb
+from services.common.config import usable_cores
 from services.common.natsserver import free_port
 from services.common.process import ChildProcess
 
@@ -29,7 +30,7 @@ SMTP_LENGTH = int(os.environ.get("BENCH_SMTP_LENGTH", "2048"))
 SMTP_ROUNDS = int(os.environ.get("BENCH_SMTP_ROUNDS", "3"))
 # Intake worker processes to measure, each against the same bare sink: the first is the headline (the
 # service's default, one per core), then one process, to show whether more processes pay on this host.
-_CORES = len(os.sched_getaffinity(0))
+_CORES = usable_cores()
 _COUNTS = f"{_CORES},1" if _CORES > 1 else "1"
 WORKER_COUNTS = [int(n) for n in os.environ.get("BENCH_SMTP_WORKER_COUNTS", _COUNTS).split(",")]
 SENDER = "jane@acme.example"

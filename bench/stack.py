@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from services.common.config import usable_cores
 from services.common.natsserver import NatsServer, free_port
 from services.common.process import ROOT, ChildProcess
 
@@ -44,6 +45,18 @@ def service(name: str, env: dict[str, str], log_dir: Path) -> ChildProcess:
     return ChildProcess.service(name, env, log_dir=log_dir)
 
 
+# The services run as replicas (they share their durable consumers; the intakes have workers instead),
+# and the variable naming each one's internal HTTP port: replicas on one host need one each.
+REPLICA_PORTS = {"router": "FRONTDESK_ROUTER_HTTP_PORT", "notifier": "FRONTDESK_NOTIFIER_HTTP_PORT"}
+
+
+def replica(name: str, label: str, env: dict[str, str], log_dir: Path) -> tuple[ChildProcess, int]:
+    """One process of a replicated service (`REPLICA_PORTS`) on an HTTP port of its own, and that port."""
+    port = free_port()
+    own = env | {REPLICA_PORTS[name]: str(port)}
+    return ChildProcess(label, f"services.{name}", own, log=log_dir / f"{label}.log"), port
+
+
 def baseline(kind: str, port: int, log_dir: Path) -> ChildProcess:
     """A bare endpoint (bench/baselines.py) that the real service is measured against."""
     return ChildProcess(
@@ -75,7 +88,7 @@ def service_env(nats_url: str, **extra: str) -> dict[str, str]:
             "FRONTDESK_SMTP_MAX_SESSIONS": "1000",
             "FRONTDESK_SMTP_MAX_SESSIONS_PER_IP": "1000",
             # SMTP intake processes on the one port (the service's own default: one per core).
-            "FRONTDESK_SMTP_WORKERS": os.environ.get("BENCH_SMTP_WORKERS", str(len(os.sched_getaffinity(0)))),
+            "FRONTDESK_SMTP_WORKERS": os.environ.get("BENCH_SMTP_WORKERS", str(usable_cores())),
             # The load generators add the header a relay named frontdesk.test writes after DMARC passed.
             "FRONTDESK_SMTP_SENDER_AUTH": "upstream",
             "FRONTDESK_SMTP_AUTHSERV_ID": "frontdesk.test",

@@ -5,9 +5,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import inspect
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
+import os
+import sys
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, TypeVar, overload
+
+import pytest
+from nats.js.api import RawStreamMsg
 
 from services.common.bus import Bus
 from services.contracts import Sender, ServiceRequest
@@ -83,6 +89,49 @@ async def serving(
     finally:
         stop.set()
         await asyncio.wait_for(task, stop_within)
+
+
+async def stream_messages(bus: Bus, stream: str) -> list[RawStreamMsg]:
+    """Every message a stream holds, oldest first; an empty stream holds none (get_msg would fail)."""
+    info = await bus.js.stream_info(stream)
+    if not info.state.messages:
+        return []
+    return [await bus.js.get_msg(stream, seq) for seq in range(info.state.first_seq, info.state.last_seq + 1)]
+
+
+@dataclass(frozen=True)
+class CommandLine:
+    """A desk command's `main` as a test runs it, with `env` (and a call's own variables) over the test's
+    environment; each run answers (exit status, stdout, stderr).
+
+    `run` calls main() in this process, on its own event loop in a thread (a process start costs more
+    than the command); `process` starts `python -m` main's package, whose __main__ calls it, as a
+    person does.
+    """
+
+    main: Callable[[list[str]], int]
+    capsys: pytest.CaptureFixture[str]
+    monkeypatch: pytest.MonkeyPatch
+    env: Mapping[str, str] = field(default_factory=dict)
+    timeout: float = 30.0
+
+    async def run(self, *args: str, **env: str) -> tuple[int, str, str]:
+        for name, value in {**self.env, **env}.items():
+            self.monkeypatch.setenv(name, value)
+        self.capsys.readouterr()
+        status = await asyncio.wait_for(asyncio.to_thread(self.main, list(args)), self.timeout)
+        out, err = self.capsys.readouterr()
+        return status, out, err
+
+    async def process(self, *args: str, **env: str) -> tuple[int, str, str]:
+        package = self.main.__module__.rpartition(".")[0]
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", package, *args, env={**os.environ, **self.env, **env},
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        out, err = await asyncio.wait_for(proc.communicate(), self.timeout)
+        assert proc.returncode is not None
+        return proc.returncode, out.decode(), err.decode()
 
 
 def email_request(n: int) -> ServiceRequest:

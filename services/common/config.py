@@ -188,8 +188,7 @@ def load_service(
     if "environment" in cls.__struct_fields__:
         values["environment"] = load_environment(source)
     if "workers" in cls.__struct_fields__ and source.get(f"{prefix}WORKERS", "").strip() in ("", "0"):
-        # The cores this process may run on (a container's cpuset), not every core of the host.
-        values["workers"] = min(len(os.sched_getaffinity(0)) or 1, MAX_WORKERS)
+        values["workers"] = usable_cores()
     for field, variable in (shared or {}).items():
         if source.get(variable):
             values[field] = source[variable]
@@ -197,6 +196,12 @@ def load_service(
 
 
 MAX_WORKERS = 64
+
+
+def usable_cores() -> int:
+    """The default worker count, one per core: the cores this process may run on (a container's
+    cpuset), not every core of the host, and at most MAX_WORKERS."""
+    return min(len(os.sched_getaffinity(0)) or 1, MAX_WORKERS)
 
 
 def load_bus(env: Mapping[str, str] | None = None) -> BusConfig:

@@ -217,23 +217,7 @@ def build(
             except ValueError:
                 return _twilio_error(20001, 400)
             chosen.append(_public(record))
-        size = int(query.get("PageSize", "50"))
-        uri = request.url.path
-        # Twilio lists newest first.
-        page = list(reversed(chosen))[:size]
-        return JSONResponse(
-            {
-                "messages": page,
-                "end": max(len(page) - 1, 0),
-                "first_page_uri": f"{uri}?PageSize={size}&Page=0",
-                "next_page_uri": None,
-                "page": 0,
-                "page_size": size,
-                "previous_page_uri": None,
-                "start": 0,
-                "uri": f"{uri}?PageSize={size}&Page=0",
-            }
-        )
+        return JSONResponse(resource.page(chosen, request.url.path, int(query.get("PageSize", "50"))))
 
     @app.get(prefix + "/Messages/{message_sid}.json")
     async def fetch_message(account: str, message_sid: str, request: Request) -> Response:

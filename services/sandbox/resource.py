@@ -129,3 +129,20 @@ def call(
         "start_time": None,
         "to_formatted": to,
     }
+
+
+def page(records: list[dict[str, Any]], path: str, size: int) -> dict[str, Any]:
+    """Twilio's one-page list envelope over `records` (oldest first): newest first, at most `size`."""
+    chosen = list(reversed(records))[:size]  # Twilio lists newest first
+    uri = f"{path}?PageSize={size}&Page=0"
+    return {
+        "messages": chosen,
+        "end": max(len(chosen) - 1, 0),
+        "first_page_uri": uri,
+        "next_page_uri": None,
+        "page": 0,
+        "page_size": size,
+        "previous_page_uri": None,
+        "start": 0,
+        "uri": uri,
+    }

@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
-import sys
-from collections.abc import Awaitable, Callable
 
 import msgspec
 import pytest
@@ -17,42 +14,16 @@ from services.contracts import subjects as s
 from services.deadletters import cli as deadletters_cli
 from services.deadletters.letters import read
 from tests.conftest import AuthServer
-from tests.support import email_request, until
-
-
-def cli_env(server: AuthServer) -> dict[str, str]:
-    return {**server.service_env("ops"), "FRONTDESK_ENV": "development"}
-
-
-async def cli_process(server: AuthServer, *args: str) -> tuple[int, str, str]:
-    """`python -m services.deadletters` as ops runs it: its own process, everything it prints."""
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "services.deadletters", *args, env={**os.environ, **cli_env(server)},
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-    )  # fmt: skip
-    out, err = await asyncio.wait_for(proc.communicate(), 30)
-    return proc.returncode or 0, out.decode(), err.decode()
-
-
-Command = Callable[..., Awaitable[tuple[int, str, str]]]
+from tests.support import CommandLine, email_request, until
 
 
 @pytest.fixture
 def cli(
     nats_server: AuthServer, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
-) -> Command:
-    """The command's main() in this process (on its own event loop, in a thread): exit status and what
-    it printed. A process start costs more than the command; one call keeps one."""
-    for name, value in cli_env(nats_server).items():
-        monkeypatch.setenv(name, value)
-
-    async def run(*args: str) -> tuple[int, str, str]:
-        capsys.readouterr()
-        status = await asyncio.wait_for(asyncio.to_thread(deadletters_cli.main, list(args)), 30)
-        out, err = capsys.readouterr()
-        return status, out, err
-
-    return run
+) -> CommandLine:
+    """`python -m services.deadletters` as ops runs it."""
+    env = {**nats_server.service_env("ops"), "FRONTDESK_ENV": "development"}
+    return CommandLine(deadletters_cli.main, capsys, monkeypatch, env)
 
 
 async def dead_letter(bus: Bus, reason: str, *payloads: bytes) -> None:
@@ -74,10 +45,10 @@ async def dead_letter(bus: Bus, reason: str, *payloads: bytes) -> None:
         await task
 
 
-async def test_list_escapes_and_replay_sends_it_back(bus: Bus, nats_server: AuthServer, cli: Command) -> None:
+async def test_list_escapes_and_replay_sends_it_back(bus: Bus, cli: CommandLine) -> None:
     valid = msgspec.json.encode(email_request(7))
     await dead_letter(bus, "bad \x1b[31mred\x1b[0m client", b"\x1b]0;pwned\x07\x1b[2J not json", valid)
-    code, out, err = await cli_process(nats_server, "list")
+    code, out, err = await cli.process("list")
     assert code == 0, err
     assert "\x1b" not in out and "\x07" not in out
     assert "\\x1b]0;pwned\\x07" in out and "bad \\x1b[31mred" in out
@@ -86,19 +57,19 @@ async def test_list_escapes_and_replay_sends_it_back(bus: Bus, nats_server: Auth
     assert len(letters) == 2
     [letter] = [one for one in letters if one.data == valid]
     before = (await bus.js.stream_info(s.STREAM_REQUESTS)).state.messages
-    code, out, err = await cli("replay", str(letter.seq))
+    code, out, err = await cli.run("replay", str(letter.seq))
     assert code == 0, err
     assert f"replayed {letter.seq} to fd.requests.email" in out
     assert [one.seq for one in await read(bus)] == [one.seq for one in letters if one is not letter]
     assert (await bus.js.stream_info(s.STREAM_REQUESTS)).state.messages == before + 1
     last = await bus.js.get_last_msg(s.STREAM_REQUESTS, s.request_subject("email"))
     assert last.data == valid
-    code, out, err = await cli("replay", "--all")
+    code, out, err = await cli.run("replay", "--all")
     assert code == 0, err
-    code, out, _ = await cli("list")
+    code, out, _ = await cli.run("list")
     assert code == 0 and "no dead letters" in out
 
 
-async def test_replay_of_an_unknown_letter_fails_clearly(bus: Bus, cli: Command) -> None:
-    code, _, err = await cli("replay", "999")
+async def test_replay_of_an_unknown_letter_fails_clearly(bus: Bus, cli: CommandLine) -> None:
+    code, _, err = await cli.run("replay", "999")
     assert code == 1 and "no dead letter 999" in err

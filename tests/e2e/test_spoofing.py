@@ -11,23 +11,15 @@ from tests.e2e.stack import (
     MON_2100,
     Stack,
 )
-from tests.support import until
+from tests.support import stream_messages, until
 
 JANE = "jane@acme.example"
 
 
 async def unknown_timeline(stack: Stack) -> list[TimelineEntry]:
-    info = await stack.bus.js.stream_info(s.STREAM_TIMELINE)
-    entries: list[TimelineEntry] = []
-    if not info.state.messages:
-        return entries
-    for seq in range(info.state.first_seq, info.state.last_seq + 1):
-        entry = msgspec.json.decode(
-            (await stack.bus.js.get_msg(s.STREAM_TIMELINE, seq)).data or b"", type=TimelineEntry
-        )
-        if entry.client_id == "unknown":
-            entries.append(entry)
-    return entries
+    decoder = msgspec.json.Decoder(TimelineEntry)
+    entries = [decoder.decode(msg.data or b"") for msg in await stream_messages(stack.bus, s.STREAM_TIMELINE)]
+    return [entry for entry in entries if entry.client_id == "unknown"]
 
 
 async def test_spoofed_urgent_mail_pages_nobody_and_gets_no_acknowledgment(stack: Stack) -> None:

@@ -18,6 +18,7 @@ from services.contracts import subjects as s
 from services.intake_email.app import main
 from services.intake_email.config import SmtpConfig
 from tests.intake_email.senders import AUTHSERV_ID, passed
+from tests.support import serving, stream_messages
 
 SECRET = "test-thread-secret"
 SUPPORT = "support@frontdesk.test"
@@ -38,15 +39,10 @@ def config(bus_config: BusConfig, **changes: object) -> SmtpConfig:
 
 @contextlib.asynccontextmanager
 async def running(cfg: SmtpConfig) -> AsyncIterator[SmtpConfig]:
-    stop = asyncio.Event()
     listening = asyncio.Event()
-    task = asyncio.create_task(main(cfg, stop=stop, listening=listening))
-    try:
+    async with serving(main, cfg, stop_within=10, listening=listening):
         await asyncio.wait_for(listening.wait(), 10)
         yield cfg
-    finally:
-        stop.set()
-        await asyncio.wait_for(task, 10)
 
 
 def _exchange(port: int, raw: bytes, rcpts: list[str]) -> list[tuple[int, bytes]]:
@@ -82,13 +78,9 @@ def message(
 
 
 async def stored(bus: Bus) -> list[ServiceRequest]:
-    info = await bus.js.stream_info(s.STREAM_REQUESTS)
     decoder = msgspec.json.Decoder(ServiceRequest)
     out = []
-    for seq in range(info.state.first_seq, info.state.last_seq + 1):
-        if info.state.messages == 0:
-            break
-        raw = await bus.js.get_msg(s.STREAM_REQUESTS, seq)
+    for raw in await stream_messages(bus, s.STREAM_REQUESTS):
         assert raw.data is not None
         out.append(decoder.decode(raw.data))
     return out

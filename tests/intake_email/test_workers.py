@@ -19,6 +19,7 @@ from services.contracts import subjects as s
 from services.intake_email.app import main
 from services.intake_email.config import SmtpConfig, load_config
 from tests.intake_email.senders import AUTHSERV_ID, passed
+from tests.support import serving
 
 SUPPORT = "support@frontdesk.test"
 
@@ -66,9 +67,7 @@ async def test_workers_share_the_port_are_restarted_and_stop_with_the_primary(
         bus=bus_config,
     )
     before = _children()
-    stop = asyncio.Event()
-    task = asyncio.create_task(main(cfg, stop=stop))
-    try:
+    async with serving(main, cfg, stop_within=20):
         await _workers_listening(cfg.http_port, 2)
         (worker,) = _children() - before - {p for p in _children() if _is_tracker(p)}
         # Separate connections: the kernel spreads them over both processes; every one gets its 250.
@@ -80,9 +79,6 @@ async def test_workers_share_the_port_are_restarted_and_stop_with_the_primary(
         os.kill(worker, signal.SIGKILL)
         await _workers_listening(cfg.http_port, 2)
         assert await asyncio.to_thread(_deliver, cfg.port, 99) == 250
-    finally:
-        stop.set()
-        await asyncio.wait_for(task, 20)
     assert not {p for p in _children() - before if not _is_tracker(p)}
 
 

@@ -21,6 +21,7 @@ from services.contracts import subjects as s
 from services.contracts.requests import ServiceRequest
 from services.intake_voice.app import Voice
 from services.intake_voice.spool import Spool
+from tests.support import stream_messages
 
 TOKEN = "test-auth-token"
 STRONG_TOKEN = "0f1e2d3c4b5a69788796a5b4c3d2e1f0"  # 32 hex digits: starts in production
@@ -52,14 +53,10 @@ class Harness:
 
 async def stored(bus: Bus, stream: str) -> list[tuple[str, dict[str, str], Any]]:
     """(subject, headers, decoded JSON) of every message in a stream, in order."""
-    info = await bus.js.stream_info(stream)
-    out: list[tuple[str, dict[str, str], Any]] = []
-    if not info.state.messages:
-        return out
-    for seq in range(info.state.first_seq, info.state.last_seq + 1):
-        msg = await bus.js.get_msg(stream, seq)
-        out.append((msg.subject or "", dict(msg.headers or {}), json.loads(msg.data or b"null")))
-    return out
+    return [
+        (msg.subject or "", dict(msg.headers or {}), json.loads(msg.data or b"null"))
+        for msg in await stream_messages(bus, stream)
+    ]
 
 
 async def requests(bus: Bus) -> list[ServiceRequest]:

@@ -37,7 +37,7 @@ from tests.intake_voice.harness import (
     stored,
 )
 from tests.intake_voice.policy_text import write_policy
-from tests.support import until
+from tests.support import serving, until
 
 
 async def test_forged_and_missing_signatures_are_refused(harness: Harness) -> None:
@@ -373,10 +373,8 @@ async def test_main_serves_over_a_real_socket(bus_config: BusConfig, tmp_path: P
         spool_dir=str(tmp_path / "spool"),
         bus=bus_config,
     )
-    stop = asyncio.Event()
-    service = asyncio.create_task(main(cfg, stop=stop))
     base = f"http://127.0.0.1:{cfg.port}"
-    try:
+    async with serving(main, cfg, stop_within=10):
         async with httpx.AsyncClient(base_url=base, timeout=5) as http:
 
             async def ready() -> bool:
@@ -394,9 +392,6 @@ async def test_main_serves_over_a_real_socket(bus_config: BusConfig, tmp_path: P
             metrics = (await http.get("/metrics")).text
             assert 'frontdesk_requests_received_total{channel="sms"} 1.0' in metrics
             assert (await http.get("/readyz")).json()["status"] == "ready"
-    finally:
-        stop.set()
-        await asyncio.wait_for(service, 10)
     probe = await Bus.connect(bus_config, "probe")
     try:
         (req,) = await requests(probe)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -18,6 +17,7 @@ from services.contracts import Command, Sender, ServiceRequest, Ticket, Timeline
 from services.contracts import subjects as s
 from services.router.app import main
 from services.router.config import RouterConfig
+from tests.support import serving, stream_messages
 from tests.support import settled as drained
 
 POLICY = str(Path(__file__).resolve().parents[2] / "deploy" / "policy.example.yaml")
@@ -38,14 +38,9 @@ def request(
 
 @contextlib.asynccontextmanager
 async def router(bus_config: BusConfig, clock: Clock | None = None) -> AsyncIterator[None]:
-    stop = asyncio.Event()
     cfg = RouterConfig(http_port=0, policy=POLICY, timer_poll=0.1, bus=bus_config)
-    task = asyncio.create_task(main(cfg, stop=stop, clock=clock))
-    try:
+    async with serving(main, cfg, clock=clock):
         yield
-    finally:
-        stop.set()
-        await asyncio.wait_for(task, 15)
 
 
 async def settled(bus: Bus) -> None:
@@ -53,23 +48,17 @@ async def settled(bus: Bus) -> None:
 
 
 async def commands(bus: Bus) -> list[tuple[str, Command]]:
-    info = await bus.js.stream_info(s.STREAM_NOTIFY)
+    """Every notifier command published so far, with its Nats-Msg-Id (none is a valid answer)."""
     decoder = msgspec.json.Decoder(Command)
-    out = []
-    for seq in range(info.state.first_seq, info.state.last_seq + 1):
-        msg = await bus.js.get_msg(s.STREAM_NOTIFY, seq)
-        out.append(((msg.headers or {}).get("Nats-Msg-Id", ""), decoder.decode(msg.data or b"")))
-    return out
+    return [
+        ((msg.headers or {}).get("Nats-Msg-Id", ""), decoder.decode(msg.data or b""))
+        for msg in await stream_messages(bus, s.STREAM_NOTIFY)
+    ]
 
 
 async def timeline(bus: Bus) -> list[TimelineEntry]:
-    info = await bus.js.stream_info(s.STREAM_TIMELINE)
-    if not info.state.messages:
-        return []
-    return [
-        msgspec.json.decode((await bus.js.get_msg(s.STREAM_TIMELINE, seq)).data or b"", type=TimelineEntry)
-        for seq in range(info.state.first_seq, info.state.last_seq + 1)
-    ]
+    decoder = msgspec.json.Decoder(TimelineEntry)
+    return [decoder.decode(msg.data or b"") for msg in await stream_messages(bus, s.STREAM_TIMELINE)]
 
 
 async def ticket(bus: Bus, number: str) -> Ticket | None:

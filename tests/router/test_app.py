@@ -35,7 +35,7 @@ from tests.router.stack import (
     ticket_numbers,
     timeline,
 )
-from tests.support import until
+from tests.support import serving, until
 
 
 async def test_request_opens_one_ticket_and_redelivery_does_not_double(
@@ -199,10 +199,8 @@ async def test_amendment_lands_on_the_timeline_and_health_reports_ready(
     bus: Bus, bus_config: BusConfig
 ) -> None:
     port = _free_port()
-    stop = asyncio.Event()
     cfg = RouterConfig(http_port=port, policy=POLICY, timer_poll=0.1, bus=bus_config)
-    task = asyncio.create_task(main(cfg, stop=stop))
-    try:
+    async with serving(main, cfg):
         # The amendment overtakes its request: the router retries it until the request is routed.
         amended = RequestAmended(
             id="a1", request_id="v1", received_at=MONDAY_10, transcription="server is down"
@@ -221,9 +219,6 @@ async def test_amendment_lands_on_the_timeline_and_health_reports_ready(
         assert "frontdesk_routing_decisions_total{disposition=" in metrics
         assert "frontdesk_consumer_lag{durable=" in metrics
         assert "frontdesk_timers_pending " in metrics
-    finally:
-        stop.set()
-        await asyncio.wait_for(task, 15)
     entry = next(e for e in await timeline(bus) if e.kind == "request_amended")
     assert (entry.client_id, entry.ticket_number) == ("acme", "SR-1001")
     assert "server is down" in entry.text

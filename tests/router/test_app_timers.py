@@ -27,7 +27,7 @@ from services.policy.load import load_policy
 from services.router import routing
 from services.router.app import Router, main
 from services.router.config import RouterConfig
-from tests.support import until
+from tests.support import serving, stream_messages, until
 
 POLICY = str(Path(__file__).resolve().parents[2] / "deploy" / "policy.example.yaml")
 FRIDAY_18 = datetime(2026, 11, 21, 0, tzinfo=UTC)  # 18:00 CST: Globex (complimentary) is queued
@@ -47,31 +47,24 @@ def queued_request(rid: str) -> ServiceRequest:
 
 
 async def dispatched(bus: Bus) -> list[DispatchTicket]:
-    info = await bus.js.stream_info(s.STREAM_NOTIFY)
-    found = []
-    for seq in range(info.state.first_seq, info.state.last_seq + 1):
-        msg = await bus.js.get_msg(s.STREAM_NOTIFY, seq)
-        if (msg.headers or {}).get("Nats-Msg-Id", "").startswith("dispatch:"):
-            found.append(msgspec.json.decode(msg.data or b"", type=DispatchTicket))
-    return found
+    return [
+        msgspec.json.decode(msg.data or b"", type=DispatchTicket)
+        for msg in await stream_messages(bus, s.STREAM_NOTIFY)
+        if (msg.headers or {}).get("Nats-Msg-Id", "").startswith("dispatch:")
+    ]
 
 
 async def queue_one(bus: Bus, bus_config: BusConfig, clock: ManualClock) -> None:
     """Open one queued ticket through the real consumer path, then stop that router."""
-    stop = asyncio.Event()
     cfg = RouterConfig(http_port=0, policy=POLICY, timer_poll=0.1, bus=bus_config)
-    task = asyncio.create_task(main(cfg, stop=stop, clock=clock))
-    try:
 
-        async def armed() -> bool:
-            raw, _ = await bus.kv_get(s.KV_TIMERS, routing.timer_key("SR-1001"))
-            return raw is not None
+    async def armed() -> bool:
+        raw, _ = await bus.kv_get(s.KV_TIMERS, routing.timer_key("SR-1001"))
+        return raw is not None
 
+    async with serving(main, cfg, clock=clock):
         await bus.publish(s.request_subject("email"), queued_request("q1"), msg_id="q1")
         await until(armed)
-    finally:
-        stop.set()
-        await asyncio.wait_for(task, 15)
 
 
 async def test_polling_timers_many_times_leaves_no_consumers_and_still_releases(

@@ -8,7 +8,7 @@ import pytest
 
 from services.common.bus import Bus
 from services.common.config import BusConfig
-from services.contracts import Command, DispatchTicket, ThreadKeys
+from services.contracts import DispatchTicket, ThreadKeys
 from services.contracts import subjects as s
 from services.contracts.requests import SenderAuth
 from tests.router import stack
@@ -16,13 +16,6 @@ from tests.router import stack
 FORGED = SenderAuth(verdict="unauthenticated", method="dmarc", reason="dmarc=fail (no aligned pass)")
 OUR_MESSAGE_ID = f"<SR-1001.abc.{'0' * 16}@frontdesk.test>"
 PASSED = SenderAuth(verdict="authenticated", method="dmarc", reason="dmarc=pass")
-
-
-async def commands(bus: Bus) -> list[tuple[str, Command]]:
-    """Every notifier command published so far (none is a valid answer)."""
-    if not (await bus.js.stream_info(s.STREAM_NOTIFY)).state.messages:
-        return []
-    return await stack.commands(bus)
 
 
 @pytest.mark.parametrize("auth", [PASSED, FORGED])
@@ -35,7 +28,7 @@ async def test_urgent_mail_pages_on_call_only_when_the_sender_is_authenticated(
         await stack.settled(bus)
     opened = await stack.ticket(bus, "SR-1001")
     assert opened is not None
-    sent = {msg_id: command for msg_id, command in await commands(bus)}
+    sent = {msg_id: command for msg_id, command in await stack.commands(bus)}
     entries = await stack.timeline(bus)
     if auth.trusted:
         assert (opened.client_id, opened.decision.priority) == ("acme", "emergency")
@@ -87,7 +80,7 @@ async def test_unauthenticated_follow_up_threads_to_nothing_and_is_not_relayed(
     assert await stack.ticket_numbers(bus) == ["SR-1001", "SR-1002"]
     second = await stack.ticket(bus, "SR-1002")
     assert second is not None and second.client_id == "unknown"
-    assert not [i for i, _ in await commands(bus) if i.startswith("relay:")]
+    assert not [i for i, _ in await stack.commands(bus) if i.startswith("relay:")]
     assert "threaded" not in [e.kind for e in await stack.timeline(bus)]
 
 
@@ -99,7 +92,7 @@ async def test_mail_to_postmaster_reaches_the_ops_timeline_and_is_never_answered
         await bus.publish(s.request_subject("email"), abuse, msg_id="p1")
         await stack.settled(bus)
     assert await stack.ticket_numbers(bus) == []
-    assert await commands(bus) == []
+    assert await stack.commands(bus) == []
     (entry,) = await stack.timeline(bus)
     assert (entry.client_id, entry.kind, entry.request_id) == ("postmaster", "request_received", "p1")
     assert entry.text.startswith("email from jane@acme.example")

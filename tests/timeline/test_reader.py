@@ -4,13 +4,9 @@ error when NATS is unreachable."""
 
 from __future__ import annotations
 
-import asyncio
 import json
-import os
-import sys
 import time
 import unicodedata
-from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -23,6 +19,7 @@ from services.contracts import TimelineEntry
 from services.contracts import subjects as s
 from services.timeline import cli as timeline_cli
 from services.timeline.reader import as_json, read_timeline, render
+from tests.support import CommandLine
 
 T0 = datetime(2026, 11, 23, 15, 0, tzinfo=UTC)
 CHICAGO = ZoneInfo("America/Chicago")
@@ -88,70 +85,45 @@ def nats_env(cfg: BusConfig) -> dict[str, str]:
     return env
 
 
-def cli_env(url: str, cfg: BusConfig | None) -> dict[str, str]:
-    # Without a config: an anonymous (development) client of `url`, where only reachability is tested.
-    return nats_env(cfg) if cfg is not None else {"FRONTDESK_NATS_URL": url, "FRONTDESK_ENV": "development"}
-
-
-async def cli_process(*args: str, cfg: BusConfig) -> tuple[int, str, str]:
-    """`python -m services.timeline` as a person runs it: its own process, everything it prints."""
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "services.timeline", *args, env={**os.environ, **cli_env("", cfg)},
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-    )  # fmt: skip
-    out, err = await asyncio.wait_for(proc.communicate(), 60)
-    assert proc.returncode is not None
-    return proc.returncode, out.decode(), err.decode()
-
-
-Command = Callable[..., Awaitable[tuple[int, str, str, float]]]
-
-
 @pytest.fixture
-def cli(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> Command:
-    """The command's main() in this process (on its own event loop, in a thread): exit status, what it
-    printed and how long it took. A process start costs more than the command; one test keeps one."""
-
-    async def run(*args: str, url: str = "", cfg: BusConfig | None = None) -> tuple[int, str, str, float]:
-        for name, value in cli_env(url, cfg).items():
-            monkeypatch.setenv(name, value)
-        capsys.readouterr()
-        started = time.monotonic()
-        status = await asyncio.wait_for(asyncio.to_thread(timeline_cli.main, list(args)), 60)
-        out, err = capsys.readouterr()
-        return status, out, err, time.monotonic() - started
-
-    return run
+def cli(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> CommandLine:
+    """`python -m services.timeline` as a person runs it, with a call's own way to reach NATS."""
+    return CommandLine(timeline_cli.main, capsys, monkeypatch, timeout=60)
 
 
 async def test_cli_prints_the_timeline_in_desk_time_safely(
-    bus: Bus, bus_config: BusConfig, cli: Command
+    bus: Bus, bus_config: BusConfig, cli: CommandLine
 ) -> None:
     for e in (entry(1, "initech", "request_received"), entry(2, "initech", text=HOSTILE)):
         await bus.publish(s.timeline_subject("initech"), e, msg_id=e.id)
-    status, out, err = await cli_process("initech", cfg=bus_config)
+    status, out, err = await cli.process("initech", **nats_env(bus_config))
     assert status == 0, err
     first, second = out.splitlines()
     assert first.startswith("Mon Nov 23, 9:01 AM CST  SR-1001   request_received") and "touch 1" in first
     assert "\x1b" not in out and unsafe(out) == [] and "\\x1b[2J" in second
     assert err == ""  # no "nats disconnected" on a normal close
-    status, out, _, _ = await cli("initech", "--json", cfg=bus_config)
+    status, out, _ = await cli.run("initech", "--json", **nats_env(bus_config))
     assert status == 0 and unsafe(out) == [] and json.loads(out)[1]["text"] == HOSTILE
 
 
-async def test_cli_unknown_client_exits_non_zero(bus_config: BusConfig, cli: Command) -> None:
-    status, out, err, _ = await cli("acme-typo", cfg=bus_config)
+async def test_cli_unknown_client_exits_non_zero(bus_config: BusConfig, cli: CommandLine) -> None:
+    status, out, err = await cli.run("acme-typo", **nats_env(bus_config))
     assert status == 2 and out == ""
     assert "unknown client 'acme-typo'; known clients: acme, globex, initech, unknown" in err
-    status, out, _, _ = await cli("globex", cfg=bus_config)  # known, nothing yet
+    status, out, _ = await cli.run("globex", **nats_env(bus_config))  # known, nothing yet
     assert (status, out) == (0, "no timeline entries for globex\n")
-    status, _, err, _ = await cli(">", cfg=bus_config)  # a wildcard would read every client
+    status, _, err = await cli.run(">", **nats_env(bus_config))  # a wildcard would read every client
     assert status == 2 and "not a client id" in err
 
 
-async def test_cli_fails_fast_and_clearly_without_nats(cli: Command) -> None:
+async def test_cli_fails_fast_and_clearly_without_nats(cli: CommandLine) -> None:
     (port,) = free_ports(1)
-    status, out, err, took = await cli("acme", "--timeout", "0.5", url=f"nats://127.0.0.1:{port}")
+    started = time.monotonic()
+    # An anonymous (development) client of a port nothing listens on: only reachability is tested.
+    status, out, err = await cli.run(
+        "acme", "--timeout", "0.5", FRONTDESK_NATS_URL=f"nats://127.0.0.1:{port}", FRONTDESK_ENV="development"
+    )
+    took = time.monotonic() - started
     assert status == 3 and out == ""
     assert err == (
         f"timeline: cannot reach NATS at nats://127.0.0.1:{port} within 0.5 s; "
