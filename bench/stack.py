@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from services.common.config import usable_cores
+from services.common.config import MAX_WORKERS, usable_cores
 from services.common.natsserver import NatsServer, free_port
 from services.common.process import ROOT, ChildProcess
 
@@ -52,7 +52,11 @@ REPLICA_PORTS = {"router": "FRONTDESK_ROUTER_HTTP_PORT", "notifier": "FRONTDESK_
 
 def replica(name: str, label: str, env: dict[str, str], log_dir: Path) -> tuple[ChildProcess, int]:
     """One process of a replicated service (`REPLICA_PORTS`) on an HTTP port of its own, and that port."""
-    port = free_port()
+    # intake_voice's worker i serves its internal HTTP port + i, and consecutive free ports are often
+    # adjacent: a replica taking one of those keeps that worker failing to bind and restarting.
+    voice = int(env.get("FRONTDESK_VOICE_HTTP_PORT") or 0)
+    workers = range(voice, voice + MAX_WORKERS) if voice else range(0)
+    port = next(p for p in iter(free_port, None) if p not in workers)
     own = env | {REPLICA_PORTS[name]: str(port)}
     return ChildProcess(label, f"services.{name}", own, log=log_dir / f"{label}.log"), port
 
