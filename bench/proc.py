@@ -10,14 +10,18 @@ from services.common.process import peak_rss_mb
 
 
 def cpu_seconds(pid: int) -> float:
-    """User + system CPU a process and its live children have used so far (clock ticks in /proc)."""
+    """User + system CPU a process and its children have used so far (clock ticks in /proc).
+
+    A child that has exited and been reaped is no longer in the tree: its time is in its parent's
+    cutime/cstime, counted too, so a worker ending between two samples never makes the difference
+    negative."""
     total = 0.0
     for member in tree(pid):
         try:
             fields = Path(f"/proc/{member}/stat").read_text().rsplit(")", 1)[1].split()
         except OSError:
             continue
-        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        total += sum(int(f) for f in fields[11:15]) / os.sysconf("SC_CLK_TCK")  # utime stime cutime cstime
     return total
 
 
