@@ -64,7 +64,6 @@ class LostClaim(Exception):
 
 
 FAILED_STATUSES = frozenset({"failed", "undelivered"})
-SETTLED_LIMIT = 4096  # settled records remembered for their status reports
 NEW = KvEntry(None, 0)  # "expected not to exist yet": a transition creates the record without a read
 
 
@@ -90,7 +89,7 @@ class Sender:
         # Each sent SMS's record as this process settled it: its status report (usually a second or two
         # later, on this process's status consumer) is written at that revision without a read. A
         # stale one is refused by the server and re-read (records.transition); forgetting costs a read.
-        self._settled: dict[str, KvEntry] = {}
+        self.settled = records.Written()
         # One recipient's messages run side by side (the consumer gives them no lane): each claims,
         # settles and is acked on its own round trips, and they line up only where order is seen by
         # the recipient. Its rate window is stepped in arrival order (which message a full window
@@ -100,11 +99,6 @@ class Sender:
         # split one recipient's messages between them, as they always did.
         self.admissions = Turns()
         self.handoffs = Turns()
-
-    def remember(self, key: str, entry: KvEntry) -> None:
-        if len(self._settled) >= SETTLED_LIMIT:
-            self._settled.clear()
-        self._settled[key] = entry
 
     async def handle(self, message: Outbound, delivery: Delivery) -> None:
         # Taken before the first await: the consumer starts handlers in arrival order.
@@ -267,7 +261,7 @@ class Sender:
             key,
             decode_record,
             lambda current: transitions.report(current, event),
-            seen=self._settled.pop(key, None),
+            seen=self.settled.take(key),
         )
         if failed is not None and failed.message is not None:
             await self._failed(failed.message, code, f"carrier reported {event.status}")
@@ -368,8 +362,8 @@ class Held:
         await self._transition(
             lambda current: transitions.settle(current, channel, sid, attempts=attempts, now=now)
         )
-        if self.job.channel == "sms" and self.entry.written:
-            self.sender.remember(self.job.key, self.entry)
+        if self.job.channel == "sms":
+            self.sender.settled.keep(self.job.key, self.entry)
 
     async def release(self, error: str, *, unsure: bool) -> None:
         """Hand the message back as "retry", unless another sender holds it now."""
