@@ -118,11 +118,8 @@ class Sender:
         mine = uuid.uuid4().hex
         # Nearly every message is new: try to create its record outright (one round trip); a record
         # that exists refuses the create and the claim runs again on what is stored.
-        entry, claimed = await records.transition(
-            self.bus,
-            s.KV_OUTBOUND,
+        entry, claimed = await self.step(
             key,
-            decode_record,
             lambda current: transitions.claim(
                 current, message, now=now, wall=wall, mine=mine, reconcile_after=self.cfg.reconcile_after
             ),
@@ -241,12 +238,16 @@ class Sender:
         await held.release(error, unsure=unsure)
         raise Transient(f"{message.key}: {error}")
 
-    async def _step(
-        self, key: str, change: Callable[[DeliveryRecord | None], tuple[DeliveryRecord | None, R]]
-    ) -> R:
-        """Apply one transition of the delivery state machine to the record as stored now."""
-        _, result = await records.transition(self.bus, s.KV_OUTBOUND, key, decode_record, change)
-        return result
+    async def step(
+        self,
+        key: str,
+        change: Callable[[DeliveryRecord | None], tuple[DeliveryRecord | None, R]],
+        *,
+        seen: KvEntry | None,
+    ) -> tuple[KvEntry, R]:
+        """Apply one transition of the delivery state machine to a record: at `seen` (the entry last
+        written, or NEW) without a read, or with `seen=None` to the record as stored now."""
+        return await records.transition(self.bus, s.KV_OUTBOUND, key, decode_record, change, seen=seen)
 
     async def reported(self, event: SmsStatusReported, delivery: Delivery) -> None:
         """Twilio's status callback: a carrier failure after acceptance falls back like a refusal."""
@@ -255,13 +256,8 @@ class Sender:
             return
         key = outbound_key(event.key)
         code = event.error_code or 0
-        _, failed = await records.transition(
-            self.bus,
-            s.KV_OUTBOUND,
-            key,
-            decode_record,
-            lambda current: transitions.report(current, event),
-            seen=self.settled.take(key),
+        _, failed = await self.step(
+            key, lambda current: transitions.report(current, event), seen=self.settled.take(key)
         )
         if failed is not None and failed.message is not None:
             await self._failed(failed.message, code, f"carrier reported {event.status}")
@@ -342,10 +338,7 @@ class Held:
     async def _transition(
         self, change: Callable[[DeliveryRecord | None], tuple[DeliveryRecord | None, R]]
     ) -> R:
-        bus = self.sender.bus
-        self.entry, result = await records.transition(
-            bus, s.KV_OUTBOUND, self.job.key, decode_record, change, seen=self.entry
-        )
+        self.entry, result = await self.sender.step(self.job.key, change, seen=self.entry)
         return result
 
     async def before_request(self) -> None:
