@@ -22,10 +22,8 @@ from services.state.contacts import UPDATE_STAMP
 from services.state.timers import run_timers
 from services.wording import times
 
-OPS = "ops"
-_encode_timer = (
-    msgspec.json.Encoder().encode
-)  # assignee once every tech was tried: the desk ops contact owns the ticket
+OPS = "ops"  # assignee once every tech was tried: the desk ops contact owns the ticket
+_encode_timer = msgspec.json.Encoder().encode
 
 
 class Escalation:
