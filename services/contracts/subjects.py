@@ -33,14 +33,20 @@ TIMELINE_ALL = f"{PREFIX}.timeline.>"
 STREAM_DLQ = "FD_DLQ"
 DLQ_ALL = f"{PREFIX}.dlq.>"
 
-# The notifier's durable consumers, one per kind of message: (stream, durable name). Its grants and the
-# tests that wait for it to settle read this list.
+# The notifier's durable consumers, one per kind of message, and the stream each reads: (stream, durable
+# name). The notifier's consumers take their streams from this list; its grants and the tests that wait for
+# it to settle read it too.
+DURABLE_NOTIFIER = "notifier"  # fd.notify commands
+DURABLE_NOTIFIER_REPLIES = "notifier-replies"  # tech replies
+DURABLE_NOTIFIER_OPTOUT = "notifier-optout"  # opt-out changes
+DURABLE_NOTIFIER_STATUS = "notifier-status"  # Twilio's status callbacks
+DURABLE_NOTIFIER_SENDER = "notifier-sender"  # fd.outbox
 NOTIFIER_DURABLES = (
-    (STREAM_NOTIFY, "notifier"),
-    (STREAM_REPLIES, "notifier-replies"),
-    (STREAM_REPLIES, "notifier-optout"),
-    (STREAM_REPLIES, "notifier-status"),
-    (STREAM_OUTBOX, "notifier-sender"),
+    (STREAM_NOTIFY, DURABLE_NOTIFIER),
+    (STREAM_REPLIES, DURABLE_NOTIFIER_REPLIES),
+    (STREAM_REPLIES, DURABLE_NOTIFIER_OPTOUT),
+    (STREAM_REPLIES, DURABLE_NOTIFIER_STATUS),
+    (STREAM_OUTBOX, DURABLE_NOTIFIER_SENDER),
 )
 
 # Key-value buckets.

@@ -81,15 +81,20 @@ async def main(cfg: NotifierConfig, *, stop: asyncio.Event, clock: Clock | None 
     sender.metrics = notifier.channels.metrics  # one registry per process, served on /metrics
 
     # One durable per kind of message, each with its own handler and lanes: nothing forks by kind here.
-    work, answer, spec = notifier.workflow, notifier.answers, ConsumerSpec
-    notify, replies, outbox = s.STREAM_NOTIFY, s.STREAM_REPLIES, s.STREAM_OUTBOX
+    # Which stream each durable reads is said once, in subjects.NOTIFIER_DURABLES.
+    streams = {durable: stream for stream, durable in s.NOTIFIER_DURABLES}
+
+    def spec(durable: str, subject: str, **options: Any) -> ConsumerSpec:
+        return ConsumerSpec(streams[durable], durable, subject, **options)
+
+    work, answer = notifier.workflow, notifier.answers
     status, opt_out, outgoing = s.SMS_STATUS_REPORTED, s.OPT_OUT_CHANGED, SendSms | SendEmail
     routes: list[tuple[ConsumerSpec, Any, Handler, Callable[[Any], frozenset[str]]]] = [
-        (spec(notify, "notifier", s.NOTIFY_ALL), NotifyCommand, work.handle_notify, ticket_lane),
-        (spec(replies, "notifier-replies", s.TECH_REPLIED), TechReplied, answer.handle_reply, phone_lane),
-        (spec(replies, "notifier-optout", opt_out), OptOutChanged, answer.handle_opt_out, phone_lane),
-        (spec(replies, "notifier-status", status), SmsStatusReported, sender.reported, report_lane),
-        (spec(outbox, "notifier-sender", s.OUTBOX_ALL, ack_wait=60), outgoing, sender.handle, sender_lane),
+        (spec(s.DURABLE_NOTIFIER, s.NOTIFY_ALL), NotifyCommand, work.handle_notify, ticket_lane),
+        (spec(s.DURABLE_NOTIFIER_REPLIES, s.TECH_REPLIED), TechReplied, answer.handle_reply, phone_lane),
+        (spec(s.DURABLE_NOTIFIER_OPTOUT, opt_out), OptOutChanged, answer.handle_opt_out, phone_lane),
+        (spec(s.DURABLE_NOTIFIER_STATUS, status), SmsStatusReported, sender.reported, report_lane),
+        (spec(s.DURABLE_NOTIFIER_SENDER, s.OUTBOX_ALL, ack_wait=60), outgoing, sender.handle, sender_lane),
     ]  # fmt: skip
     consumers = [
         Consumer(bus, route, msgspec.json.Decoder(kind).decode, handle, lanes=lanes, width=cfg.concurrency)
@@ -100,7 +105,7 @@ async def main(cfg: NotifierConfig, *, stop: asyncio.Event, clock: Clock | None 
     await server.start()
     tasks = [asyncio.create_task(c.run(stop)) for c in consumers]
     tasks.append(asyncio.create_task(notifier.escalation.timer_loop(stop)))
-    lagging = [(c.spec.stream, c.spec.durable) for c in consumers]
+    lagging = list(s.NOTIFIER_DURABLES)
     tasks.append(asyncio.create_task(watch_consumer_lag(notifier.channels.metrics, bus, lagging, stop)))
     try:
         await stop.wait()

@@ -1,4 +1,4 @@
-"""Desk actions from the console (reassign, resolve, update the client), carried out by the channels."""
+"""Desk actions from the console (reassign, resolve, update the client): the channels and the escalation."""
 
 from __future__ import annotations
 

@@ -17,15 +17,13 @@ from services.notifier import timers
 from services.notifier.channels import Channels
 from services.notifier.internal import TIMER_FIRED, TimerFired
 from services.notifier.timers import Timer
-from services.policy.calendar import BusinessCalendar
+from services.policy.decide import desk_calendar
 from services.state.contacts import UPDATE_STAMP
 from services.state.timers import run_timers
 from services.wording import times
 
-OPS = "ops"
-_encode_timer = (
-    msgspec.json.Encoder().encode
-)  # assignee once every tech was tried: the desk ops contact owns the ticket
+OPS = "ops"  # assignee once every tech was tried: the desk ops contact owns the ticket
+_encode_timer = msgspec.json.Encoder().encode
 
 
 class Escalation:
@@ -33,6 +31,8 @@ class Escalation:
 
     def __init__(self, channels: Channels) -> None:
         self.channels = channels
+        # The policy is loaded once at start (the notifier has no reload), so its desk calendar is too.
+        self.desk_calendar = desk_calendar(channels.policy)
         # Followed by one watch (see KvView: never kv.keys() per poll).
         self.timers: KvView[Timer] = KvView(
             channels.bus, s.KV_TIMERS, f"{timers.OWNER}.>", timers.decode_timer
@@ -74,8 +74,7 @@ class Escalation:
         )
         if not business:
             return None
-        calendar = self.channels.policy.calendars.get(self.channels.policy.desk.hours)
-        return BusinessCalendar(calendar).business_subtract if calendar is not None else None
+        return self.desk_calendar.business_subtract
 
     async def rearm_ack(self, number: str, step: int) -> None:
         """A fresh acceptance clock from now: the tech who has the ticket at `step` must accept in time."""

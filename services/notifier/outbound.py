@@ -64,7 +64,6 @@ class LostClaim(Exception):
 
 
 FAILED_STATUSES = frozenset({"failed", "undelivered"})
-SETTLED_LIMIT = 4096  # settled records remembered for their status reports
 NEW = KvEntry(None, 0)  # "expected not to exist yet": a transition creates the record without a read
 
 
@@ -90,7 +89,7 @@ class Sender:
         # Each sent SMS's record as this process settled it: its status report (usually a second or two
         # later, on this process's status consumer) is written at that revision without a read. A
         # stale one is refused by the server and re-read (records.transition); forgetting costs a read.
-        self._settled: dict[str, KvEntry] = {}
+        self.settled = records.Written()
         # One recipient's messages run side by side (the consumer gives them no lane): each claims,
         # settles and is acked on its own round trips, and they line up only where order is seen by
         # the recipient. Its rate window is stepped in arrival order (which message a full window
@@ -100,11 +99,6 @@ class Sender:
         # split one recipient's messages between them, as they always did.
         self.admissions = Turns()
         self.handoffs = Turns()
-
-    def remember(self, key: str, entry: KvEntry) -> None:
-        if len(self._settled) >= SETTLED_LIMIT:
-            self._settled.clear()
-        self._settled[key] = entry
 
     async def handle(self, message: Outbound, delivery: Delivery) -> None:
         # Taken before the first await: the consumer starts handlers in arrival order.
@@ -124,11 +118,8 @@ class Sender:
         mine = uuid.uuid4().hex
         # Nearly every message is new: try to create its record outright (one round trip); a record
         # that exists refuses the create and the claim runs again on what is stored.
-        entry, claimed = await records.transition(
-            self.bus,
-            s.KV_OUTBOUND,
+        entry, claimed = await self.step(
             key,
-            decode_record,
             lambda current: transitions.claim(
                 current, message, now=now, wall=wall, mine=mine, reconcile_after=self.cfg.reconcile_after
             ),
@@ -247,12 +238,16 @@ class Sender:
         await held.release(error, unsure=unsure)
         raise Transient(f"{message.key}: {error}")
 
-    async def _step(
-        self, key: str, change: Callable[[DeliveryRecord | None], tuple[DeliveryRecord | None, R]]
-    ) -> R:
-        """Apply one transition of the delivery state machine to the record as stored now."""
-        _, result = await records.transition(self.bus, s.KV_OUTBOUND, key, decode_record, change)
-        return result
+    async def step(
+        self,
+        key: str,
+        change: Callable[[DeliveryRecord | None], tuple[DeliveryRecord | None, R]],
+        *,
+        seen: KvEntry | None,
+    ) -> tuple[KvEntry, R]:
+        """Apply one transition of the delivery state machine to a record: at `seen` (the entry last
+        written, or NEW) without a read, or with `seen=None` to the record as stored now."""
+        return await records.transition(self.bus, s.KV_OUTBOUND, key, decode_record, change, seen=seen)
 
     async def reported(self, event: SmsStatusReported, delivery: Delivery) -> None:
         """Twilio's status callback: a carrier failure after acceptance falls back like a refusal."""
@@ -261,13 +256,8 @@ class Sender:
             return
         key = outbound_key(event.key)
         code = event.error_code or 0
-        _, failed = await records.transition(
-            self.bus,
-            s.KV_OUTBOUND,
-            key,
-            decode_record,
-            lambda current: transitions.report(current, event),
-            seen=self._settled.pop(key, None),
+        _, failed = await self.step(
+            key, lambda current: transitions.report(current, event), seen=self.settled.take(key)
         )
         if failed is not None and failed.message is not None:
             await self._failed(failed.message, code, f"carrier reported {event.status}")
@@ -348,10 +338,7 @@ class Held:
     async def _transition(
         self, change: Callable[[DeliveryRecord | None], tuple[DeliveryRecord | None, R]]
     ) -> R:
-        bus = self.sender.bus
-        self.entry, result = await records.transition(
-            bus, s.KV_OUTBOUND, self.job.key, decode_record, change, seen=self.entry
-        )
+        self.entry, result = await self.sender.step(self.job.key, change, seen=self.entry)
         return result
 
     async def before_request(self) -> None:
@@ -368,8 +355,8 @@ class Held:
         await self._transition(
             lambda current: transitions.settle(current, channel, sid, attempts=attempts, now=now)
         )
-        if self.job.channel == "sms" and self.entry.written:
-            self.sender.remember(self.job.key, self.entry)
+        if self.job.channel == "sms":
+            self.sender.settled.keep(self.job.key, self.entry)
 
     async def release(self, error: str, *, unsure: bool) -> None:
         """Hand the message back as "retry", unless another sender holds it now."""

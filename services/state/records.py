@@ -62,17 +62,37 @@ async def transition(
     return entry, result
 
 
+class Written:
+    """Each key's entry as this process last wrote it, for the next `transition` to pass as `seen`.
+
+    Bounded: when full it is emptied, and a forgotten entry costs one read, never a mistake."""
+
+    def __init__(self, limit: int = 4096) -> None:
+        self.limit = limit
+        self._entries: dict[str, KvEntry] = {}
+
+    def take(self, key: str) -> KvEntry | None:
+        """The entry last written at `key`, forgotten: the step using it writes a newer one or re-reads."""
+        return self._entries.pop(key, None)
+
+    def keep(self, key: str, entry: KvEntry) -> None:
+        """Remember `entry` if its step wrote it: an entry left unwritten was checked by no server."""
+        if not entry.written:
+            return
+        if len(self._entries) >= self.limit:
+            self._entries.clear()
+        self._entries[key] = entry
+
+
 class Records:
     """Typed get, put, forget and compare-and-set over record families."""
 
-    KNOWN_LIMIT = 4096  # entries remembered for admissions; forgetting one costs a read, never a mistake
-
     def __init__(self, bus: Bus) -> None:
         self.bus = bus
-        # The entry of each window or counter as this process last wrote or read it: the next admission
+        # The entry of each window or counter as this process last wrote it: the next admission
         # compares-and-sets against it without reading first. Another writer (a replica), an expiry or
         # a delete makes the server refuse that revision, and the admission re-reads and runs again.
-        self._known: dict[str, KvEntry] = {}
+        self._known = Written()
 
     async def get(self, family: Family[T], ident: str) -> T | None:
         value, _ = await self.bus.kv_get(family.bucket, family.key(ident))
@@ -83,7 +103,7 @@ class Records:
 
     async def forget(self, family: Family[T], ident: str) -> None:
         """Best effort: a record left behind in a bucket with a TTL expires by itself."""
-        self._known.pop(f"{family.bucket}/{family.key(ident)}", None)
+        self._known.take(f"{family.bucket}/{family.key(ident)}")
         with contextlib.suppress(Exception):
             kv = await self.bus.kv(family.bucket)
             await kv.delete(family.key(ident))
@@ -113,12 +133,9 @@ class Records:
             return (updated if allowed else None), allowed
 
         key = f"{family.bucket}/{family.key(ident)}"
-        seen = self._known.pop(key, None)
+        seen = self._known.take(key)
         entry, allowed = await transition(
             self.bus, family.bucket, family.key(ident), family.decoder, admitted, seen=seen
         )
-        if entry.written:
-            if len(self._known) >= self.KNOWN_LIMIT:
-                self._known.clear()
-            self._known[key] = entry
+        self._known.keep(key, entry)
         return allowed

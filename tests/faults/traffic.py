@@ -28,13 +28,14 @@ from services.contracts import ServiceRequest, Ticket
 from services.contracts import subjects as s
 from services.contracts.requests import Sender, ThreadKeys
 from services.notifier import app as notifier
-from services.notifier.config import NotifierConfig, TwilioConfig
 from services.router import app as router
 from services.router.config import RouterConfig
 from services.sandbox.app import Sandbox
 from tests.intake_email.senders import AUTHSERV_ID, client_email
+from tests.notifier.stack import notifier_config
 
 TOKEN = "faults-token"
+THREAD_SECRET = "faults-secret"  # the processes' and the in-process notifier's: its signed replies verify
 POLICY = str(ROOT / "deploy" / "policy.example.yaml")
 MARK = re.compile(r"fault-(?:em|sms)-\d{4}")
 
@@ -49,7 +50,7 @@ def stack_env(tmp_path: Path, *, smtp_port: int, voice_port: int, router_http: i
         **os.environ,
         "FRONTDESK_ENV": "development",
         "FRONTDESK_POLICY": POLICY,
-        "FRONTDESK_THREAD_SECRET": "faults-secret",
+        "FRONTDESK_THREAD_SECRET": THREAD_SECRET,
         "FRONTDESK_TWILIO_AUTH_TOKEN": TOKEN,
         "FRONTDESK_SMTP_PORT": str(smtp_port),
         "FRONTDESK_SMTP_HTTP_PORT": str(free_port()),
@@ -106,25 +107,6 @@ def router_config(bus_config: BusConfig) -> RouterConfig:
     return RouterConfig(http_port=free_port(), policy=POLICY, timer_poll=0.05, bus=bus_config)
 
 
-def notifier_config(bus_config: BusConfig, sandbox: Sandbox) -> NotifierConfig:
-    """A notifier run in the test's process, texting through the sandbox and retrying quickly."""
-    return NotifierConfig(
-        http_port=free_port(),
-        relay_port=sandbox.smtp_port,
-        twilio=TwilioConfig(
-            account_sid=sandbox.cfg.account_sid,
-            auth_token=sandbox.cfg.auth_token,
-            from_="+13125550199",
-            api_base=sandbox.url,
-        ),
-        thread_secret=Secret("faults-secret"),
-        policy=POLICY,
-        bus=bus_config,
-        retry_base=0.01,
-        timer_poll=0.05,
-    )
-
-
 @dataclass
 class Desk:
     """Router and notifier in the test's process on one ManualClock, texting through the sandbox."""
@@ -141,7 +123,7 @@ class Desk:
         return self._start(router.main(router_config(self.bus_config), stop=self.stop, clock=self.clock))
 
     def start_notifier(self) -> asyncio.Task[None]:
-        cfg = notifier_config(self.bus_config, self.sandbox)
+        cfg = notifier_config(self.bus_config, self.sandbox, thread_secret=Secret(THREAD_SECRET))
         return self._start(notifier.main(cfg, stop=self.stop, clock=self.clock))
 
     async def kill(self, task: asyncio.Task[None]) -> None:

@@ -71,17 +71,9 @@ class Stack:
         raise AssertionError(f"timer {kind} of {number} did not fire")
 
 
-@contextlib.asynccontextmanager
-async def running(
-    bus: Bus, bus_config: BusConfig, *, sandbox_clock: bool = False, **overrides: Any
-) -> AsyncIterator[Stack]:
-    """The notifier's main() on a ManualClock against an in-process sandbox; `overrides` go to its config.
-
-    `sandbox_clock` puts the sandbox on the same clock, so Twilio's timestamps agree with ours.
-    """
-    clock = ManualClock(NOW)
-    sandbox = Sandbox(Sandbox.on_free_ports().cfg, clock) if sandbox_clock else Sandbox.on_free_ports()
-    await sandbox.start()
+def notifier_config(bus_config: BusConfig, sandbox: Sandbox, **overrides: Any) -> NotifierConfig:
+    """A notifier run in the test's process, texting through the sandbox, retrying and polling its timers
+    quickly; `overrides` replace any of its fields."""
     fields: dict[str, Any] = {
         "http_port": free_port(),
         "relay_port": sandbox.smtp_port,
@@ -98,7 +90,21 @@ async def running(
         "timer_poll": 0.05,
     }
     fields.update(overrides)
-    cfg = NotifierConfig(**fields)
+    return NotifierConfig(**fields)
+
+
+@contextlib.asynccontextmanager
+async def running(
+    bus: Bus, bus_config: BusConfig, *, sandbox_clock: bool = False, **overrides: Any
+) -> AsyncIterator[Stack]:
+    """The notifier's main() on a ManualClock against an in-process sandbox; `overrides` go to its config.
+
+    `sandbox_clock` puts the sandbox on the same clock, so Twilio's timestamps agree with ours.
+    """
+    clock = ManualClock(NOW)
+    sandbox = Sandbox(Sandbox.on_free_ports().cfg, clock) if sandbox_clock else Sandbox.on_free_ports()
+    await sandbox.start()
+    cfg = notifier_config(bus_config, sandbox, **overrides)
     stop = asyncio.Event()
     task = asyncio.create_task(main(cfg, stop=stop, clock=clock))
     stack = Stack(bus=bus, sandbox=sandbox, clock=clock, cfg=cfg, stop=stop, task=task)

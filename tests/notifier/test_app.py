@@ -39,6 +39,7 @@ from tests.notifier.stack import (
     stored,
     timeline,
 )
+from tests.support import until
 
 
 async def test_the_notifier_makes_exactly_the_durables_its_grants_and_tests_name(stack: Stack) -> None:
@@ -50,11 +51,11 @@ async def test_the_notifier_makes_exactly_the_durables_its_grants_and_tests_name
         infos = [(stream, info) for stream in streams for info in await stack.bus.js.consumers_info(stream)]
         return {(stream, info.name) for stream, info in infos if info.name.startswith("notifier")}
 
+    async def all_made() -> bool:
+        return await made() == set(s.NOTIFIER_DURABLES)
+
     # The consumers are made as the notifier starts its loops, moments after main() began.
-    for _ in range(100):
-        if await made() == set(s.NOTIFIER_DURABLES):
-            break
-        await asyncio.sleep(0.05)
+    await until(all_made, timeout=5.0, what="the notifier's durables made")
     assert await made() == set(s.NOTIFIER_DURABLES)
 
 

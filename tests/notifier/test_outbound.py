@@ -16,6 +16,7 @@ from services.notifier.app import main
 from services.notifier.delivery import DeliveryRecord
 from services.notifier.suppression import RATE_LIMIT
 from tests.notifier.stack import ALICE, BOB, JANE, NOW, Stack
+from tests.support import serving
 
 BURST = 40
 
@@ -125,19 +126,14 @@ async def test_a_refused_send_mid_burst_falls_back_once_and_its_neighbours_go_in
 
 
 async def test_two_notifiers_on_one_durable_send_each_key_once(stack: Stack) -> None:
-    other_stop = asyncio.Event()
     cfg = msgspec.structs.replace(stack.cfg, http_port=free_port())
-    other = asyncio.create_task(main(cfg, stop=other_stop, clock=stack.clock))
-    try:
+    async with serving(main, cfg, clock=stack.clock):
         burst = texts(60) + texts(20, to=BOB, run="o")
         await publish(stack, burst)
         await publish(stack, burst[:30], again=True)
         await stack.until(lambda: len(stack.sms()) >= 80)
         await stack.settled()
         await asyncio.sleep(0.3)  # a doubled send would land after the last first one
-    finally:
-        other_stop.set()
-        await asyncio.wait_for(other, 15)
     counts = collections.Counter(bodies(stack, ALICE) + bodies(stack, BOB))
     assert counts == collections.Counter(m.body for m in burst)
     assert set(await states(stack, burst)) == {"sent"}

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-
 import pytest
 from nats.js.errors import NotFoundError
 
@@ -14,6 +12,7 @@ from services.notifier.workflow import TicketMissing
 from services.policy.load import load_policy
 from services.state.tickets import TicketStore
 from tests.notifier.stack import ALICE, Stack, make_ticket, stored
+from tests.support import until
 
 
 async def test_a_command_for_a_ticket_not_stored_is_retried_never_acted_on_from_its_snapshot(
@@ -41,10 +40,7 @@ async def test_a_command_for_a_ticket_not_stored_is_retried_never_acted_on_from_
             return False  # the notifier has not created its durable yet
         return (info.num_redelivered or 0) > 0 or (info.num_ack_pending or 0) > 0
 
-    for _ in range(200):
-        if await redelivered():
-            break
-        await asyncio.sleep(0.02)
+    await until(redelivered, what="the command's first delivery refused")
     assert stack.sms() == [] and await stack.bus.kv_get(s.KV_TICKETS, "SR-1042") == (None, 0)
     await TicketStore(stack.bus).create(ticket)
     await stack.until(lambda: len(stack.sms(ALICE)) == 1)

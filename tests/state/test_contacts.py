@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 
 from services.common.bus import Bus
 from services.contracts import subjects as s
 from services.state.contacts import LAST_TOUCH, OPT_OUT, ContactState, LastTouch, OptOut
 from services.state.records import Family
+from tests.support import until
 
 AT = datetime(2026, 11, 30, 15, 0, tzinfo=UTC)
 
@@ -25,28 +25,16 @@ async def test_records_round_trip_and_opt_out_reads_false_when_absent(bus: Bus) 
     try:
         assert not await contacts.opted_out("+15550100")
         await contacts.put(OPT_OUT, "+15550100", OptOut(opted_out=True, at=AT))
-        await until_true(lambda: contacts.opted_out("+15550100"))  # the view follows within a moment
+        await until(lambda: contacts.opted_out("+15550100"), timeout=4.0)  # the view follows within a moment
         touch = LastTouch(text="done", ticket_number="SR-1001", at=AT)
         await contacts.put(LAST_TOUCH, "acme", touch)
         assert await contacts.get(LAST_TOUCH, "acme") == touch
-        await until_true(lambda: _equal(contacts.last_touch("acme"), touch))
+        assert await until(lambda: contacts.last_touch("acme"), timeout=4.0) == touch
         # START: an opt-out the view still shows is confirmed on the stored record, so it ends at once.
         await contacts.put(OPT_OUT, "+15550100", OptOut(opted_out=False, at=AT))
         assert not await contacts.opted_out("+15550100")
     finally:
         await contacts.close()
-
-
-async def _equal(read: Awaitable[LastTouch | None], expected: LastTouch) -> bool:
-    return await read == expected
-
-
-async def until_true(check: Callable[[], Awaitable[bool]]) -> None:
-    for _ in range(200):
-        if await check():
-            return
-        await asyncio.sleep(0.02)
-    raise AssertionError("never true")
 
 
 async def test_admissions_remember_their_entry_and_are_never_fooled_by_it(bus: Bus) -> None:

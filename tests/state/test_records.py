@@ -6,7 +6,7 @@ import msgspec
 
 from services.common.bus import Bus, KvEntry
 from services.contracts import subjects as s
-from services.state.records import transition
+from services.state.records import Written, transition
 
 COUNT = msgspec.json.Decoder(int)
 KEY = "count.t"
@@ -37,3 +37,16 @@ async def test_a_transition_at_a_known_revision_skips_the_read_and_a_stale_one_i
     # "Expected new" on a key that exists: the create is refused and the step runs on the stored value.
     fourth, before = await transition(bus, s.KV_WINDOWS, KEY, COUNT, bump, seen=KvEntry(None, 0))
     assert (before, fourth.value) == (11, b"12")
+
+
+def test_written_keeps_only_written_entries_hands_each_out_once_and_empties_when_full() -> None:
+    known = Written(limit=2)
+    known.keep("a", KvEntry(b"1", 1))  # read, not written: no server checked it
+    assert known.take("a") is None
+    known.keep("a", KvEntry(b"1", 1, written=True))
+    assert known.take("a") == KvEntry(b"1", 1, written=True)
+    assert known.take("a") is None
+    known.keep("a", KvEntry(b"1", 1, written=True))
+    known.keep("b", KvEntry(b"2", 2, written=True))
+    known.keep("c", KvEntry(b"3", 3, written=True))  # full: the others are forgotten, costing a read
+    assert (known.take("a"), known.take("b"), known.take("c")) == (None, None, KvEntry(b"3", 3, written=True))
