@@ -6,7 +6,7 @@ import os
 
 import msgspec
 
-from services.common.config import BusConfig, ConfigError, Secret, load, load_service, load_thread_secret
+from services.common.config import BusConfig, ConfigError, Secret, load, load_bus, load_thread_secret
 from services.policy.load import PolicyError, load_policy
 from services.wording import catalog as wording
 from services.wording.catalog import WordingError
@@ -49,20 +49,23 @@ def load_config() -> NotifierConfig:
     # FRONTDESK_TWILIO_FROM maps to the `from` field (a Python keyword).
     if "FRONTDESK_TWILIO_FROM" in os.environ:
         twilio = msgspec.structs.replace(twilio, from_=os.environ["FRONTDESK_TWILIO_FROM"])
-    cfg = load_service(
-        NotifierConfig,
-        "FRONTDESK_NOTIFIER_",
-        shared={"policy": "FRONTDESK_POLICY", "templates": "FRONTDESK_TEMPLATES"},
-        twilio=twilio,
-        thread_secret=load_thread_secret(),
-    )
+    policy = os.environ.get("FRONTDESK_POLICY", "deploy/policy.example.yaml")
     try:
         # Fail at start with the variable's name, not later inside the event loop.
-        load_policy(cfg.policy)
+        load_policy(policy)
     except PolicyError as exc:
         raise ConfigError(f"FRONTDESK_POLICY: {exc}") from None
+    templates = os.environ.get("FRONTDESK_TEMPLATES", "")
     try:
-        wording.load(cfg.templates or None)
+        wording.load(templates or None)
     except WordingError as exc:
         raise ConfigError(f"FRONTDESK_TEMPLATES: {exc}") from None
-    return cfg
+    return load(
+        NotifierConfig,
+        "FRONTDESK_NOTIFIER_",
+        twilio=twilio,
+        thread_secret=load_thread_secret(),
+        policy=policy,
+        templates=templates,
+        bus=load_bus(),
+    )
