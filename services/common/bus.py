@@ -338,35 +338,28 @@ class Bus:
             if new is None:
                 return current._replace(written=False), result
             try:
-                revision = await self._kv_write(bucket, key, new, last=current.revision)
+                revision = await self.kv_put(bucket, key, new, last=current.revision)
             except Exception as exc:
                 if _raced(exc):
                     await asyncio.sleep(0)
                     continue
-                self.storage.observe(exc)
                 raise
-            self.storage.stored()
             return KvEntry(new, revision, written=True), result
         raise Transient(f"kv {bucket}/{key}: too much contention")
 
-    async def _kv_write(self, bucket: str, key: str, value: bytes, *, last: int | None) -> int:
-        """Store `value` at `key`, if its last revision is `last` (0: the key holds nothing; None: any);
-        returns the revision it got."""
+    async def kv_put(self, bucket: str, key: str, value: bytes, *, last: int | None = None) -> int:
+        """Store `value` at `key` and return its revision; with `last`, only if that is the key's last
+        revision (0: the key holds nothing), else the server refuses (see `_raced`)."""
         headers = None if last is None else {"Nats-Expected-Last-Subject-Sequence": str(last)}
-        ack = await self._calls.publish(
-            f"$KV.{bucket}.{key}", value, headers=headers, timeout=self.cfg.publish_timeout
-        )
-        return int(ack.seq)
-
-    async def kv_put(self, bucket: str, key: str, value: bytes) -> int:
-        """Store `value` at `key` whatever it held (no compare-and-set); returns its revision."""
         try:
-            revision = await self._kv_write(bucket, key, value, last=None)
+            ack = await self._calls.publish(
+                f"$KV.{bucket}.{key}", value, headers=headers, timeout=self.cfg.publish_timeout
+            )
         except Exception as exc:
-            self.storage.observe(exc)
+            self.storage.observe(exc)  # a full store makes the service not ready; a lost race does not
             raise
         self.storage.stored()
-        return revision
+        return int(ack.seq)
 
     # -- consuming ----------------------------------------------------------------------------
 
