@@ -2,30 +2,35 @@
 
 from __future__ import annotations
 
+import pytest
+
 from services.devstack.supervisor import DEV_DEFAULTS, wired
 
 
-def test_the_defaults_wire_the_parts_at_their_default_ports() -> None:
-    env = wired(dict(DEV_DEFAULTS))
-    assert env["FRONTDESK_TWILIO_API_BASE"] == "http://127.0.0.1:8025"
-    assert env["FRONTDESK_VOICE_PUBLIC_URL"] == "http://127.0.0.1:8080"
-    assert env["FRONTDESK_SANDBOX_WEBHOOK_BASE"] == "http://127.0.0.1:8080"
-    assert env["FRONTDESK_NOTIFIER_STATUS_CALLBACK"] == "http://127.0.0.1:8080/twilio/sms/status"
-    assert env["FRONTDESK_NOTIFIER_RELAY_PORT"] == "2526"
-
-
-def test_a_moved_port_moves_what_points_at_it() -> None:
-    moved = {
-        "FRONTDESK_SANDBOX_PORT": "18025",
-        "FRONTDESK_SANDBOX_SMTP_PORT": "12526",
-        "FRONTDESK_VOICE_PORT": "18080",
+@pytest.mark.parametrize(
+    ("sandbox", "sink", "voice"),
+    [
+        pytest.param("8025", "2526", "8080", id="the default ports"),
+        pytest.param("18025", "12526", "18080", id="moved ports"),
+    ],
+)
+def test_the_parts_are_wired_at_the_ports_chosen(sandbox: str, sink: str, voice: str) -> None:
+    ports = {
+        "FRONTDESK_SANDBOX_PORT": sandbox,
+        "FRONTDESK_SANDBOX_SMTP_PORT": sink,
+        "FRONTDESK_VOICE_PORT": voice,
     }
-    env = wired({**DEV_DEFAULTS, **moved})
-    assert env["FRONTDESK_TWILIO_API_BASE"] == "http://127.0.0.1:18025"
-    assert env["FRONTDESK_VOICE_PUBLIC_URL"] == "http://127.0.0.1:18080"
-    assert env["FRONTDESK_SANDBOX_WEBHOOK_BASE"] == "http://127.0.0.1:18080"
-    assert env["FRONTDESK_NOTIFIER_STATUS_CALLBACK"] == "http://127.0.0.1:18080/twilio/sms/status"
-    assert env["FRONTDESK_NOTIFIER_RELAY_PORT"] == "12526"
+    env = wired({**DEV_DEFAULTS, **ports})
+    assert env["FRONTDESK_TWILIO_API_BASE"] == f"http://127.0.0.1:{sandbox}"
+    assert env["FRONTDESK_VOICE_PUBLIC_URL"] == f"http://127.0.0.1:{voice}"
+    assert env["FRONTDESK_SANDBOX_WEBHOOK_BASE"] == f"http://127.0.0.1:{voice}"
+    assert env["FRONTDESK_NOTIFIER_STATUS_CALLBACK"] == f"http://127.0.0.1:{voice}/twilio/sms/status"
+    assert env["FRONTDESK_NOTIFIER_RELAY_PORT"] == sink
+
+
+def test_the_defaults_are_the_documented_ports() -> None:
+    assert (DEV_DEFAULTS["FRONTDESK_SANDBOX_PORT"], DEV_DEFAULTS["FRONTDESK_VOICE_PORT"]) == ("8025", "8080")
+    assert DEV_DEFAULTS["FRONTDESK_SANDBOX_SMTP_PORT"] == "2526"
 
 
 def test_an_address_set_by_hand_wins() -> None:
